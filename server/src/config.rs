@@ -1,0 +1,179 @@
+//! Configuration from flags and `PROTOKOLL_*` environment variables.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// A database URL. Its `Debug`/`Display` hide any password so that the URL
+/// can appear in logs and error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // scheme://user:password@host/... -> scheme://user:***@host/...
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.0[scheme_end + 3..at];
+                match userinfo.find(':') {
+                    Some(colon) => write!(
+                        f,
+                        "{}{}:***{}",
+                        &self.0[..scheme_end + 3],
+                        &userinfo[..colon],
+                        &self.0[at..]
+                    ),
+                    None => f.write_str(&self.0),
+                }
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/protokoll.db";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Where documents are stored: `sqlite:PATH` (embedded, the default) or
+    /// `postgres://user@host/db`. `DATABASE_URL` is read when
+    /// `PROTOKOLL_DATABASE_URL` is not set.
+    #[arg(long, env = "PROTOKOLL_DATABASE_URL", global = true)]
+    pub database_url: Option<DatabaseUrl>,
+}
+
+impl DatabaseArgs {
+    pub fn resolve(&self) -> DatabaseUrl {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().map(DatabaseUrl))
+            .unwrap_or_else(|| DatabaseUrl(DEFAULT_DATABASE_URL.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "PROTOKOLL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Largest WebSocket message accepted, in bytes. Larger ones close the
+    /// connection with code 1009.
+    #[arg(long, env = "PROTOKOLL_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Messages that may wait for one slow client before it is disconnected
+    /// (close code 1013) so that it reconnects and resyncs.
+    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Bytes that may wait for one slow client before it is disconnected
+    /// the same way.
+    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
+
+    /// How long a meeting's document stays in memory after its last client
+    /// leaves, in milliseconds.
+    #[arg(long, env = "PROTOKOLL_ROOM_GRACE_MS", default_value_t = 5_000)]
+    pub room_grace_ms: u64,
+
+    /// Fold the update log into a snapshot after this many updates.
+    #[arg(long, env = "PROTOKOLL_SNAPSHOT_EVERY", default_value_t = 1_000)]
+    pub snapshot_every: u64,
+
+    /// Seconds between WebSocket pings; a client silent for two intervals is
+    /// dropped.
+    #[arg(long, env = "PROTOKOLL_PING_INTERVAL_SECS", default_value_t = 30)]
+    pub ping_interval_secs: u64,
+
+    /// Folder with the browser app.
+    #[arg(long, env = "PROTOKOLL_WEB_DIR", default_value = "web")]
+    pub web_dir: PathBuf,
+
+    /// Create the demo meeting (from the Hägersten-Liljeholmen seed protocol)
+    /// if it does not exist yet.
+    #[arg(long, env = "PROTOKOLL_DEMO")]
+    pub demo: bool,
+}
+
+impl ServerConfig {
+    pub fn room_grace(&self) -> Duration {
+        Duration::from_millis(self.room_grace_ms)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".parse().expect("literal address"),
+            max_message_bytes: 1024 * 1024,
+            outbound_queue: 1024,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            room_grace_ms: 5_000,
+            snapshot_every: 1_000,
+            ping_interval_secs: 30,
+            web_dir: PathBuf::from("web"),
+            demo: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_the_password() {
+        let url: DatabaseUrl = "postgres://app:s3cret@db.example:5432/protokoll"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db.example:5432/protokoll"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(
+            url.expose(),
+            "postgres://app:s3cret@db.example:5432/protokoll"
+        );
+    }
+
+    #[test]
+    fn database_url_without_password_is_shown_as_is() {
+        let url: DatabaseUrl = "sqlite:data/protokoll.db".parse().unwrap();
+        assert_eq!(url.to_string(), "sqlite:data/protokoll.db");
+        let url: DatabaseUrl = "postgres://postgres@127.0.0.1/test".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://postgres@127.0.0.1/test");
+    }
+}

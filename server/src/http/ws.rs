@@ -1,0 +1,237 @@
+//! `GET /sync/{meetingId}`: the WebSocket endpoint. It only pumps frames:
+//! binary frames in are decoded and handed to the meeting's room; frames the
+//! room queues for this connection are written out. It also keeps the
+//! connection honest: size limits, pings, and closing with a reason.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        Path, State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+};
+use futures::{SinkExt, StreamExt, stream::SplitSink};
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::{AppState, error::ApiError};
+use crate::{
+    access::Principal,
+    meeting::MeetingId,
+    sync::{
+        CloseReason, Closer, JoinError, PeerSocket, RoomMsg, peer::close_code,
+        protocol::decode_frame,
+    },
+    telemetry::metric,
+};
+
+/// How long to try delivering the close frame to a client that may have
+/// stopped reading before dropping the TCP connection outright.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// tungstenite's buffers. Small, because most connections are idle most of
+/// the time; they grow on demand for large messages.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 0;
+
+pub async fn sync(
+    State(app): State<AppState>,
+    Path(meeting): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let meeting: MeetingId = meeting
+        .parse()
+        .map_err(|_| ApiError::NotFound("no such meeting"))?;
+    app.store
+        .get_meeting(meeting)
+        .await?
+        .ok_or(ApiError::NotFound("no such meeting"))?;
+    let principal = Principal::Anonymous;
+    let limit = app.config.max_message_bytes;
+    Ok(ws
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .on_upgrade(move |socket| {
+            let span = info_span!("connection", meeting_id = %meeting);
+            let tracker = app.tracker.clone();
+            async move {
+                let _task = tracker.token();
+                metrics::counter!(metric::CONNECTIONS_TOTAL).increment(1);
+                metrics::gauge!(metric::CONNECTIONS_OPEN).increment(1);
+                serve(app, meeting, principal, socket).await;
+                metrics::gauge!(metric::CONNECTIONS_OPEN).decrement(1);
+            }
+            .instrument(span)
+        }))
+}
+
+async fn serve(app: AppState, meeting: MeetingId, principal: Principal, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (room, peer, socket) = match app.rooms.join(meeting, principal).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            let code = match e {
+                JoinError::ShuttingDown => close_code::GOING_AWAY,
+                JoinError::Unavailable => close_code::INTERNAL_ERROR,
+            };
+            let _ = send_close(&mut sink, &CloseReason::new(code, e.to_string())).await;
+            return;
+        }
+    };
+    debug!(peer, "joined");
+    let closer = socket.closer.clone();
+    let ping_every = app.config.ping_interval();
+    let writer = tokio::spawn(write_loop(sink, socket, ping_every).in_current_span());
+
+    let limit = app.config.max_message_bytes;
+    // A client that sends nothing, not even a pong, for two ping intervals
+    // is gone.
+    let silence = ping_every * 2;
+    loop {
+        let next = tokio::select! {
+            _ = closer.closed() => break,
+            _ = app.shutdown.cancelled() => {
+                closer.close(CloseReason::new(close_code::GOING_AWAY, "server shutting down"));
+                break;
+            }
+            next = tokio::time::timeout(silence, stream.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => {
+                closer.close(CloseReason::new(
+                    close_code::GOING_AWAY,
+                    "no answer to ping",
+                ));
+                break;
+            }
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Err(e))) => {
+                if is_too_big(&e) {
+                    reject(
+                        &closer,
+                        close_code::MESSAGE_TOO_BIG,
+                        format!("message larger than {limit} bytes"),
+                    );
+                } else {
+                    debug!(error = %e, "connection error");
+                }
+                break;
+            }
+            Ok(Some(Ok(Message::Text(_)))) => {
+                reject(
+                    &closer,
+                    close_code::UNSUPPORTED_DATA,
+                    "text frames are not part of the protocol".into(),
+                );
+                break;
+            }
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Binary(frame)))) => frame,
+        };
+        metrics::counter!(metric::BYTES_IN).increment(frame.len() as u64);
+        let messages = match decode_frame(&frame) {
+            Ok(messages) => messages,
+            Err(e) => {
+                reject(&closer, close_code::INVALID_PAYLOAD, e.to_string());
+                break;
+            }
+        };
+        let delivered = tokio::select! {
+            sent = room.send(RoomMsg::Inbound { peer, messages }) => sent.is_ok(),
+            _ = closer.closed() => break,
+        };
+        if !delivered {
+            closer.close(CloseReason::new(
+                close_code::INTERNAL_ERROR,
+                "meeting closed",
+            ));
+            break;
+        }
+    }
+    let _ = room.send(RoomMsg::Leave { peer }).await;
+    closer.close(CloseReason::new(1000, ""));
+    let _ = writer.await;
+    if let Some(reason) = closer.reason() {
+        metrics::counter!(metric::CONNECTIONS_CLOSED, "code" => reason.code.to_string())
+            .increment(1);
+    }
+    debug!(peer, "left");
+}
+
+fn reject(closer: &Closer, code: u16, reason: String) {
+    warn!(code, %reason, "closing connection: bad input");
+    metrics::counter!(metric::MESSAGES_REJECTED).increment(1);
+    closer.close(CloseReason::new(code, reason));
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut socket: PeerSocket,
+    ping_every: Duration,
+) {
+    let closer = socket.closer.clone();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.closed() => break,
+            frame = socket.next_frame() => {
+                let Some(frame) = frame else {
+                    // The room dropped us without a reason: it has stopped.
+                    closer.close(CloseReason::new(close_code::INTERNAL_ERROR, "meeting closed"));
+                    break;
+                };
+                let len = frame.len() as u64;
+                tokio::select! {
+                    sent = sink.send(Message::Binary(frame)) => {
+                        if sent.is_err() {
+                            closer.close(CloseReason::new(close_code::GOING_AWAY, "connection lost"));
+                            break;
+                        }
+                        metrics::counter!(metric::BYTES_OUT).increment(len);
+                    }
+                    // A client that stopped reading blocks the send; the
+                    // room's close request must still get through.
+                    _ = closer.closed() => break,
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    closer.close(CloseReason::new(close_code::GOING_AWAY, "connection lost"));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(reason) = closer.reason() {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, send_close(&mut sink, reason)).await;
+    }
+}
+
+async fn send_close(
+    sink: &mut SplitSink<WebSocket, Message>,
+    reason: &CloseReason,
+) -> Result<(), axum::Error> {
+    if let Some(frame) = &reason.last_frame {
+        sink.send(Message::Binary(frame.clone())).await?;
+    }
+    sink.send(Message::Close(Some(CloseFrame {
+        code: reason.code,
+        reason: reason.reason.as_ref().into(),
+    })))
+    .await
+}

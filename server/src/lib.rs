@@ -1,0 +1,84 @@
+//! Protokoll: a real-time collaborative editor for meeting protocols.
+//!
+//! The library holds the whole server; `main.rs` only reads configuration
+//! and calls [`run`]. Tests call the same `run` on an ephemeral port.
+
+pub mod access;
+pub mod config;
+pub mod demo;
+pub mod document;
+pub mod http;
+pub mod meeting;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::info;
+
+use crate::{
+    access::Access,
+    config::ServerConfig,
+    http::AppState,
+    store::{CommitWriter, DynStore},
+    sync::{RoomConfig, RoomContext, Rooms},
+};
+
+/// Serves until `shutdown` is cancelled, then stops accepting, closes every
+/// WebSocket with 1001, commits and snapshots what the rooms hold, and
+/// returns once everything accepted is on disk.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    store: DynStore,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+
+    let metrics = telemetry::prometheus();
+    let (writer, writer_task) = CommitWriter::spawn(store.clone());
+    let tracker = TaskTracker::new();
+    let rooms = Rooms::new(
+        RoomContext {
+            store: store.clone(),
+            writer,
+            access: Access,
+            config: RoomConfig {
+                outbound_queue: sync::peer::QueueLimits {
+                    frames: config.outbound_queue,
+                    bytes: config.outbound_queue_bytes,
+                },
+                snapshot_every: config.snapshot_every,
+                grace: config.room_grace(),
+            },
+        },
+        tracker.clone(),
+        shutdown.clone(),
+    );
+    let state = AppState {
+        store,
+        rooms: rooms.clone(),
+        config: Arc::new(config),
+        metrics,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    let app = http::router(state);
+    // Keystrokes are tiny frames; Nagle's algorithm would hold them back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    info!("no longer accepting connections; closing sockets and flushing");
+    tracker.close();
+    tracker.wait().await;
+    drop(rooms);
+    let _ = writer_task.await;
+    info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Meetings: the unit of collaboration. A meeting exists in the store before
+//! anyone can open its document; its id names the document on the wire.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Identifier of a meeting, and therefore of its Yjs document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MeetingId(Uuid);
+
+impl MeetingId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for MeetingId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for MeetingId {
+    fn from(value: Uuid) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for MeetingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a meeting id: expected a UUID such as 3f2b9c4e-8a1d-4c55-9e0b-6a7d2f1c0e42")]
+pub struct InvalidMeetingId;
+
+impl FromStr for MeetingId {
+    type Err = InvalidMeetingId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self).map_err(|_| InvalidMeetingId)
+    }
+}
+
+/// A meeting's title, trimmed, non-empty and of a sane length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MeetingTitle(String);
+
+impl MeetingTitle {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidTitle> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidTitle::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidTitle::TooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(InvalidTitle::ControlCharacter);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MeetingTitle {
+    type Error = InvalidTitle;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MeetingTitle> for String {
+    fn from(value: MeetingTitle) -> Self {
+        value.0
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidTitle {
+    #[error("the title must not be empty")]
+    Empty,
+    #[error("the title must be at most 200 characters")]
+    TooLong,
+    #[error("the title must not contain control characters")]
+    ControlCharacter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Meeting {
+    pub id: MeetingId,
+    pub title: MeetingTitle,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meeting_id_round_trips_through_its_text_form() {
+        let id = MeetingId::new();
+        assert_eq!(id.to_string().parse::<MeetingId>(), Ok(id));
+    }
+
+    #[test]
+    fn meeting_id_rejects_non_uuids() {
+        assert_eq!("1; DROP TABLE".parse::<MeetingId>(), Err(InvalidMeetingId));
+        assert_eq!("".parse::<MeetingId>(), Err(InvalidMeetingId));
+    }
+
+    #[test]
+    fn title_is_trimmed() {
+        let title = MeetingTitle::parse("  Lokala Brå 2018-03-09 ").unwrap();
+        assert_eq!(title.as_str(), "Lokala Brå 2018-03-09");
+    }
+
+    #[test]
+    fn title_rejects_empty_long_and_control_characters() {
+        assert_eq!(MeetingTitle::parse("   "), Err(InvalidTitle::Empty));
+        assert_eq!(
+            MeetingTitle::parse(&"å".repeat(201)),
+            Err(InvalidTitle::TooLong)
+        );
+        assert!(MeetingTitle::parse(&"å".repeat(200)).is_ok());
+        assert_eq!(
+            MeetingTitle::parse("a\u{0}b"),
+            Err(InvalidTitle::ControlCharacter)
+        );
+    }
+}

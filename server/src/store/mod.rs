@@ -1,0 +1,124 @@
+//! Durable storage: meetings, each document's append-only update log, and
+//! snapshots that compact the log.
+//!
+//! One async trait, one implementation per backend (SQLite embedded by
+//! default, Postgres in production), chosen by the URL scheme. Each backend
+//! has its own migrations folder under `migrations/`. An `append_updates` call
+//! returns only after the rows are committed and fsynced: callers rely on that
+//! to broadcast an update only once it can no longer be lost.
+
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use writer::{CommitWriter, CommitWriterError};
+
+/// Position of an update in the log. Increases with every append; a snapshot
+/// covers every update of its meeting up to and including `upto`.
+pub type Seq = i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: expected sqlite:PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("corrupt row in the store: {0}")]
+    Corrupt(String),
+}
+
+/// Everything needed to rebuild a meeting's document.
+#[derive(Debug, Default)]
+pub struct StoredDocument {
+    /// The latest snapshot (a Yjs v1 update holding the whole state), if any.
+    pub snapshot: Option<Snapshot>,
+    /// Updates logged after the snapshot, in log order.
+    pub updates: Vec<(Seq, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub state: Vec<u8>,
+    pub upto: Seq,
+}
+
+impl StoredDocument {
+    /// The log position this document reflects.
+    pub fn last_seq(&self) -> Seq {
+        self.updates
+            .last()
+            .map(|(seq, _)| *seq)
+            .or(self.snapshot.as_ref().map(|s| s.upto))
+            .unwrap_or(0)
+    }
+}
+
+/// Updates for one meeting, appended in one group commit with others.
+#[derive(Debug)]
+pub struct AppendBatch {
+    pub meeting: MeetingId,
+    pub updates: Vec<Bytes>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and metrics labels.
+    fn backend(&self) -> &'static str;
+
+    /// Fails unless the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_meeting(&self, title: MeetingTitle) -> Result<Meeting, StoreError>;
+    async fn list_meetings(&self) -> Result<Vec<Meeting>, StoreError>;
+    async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError>;
+
+    async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError>;
+
+    /// Appends every batch in one transaction, committed durably before this
+    /// returns. Returns, per batch, the sequence number of its last update.
+    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError>;
+
+    /// Replaces the meeting's snapshot with `state`, which must contain every
+    /// update up to `upto`, and deletes those updates from the log.
+    async fn write_snapshot(
+        &self,
+        id: MeetingId,
+        state: &[u8],
+        upto: Seq,
+    ) -> Result<(), StoreError>;
+
+    /// Number of updates in the log (not yet folded into a snapshot).
+    async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError>;
+
+    async fn close(&self);
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` and applies its migrations.
+///
+/// `sqlite:PATH` (or a plain path ending in `.db`/`.sqlite`) selects the
+/// embedded backend; `postgres://` or `postgresql://` selects Postgres.
+pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))
+    {
+        Ok(Arc::new(SqliteStore::open(path).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

@@ -1,0 +1,208 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`,
+//! so a commit is on disk before `append_updates` returns.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    QueryBuilder, Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use tracing::instrument;
+
+use super::{AppendBatch, Seq, Snapshot, Store, StoreError, StoredDocument};
+use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+
+/// SQLite caps bound parameters per statement; two per update row.
+const ROWS_PER_INSERT: usize = 8_000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &str) -> Result<Self, StoreError> {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn meeting_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Meeting, StoreError> {
+    let id: String = row.try_get("id")?;
+    let title: String = row.try_get("title")?;
+    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+    Ok(Meeting {
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("meeting id {id:?}")))?,
+        title: MeetingTitle::parse(&title)
+            .map_err(|_| StoreError::Corrupt(format!("title of meeting {id}")))?,
+        created_at,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn create_meeting(&self, title: MeetingTitle) -> Result<Meeting, StoreError> {
+        let meeting = Meeting {
+            id: MeetingId::new(),
+            title,
+            created_at: Utc::now(),
+        };
+        sqlx::query("INSERT INTO meetings (id, title, created_at) VALUES (?, ?, ?)")
+            .bind(meeting.id.to_string())
+            .bind(meeting.title.as_str())
+            .bind(meeting.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(meeting)
+    }
+
+    async fn list_meetings(&self) -> Result<Vec<Meeting>, StoreError> {
+        sqlx::query("SELECT id, title, created_at FROM meetings ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(meeting_from_row)
+            .collect()
+    }
+
+    async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError> {
+        sqlx::query("SELECT id, title, created_at FROM meetings WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(meeting_from_row)
+            .transpose()
+    }
+
+    #[instrument(skip(self), fields(meeting_id = %id))]
+    async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError> {
+        // One read transaction, so the snapshot and the log tail agree.
+        let mut tx = self.pool.begin().await?;
+        let snapshot = sqlx::query("SELECT state, upto FROM doc_snapshots WHERE meeting_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| -> Result<Snapshot, sqlx::Error> {
+                Ok(Snapshot {
+                    state: row.try_get("state")?,
+                    upto: row.try_get("upto")?,
+                })
+            })
+            .transpose()?;
+        let after = snapshot.as_ref().map_or(0, |s| s.upto);
+        let updates = sqlx::query(
+            "SELECT seq, data FROM doc_updates WHERE meeting_id = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.try_get("seq")?, row.try_get("data")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        tx.commit().await?;
+        Ok(StoredDocument { snapshot, updates })
+    }
+
+    #[instrument(skip_all, fields(batches = batches.len()))]
+    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(usize, String, &[u8])> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| {
+                let meeting = b.meeting.to_string();
+                b.updates
+                    .iter()
+                    .map(move |u| (i, meeting.clone(), u.as_ref()))
+            })
+            .collect();
+        let mut last = vec![0; batches.len()];
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::new("INSERT INTO doc_updates (meeting_id, data) ");
+            insert.push_values(chunk, |mut b, (_, meeting, data)| {
+                b.push_bind(meeting.as_str()).push_bind(*data);
+            });
+            insert.push(" RETURNING seq");
+            let seqs = insert.build().fetch_all(&mut *tx).await?;
+            // RETURNING yields rows in insertion order for a single VALUES list.
+            for ((i, _, _), row) in chunk.iter().zip(seqs) {
+                let seq: Seq = row.try_get(0)?;
+                last[*i] = last[*i].max(seq);
+            }
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    #[instrument(skip(self, state), fields(meeting_id = %id, bytes = state.len()))]
+    async fn write_snapshot(
+        &self,
+        id: MeetingId,
+        state: &[u8],
+        upto: Seq,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (meeting_id) DO UPDATE
+             SET state = excluded.state, upto = excluded.upto, created_at = excluded.created_at
+             WHERE excluded.upto >= doc_snapshots.upto",
+        )
+        .bind(id.to_string())
+        .bind(state)
+        .bind(upto)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM doc_updates WHERE meeting_id = ? AND seq <= ?")
+            .bind(id.to_string())
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM doc_updates WHERE meeting_id = ?")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

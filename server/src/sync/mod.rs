@@ -1,0 +1,181 @@
+//! Live sync: the y-websocket protocol, and one room per open meeting.
+//!
+//! This module knows nothing about sockets. A connection joins a room and
+//! then talks to it in decoded messages in and encoded frames out; the HTTP
+//! layer only pumps frames between the WebSocket and these channels.
+
+mod awareness;
+pub mod peer;
+pub mod protocol;
+mod room;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{Instrument, error, info_span};
+
+use crate::{access::Principal, meeting::MeetingId, telemetry::metric};
+pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
+pub use room::{RoomConfig, RoomContext, RoomMsg};
+
+/// Capacity of a room's inbound queue. Full means the room is busy (the
+/// store is slow); readers then wait, which slows the sending clients down.
+const ROOM_QUEUE: usize = 8_192;
+
+/// A room may vanish between looking it up and joining it (it unloads after
+/// its grace period); the join then simply retries with a fresh room.
+const JOIN_ATTEMPTS: usize = 5;
+
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<RoomMsg>,
+    generation: u64,
+}
+
+impl RoomHandle {
+    /// Hands decoded messages to the room. Fails if the room has stopped.
+    pub async fn send(&self, msg: RoomMsg) -> Result<(), RoomGone> {
+        self.tx.send(msg).await.map_err(|_| RoomGone)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the meeting's room has stopped")]
+pub struct RoomGone;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("the meeting's document could not be loaded")]
+    Unavailable,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// The registry of open rooms.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // std Mutex: held only for map lookups, never across an await.
+    map: Mutex<HashMap<MeetingId, RoomHandle>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    ctx: Arc<RoomContext>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Rooms {
+    pub fn new(ctx: RoomContext, tracker: TaskTracker, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                map: Mutex::new(HashMap::new()),
+                next_generation: Default::default(),
+                ctx: Arc::new(ctx),
+                tracker,
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn open_rooms(&self) -> usize {
+        self.inner.map.lock().expect("rooms lock").len()
+    }
+
+    /// Joins `meeting`'s room, loading its document if needed. Returns the
+    /// room and this connection's queue of outgoing frames; the first frames
+    /// in it are the room's sync step 1 and the current presence.
+    pub async fn join(
+        &self,
+        meeting: MeetingId,
+        principal: Principal,
+    ) -> Result<(RoomHandle, PeerId, PeerSocket), JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            if self.inner.shutdown.is_cancelled() {
+                return Err(JoinError::ShuttingDown);
+            }
+            let handle = self.get_or_open(meeting);
+            let (link, socket) =
+                peer::peer(principal.clone(), self.inner.ctx.config.outbound_queue);
+            let id = link.id;
+            let (joined, wait) = oneshot::channel();
+            if handle.send(RoomMsg::Join { link, joined }).await.is_err() {
+                continue;
+            }
+            if wait.await.is_ok() {
+                return Ok((handle, id, socket));
+            }
+        }
+        Err(JoinError::Unavailable)
+    }
+
+    fn get_or_open(&self, meeting: MeetingId) -> RoomHandle {
+        let mut map = self.inner.map.lock().expect("rooms lock");
+        if let Some(handle) = map.get(&meeting) {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let generation = self
+            .inner
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let handle = RoomHandle { tx, generation };
+        map.insert(meeting, handle.clone());
+        metrics::gauge!(metric::ROOMS_OPEN).set(map.len() as f64);
+        let rooms = self.clone();
+        let ctx = self.inner.ctx.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.tracker.spawn(
+            async move {
+                match room::Room::open(meeting, ctx).await {
+                    Ok(room) => room.run(rooms, generation, rx, shutdown).await,
+                    Err(e) => {
+                        error!(error = %e, "could not load the meeting's document");
+                        rooms.remove(meeting, generation);
+                        // Dropping rx fails the queued joins.
+                    }
+                }
+            }
+            .instrument(info_span!("room", meeting_id = %meeting)),
+        );
+        handle
+    }
+
+    /// Removes the room from the registry if it is still this generation and
+    /// nothing is waiting in its queue. Returns whether it was removed.
+    fn remove_if_idle(
+        &self,
+        meeting: MeetingId,
+        generation: u64,
+        rx: &mpsc::Receiver<RoomMsg>,
+    ) -> bool {
+        let mut map = self.inner.map.lock().expect("rooms lock");
+        if !rx.is_empty() && !self.inner.shutdown.is_cancelled() {
+            return false;
+        }
+        if map
+            .get(&meeting)
+            .is_some_and(|h| h.generation == generation)
+        {
+            map.remove(&meeting);
+        }
+        metrics::gauge!(metric::ROOMS_OPEN).set(map.len() as f64);
+        true
+    }
+
+    fn remove(&self, meeting: MeetingId, generation: u64) {
+        let mut map = self.inner.map.lock().expect("rooms lock");
+        if map
+            .get(&meeting)
+            .is_some_and(|h| h.generation == generation)
+        {
+            map.remove(&meeting);
+        }
+        metrics::gauge!(metric::ROOMS_OPEN).set(map.len() as f64);
+    }
+}

@@ -1,0 +1,615 @@
+//! A room: one meeting's live document, shared by all its connections.
+//!
+//! A room is a single task that owns the `yrs::Doc`, so updates are applied
+//! one at a time without locks. It works in batches: it takes every message
+//! that has queued up, applies the updates, hands them to the group-commit
+//! writer in one piece, and only after the commit sends anything that depends
+//! on them (broadcasts and sync replies). That is what makes an update durable
+//! before any other client can see it.
+//!
+//! The room must never wait for a client: outgoing frames go into bounded
+//! per-connection queues, and a client whose queue is full is disconnected
+//! with a reason.
+
+use std::{
+    collections::{HashMap, HashSet},
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update, updates::decoder::Decode};
+
+use super::{
+    Rooms,
+    awareness::AwarenessState,
+    peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, close_code},
+    protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
+};
+use crate::{
+    access::Access,
+    meeting::MeetingId,
+    store::{CommitWriter, DynStore, Seq, StoreError, StoredDocument},
+    telemetry::metric,
+};
+
+/// Most messages a room takes from its queue per batch (and so per commit).
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub outbound_queue: QueueLimits,
+    pub snapshot_every: u64,
+    pub grace: Duration,
+}
+
+/// What every room shares.
+pub struct RoomContext {
+    pub store: DynStore,
+    pub writer: CommitWriter,
+    pub access: Access,
+    pub config: RoomConfig,
+}
+
+pub enum RoomMsg {
+    Join {
+        link: PeerLink,
+        joined: oneshot::Sender<()>,
+    },
+    Inbound {
+        peer: PeerId,
+        messages: Vec<Inbound>,
+    },
+    Leave {
+        peer: PeerId,
+    },
+}
+
+struct Peer {
+    link: PeerLink,
+    /// Awareness client ids this connection has spoken for.
+    clients: HashSet<ClientID>,
+}
+
+/// Where an outgoing frame goes.
+enum Target {
+    One(PeerId),
+    All,
+    AllBut(PeerId),
+}
+
+pub(super) struct Room {
+    id: MeetingId,
+    ctx: Arc<RoomContext>,
+    doc: Doc,
+    awareness: AwarenessState,
+    peers: HashMap<PeerId, Peer>,
+    /// Log position of the last update this room has applied and stored.
+    last_seq: Seq,
+    /// Log position covered by the latest snapshot known to be written.
+    snapshot_upto: Seq,
+    /// Updates applied since the latest snapshot was started.
+    since_snapshot: u64,
+    snapshot_task: Option<JoinHandle<Result<Seq, StoreError>>>,
+}
+
+/// A document rebuilt from the store.
+struct Loaded {
+    doc: Doc,
+    last_seq: Seq,
+    snapshot_upto: Seq,
+    log_len: u64,
+}
+
+async fn load(store: &DynStore, id: MeetingId) -> Result<Loaded, StoreError> {
+    let stored = store.load_document(id).await?;
+    // Applying a long log is CPU work; keep it off the async workers.
+    tokio::task::spawn_blocking(move || build_doc(id, stored))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("document rebuild panicked: {e}")))
+}
+
+fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
+    let doc = Doc::new();
+    let last_seq = stored.last_seq();
+    let snapshot_upto = stored.snapshot.as_ref().map_or(0, |s| s.upto);
+    let log_len = stored.updates.len() as u64;
+    {
+        // One transaction for the whole history: far cheaper than one each.
+        let mut txn = doc.transact_mut();
+        let snapshot = stored.snapshot.map(|s| (s.upto, s.state));
+        for (seq, data) in snapshot.into_iter().chain(stored.updates) {
+            // Stored updates were validated when accepted; a failure here
+            // means a damaged row, which must not keep the rest from loading.
+            match Update::decode_v1(&data) {
+                Ok(update) => {
+                    if let Err(e) = txn.apply_update(update) {
+                        error!(meeting_id = %id, seq, error = %e, "stored update does not apply");
+                    }
+                }
+                Err(e) => {
+                    error!(meeting_id = %id, seq, error = %e, "stored update does not decode")
+                }
+            }
+        }
+    }
+    Loaded {
+        doc,
+        last_seq,
+        snapshot_upto,
+        log_len,
+    }
+}
+
+impl Room {
+    pub(super) async fn open(id: MeetingId, ctx: Arc<RoomContext>) -> Result<Room, StoreError> {
+        let started = Instant::now();
+        let loaded = load(&ctx.store, id).await?;
+        metrics::histogram!(metric::ROOM_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
+        info!(
+            meeting_id = %id,
+            log_len = loaded.log_len,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "room opened"
+        );
+        let mut room = Room {
+            id,
+            ctx,
+            doc: loaded.doc,
+            awareness: AwarenessState::default(),
+            peers: HashMap::new(),
+            last_seq: loaded.last_seq,
+            snapshot_upto: loaded.snapshot_upto,
+            since_snapshot: loaded.log_len,
+            snapshot_task: None,
+        };
+        room.maybe_snapshot();
+        Ok(room)
+    }
+
+    /// The room's life: process batches until the last client has been gone
+    /// for the grace period, or the server shuts down; then write a final
+    /// snapshot and leave the registry.
+    pub(super) async fn run(
+        mut self,
+        rooms: Rooms,
+        generation: u64,
+        mut rx: mpsc::Receiver<RoomMsg>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let idle = self.peers.is_empty();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.process(batch.drain(..)).await;
+                }
+                _ = tokio::time::sleep(self.ctx.config.grace), if idle => {
+                    self.compact_now().await;
+                    if rooms.remove_if_idle(self.id, generation, &rx) {
+                        break;
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    // Stop taking new work, but finish what clients already sent.
+                    rx.close();
+                    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                        self.process(batch.drain(..)).await;
+                    }
+                    self.compact_now().await;
+                    rooms.remove_if_idle(self.id, generation, &rx);
+                    break;
+                }
+            }
+        }
+        rx.close();
+        // Joins that raced with the unload are dropped here; their
+        // connections see the room gone and join its successor.
+        while rx.try_recv().is_ok() {}
+        debug!(meeting_id = %self.id, "room closed");
+    }
+
+    async fn process(&mut self, batch: impl Iterator<Item = RoomMsg>) {
+        let mut staged: Vec<Staged> = Vec::new();
+        let mut outgoing: Vec<(Target, Bytes)> = Vec::new();
+        let mut rebuild = false;
+
+        for msg in batch {
+            match msg {
+                RoomMsg::Join { link, joined } => {
+                    let peer = link.id;
+                    let sv = self.doc.transact().state_vector();
+                    outgoing.push((Target::One(peer), protocol::encode_sync_step_1(&sv)));
+                    if let Some(states) = self.awareness.live() {
+                        outgoing.push((Target::One(peer), protocol::encode_awareness(&states)));
+                    }
+                    self.peers.insert(
+                        peer,
+                        Peer {
+                            link,
+                            clients: HashSet::new(),
+                        },
+                    );
+                    let _ = joined.send(());
+                }
+                RoomMsg::Leave { peer } => self.remove_peer(peer),
+                RoomMsg::Inbound { peer, messages } => {
+                    for message in messages {
+                        if !self.peers.contains_key(&peer) {
+                            // Closed earlier in this batch; ignore the rest.
+                            break;
+                        }
+                        match message {
+                            Inbound::SyncStep1(sv) => {
+                                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                                outgoing
+                                    .push((Target::One(peer), protocol::encode_sync_step_2(&diff)));
+                            }
+                            Inbound::Update(update) => {
+                                if let Some((payload, broadcast)) =
+                                    self.apply(peer, update, &mut rebuild)
+                                {
+                                    staged.push(Staged {
+                                        peer,
+                                        payload,
+                                        broadcast,
+                                    });
+                                }
+                            }
+                            Inbound::Awareness(update) => self.on_awareness(peer, update),
+                            Inbound::QueryAwareness => {
+                                if let Some(states) = self.awareness.live() {
+                                    self.send(peer, protocol::encode_awareness(&states));
+                                }
+                            }
+                            Inbound::Auth => {}
+                        }
+                    }
+                }
+            }
+        }
+
+        if !staged.is_empty() {
+            let count = staged.len() as u64;
+            let payloads = staged.iter().map(|s| s.payload.clone()).collect();
+            match self.ctx.writer.append(self.id, payloads).await {
+                Ok(seq) => {
+                    self.last_seq = seq;
+                    self.since_snapshot += count;
+                    metrics::counter!(metric::UPDATES_APPLIED).increment(count);
+                    outgoing.extend(broadcast_frames(staged));
+                }
+                Err(e) => {
+                    // Nothing of this batch may be announced, and the document
+                    // in memory now holds updates that were never accepted:
+                    // everyone resyncs against the stored state.
+                    error!(meeting_id = %self.id, error = %e, "updates could not be stored; resetting room");
+                    outgoing.clear();
+                    let peers: Vec<_> = self.peers.keys().copied().collect();
+                    for peer in peers {
+                        self.close_peer(
+                            peer,
+                            CloseReason::new(
+                                close_code::INTERNAL_ERROR,
+                                "storage unavailable, reconnect",
+                            ),
+                        );
+                    }
+                    rebuild = true;
+                }
+            }
+        }
+
+        self.deliver(outgoing);
+        if rebuild {
+            self.reload().await;
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Checks and applies one update. Returns the log payload and the
+    /// broadcast frame if it was applied.
+    fn apply(
+        &mut self,
+        peer: PeerId,
+        incoming: IncomingUpdate,
+        rebuild: &mut bool,
+    ) -> Option<(Bytes, Bytes)> {
+        metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
+        if incoming.update.is_empty() {
+            // An empty sync step 2 ("I have nothing you lack"): nothing to do.
+            return None;
+        }
+        let principal = &self.peers[&peer].link.principal;
+        if let Err(denied) = self
+            .ctx
+            .access
+            .check_update(principal, self.id, &incoming.update)
+        {
+            warn!(meeting_id = %self.id, user = principal.log_label(), reason = %denied.0, "update refused");
+            metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden").increment(1);
+            let reason = CloseReason::new(close_code::POLICY_VIOLATION, "permission denied")
+                .with_last_frame(protocol::encode_permission_denied(&denied.0));
+            self.close_peer(peer, reason);
+            return None;
+        }
+        let IncomingUpdate {
+            update,
+            payload,
+            broadcast,
+            ..
+        } = incoming;
+        // yrs may fail (or, on hostile input, panic) half-way through
+        // integrating an update. Either way the in-memory document can no
+        // longer be trusted and is rebuilt from the store after this batch.
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.doc.transact_mut().apply_update(update)
+        }));
+        match applied {
+            Ok(Ok(())) => Some((payload, broadcast)),
+            outcome => {
+                let detail = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "panic while integrating".to_owned(),
+                };
+                warn!(meeting_id = %self.id, peer, error = %detail, "update does not apply");
+                metrics::counter!(metric::UPDATES_REJECTED, "reason" => "invalid").increment(1);
+                self.close_peer(
+                    peer,
+                    CloseReason::new(close_code::INVALID_PAYLOAD, "update could not be applied"),
+                );
+                *rebuild = true;
+                None
+            }
+        }
+    }
+
+    fn on_awareness(&mut self, peer: PeerId, incoming: IncomingAwareness) {
+        let changed = self.awareness.apply(&incoming.update);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.clients.extend(incoming.update.clients.keys().copied());
+        }
+        if !changed.is_empty() {
+            self.deliver(vec![(Target::AllBut(peer), incoming.frame)]);
+        }
+    }
+
+    /// Queues frames without waiting. Clients whose queue is full are
+    /// disconnected (and their presence removed, which may in turn find
+    /// more full queues).
+    fn deliver(&mut self, outgoing: Vec<(Target, Bytes)>) {
+        let mut slow = Vec::new();
+        for (target, frame) in outgoing {
+            match target {
+                Target::One(peer) => {
+                    if let Some(p) = self.peers.get(&peer)
+                        && !try_queue(p, &frame)
+                    {
+                        slow.push(peer);
+                    }
+                }
+                Target::All | Target::AllBut(_) => {
+                    let skip = match target {
+                        Target::AllBut(sender) => Some(sender),
+                        _ => None,
+                    };
+                    for (&id, p) in &self.peers {
+                        if Some(id) != skip && !try_queue(p, &frame) {
+                            slow.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        for peer in slow {
+            if self.peers.contains_key(&peer) {
+                metrics::counter!(metric::SLOW_CONSUMERS).increment(1);
+                warn!(meeting_id = %self.id, peer, "client is not reading; disconnecting it");
+                self.close_peer(
+                    peer,
+                    CloseReason::new(
+                        close_code::TRY_AGAIN_LATER,
+                        "too far behind: outgoing queue full, reconnect to resync",
+                    ),
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, frame: Bytes) {
+        self.deliver(vec![(Target::One(peer), frame)]);
+    }
+
+    fn close_peer(&mut self, peer: PeerId, reason: CloseReason) {
+        if let Some(p) = self.peers.get(&peer) {
+            p.link.closer.close(reason);
+        }
+        self.remove_peer(peer);
+    }
+
+    fn remove_peer(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.remove(&peer) else {
+            return;
+        };
+        if let Some(removal) = self.awareness.remove(p.clients) {
+            self.deliver(vec![(
+                Target::AllBut(peer),
+                protocol::encode_awareness(&removal),
+            )]);
+        }
+    }
+
+    /// Replaces the in-memory document with the stored one.
+    async fn reload(&mut self) {
+        self.await_snapshot().await;
+        match load(&self.ctx.store, self.id).await {
+            Ok(loaded) => {
+                info!(meeting_id = %self.id, "document rebuilt from the store");
+                self.doc = loaded.doc;
+                self.last_seq = loaded.last_seq;
+                self.snapshot_upto = loaded.snapshot_upto;
+                self.since_snapshot = loaded.log_len;
+            }
+            Err(e) => {
+                // Keep serving is not an option with a document we cannot
+                // vouch for: close everyone; the room unloads when idle and
+                // the next join tries loading again.
+                error!(meeting_id = %self.id, error = %e, "document could not be rebuilt");
+                let peers: Vec<_> = self.peers.keys().copied().collect();
+                for peer in peers {
+                    self.close_peer(
+                        peer,
+                        CloseReason::new(
+                            close_code::INTERNAL_ERROR,
+                            "storage unavailable, reconnect",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts a snapshot in the background once enough updates have been
+    /// logged since the last one.
+    fn maybe_snapshot(&mut self) {
+        if let Some(task) = &self.snapshot_task
+            && !task.is_finished()
+        {
+            return;
+        }
+        if self.since_snapshot < self.ctx.config.snapshot_every.max(1) {
+            return;
+        }
+        self.collect_finished_snapshot();
+        self.snapshot_task = Some(self.start_snapshot());
+    }
+
+    fn start_snapshot(&mut self) -> JoinHandle<Result<Seq, StoreError>> {
+        let state = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let upto = self.last_seq;
+        let store = self.ctx.store.clone();
+        let id = self.id;
+        self.since_snapshot = 0;
+        tokio::spawn(async move {
+            store.write_snapshot(id, &state, upto).await?;
+            metrics::counter!(metric::SNAPSHOTS_WRITTEN).increment(1);
+            debug!(meeting_id = %id, upto, bytes = state.len(), "snapshot written");
+            Ok(upto)
+        })
+    }
+
+    fn collect_finished_snapshot(&mut self) {
+        if let Some(task) = self.snapshot_task.take_if(|t| t.is_finished()) {
+            // A finished task's result is ready; polling it does not wait.
+            let result = futures::FutureExt::now_or_never(task);
+            self.record_snapshot(
+                result
+                    .unwrap_or_else(|| Ok(Err(StoreError::Corrupt("snapshot result lost".into())))),
+            );
+        }
+    }
+
+    fn record_snapshot(&mut self, result: Result<Result<Seq, StoreError>, tokio::task::JoinError>) {
+        match result {
+            Ok(Ok(upto)) => self.snapshot_upto = self.snapshot_upto.max(upto),
+            Ok(Err(e)) => {
+                error!(meeting_id = %self.id, error = %e, "snapshot failed; the log keeps every update")
+            }
+            Err(e) => error!(meeting_id = %self.id, error = %e, "snapshot task failed"),
+        }
+    }
+
+    async fn await_snapshot(&mut self) {
+        if let Some(task) = self.snapshot_task.take() {
+            let result = task.await;
+            self.record_snapshot(result);
+        }
+    }
+
+    /// Waits for any snapshot in flight, then folds whatever the log holds
+    /// beyond the latest snapshot into a new one.
+    async fn compact_now(&mut self) {
+        self.await_snapshot().await;
+        if self.last_seq > self.snapshot_upto {
+            let task = self.start_snapshot();
+            let result = task.await;
+            self.record_snapshot(result);
+        }
+    }
+}
+
+/// An update applied in this batch, waiting for its commit.
+struct Staged {
+    peer: PeerId,
+    payload: Bytes,
+    broadcast: Bytes,
+}
+
+/// A merged broadcast stays below this size, so that large pastes do not
+/// add up to frames that clients refuse (browsers and tungstenite cap
+/// message sizes).
+const MERGE_LIMIT: usize = 256 * 1024;
+
+/// Broadcast frames for a committed batch. Consecutive small updates are
+/// merged into one update, encoded once and shared by every recipient, so a
+/// burst costs each client one frame instead of one per update. Senders
+/// receive their own updates back inside a merged frame, which Yjs ignores,
+/// as it does with the reference server's echoes. An update that travels
+/// alone goes out as the very frame its sender sent, to everyone else.
+fn broadcast_frames(staged: Vec<Staged>) -> Vec<(Target, Bytes)> {
+    let mut frames = Vec::new();
+    let mut chunk: Vec<Staged> = Vec::new();
+    let mut chunk_bytes = 0;
+    for update in staged {
+        if !chunk.is_empty() && chunk_bytes + update.payload.len() > MERGE_LIMIT {
+            frames.extend(chunk_frames(std::mem::take(&mut chunk)));
+            chunk_bytes = 0;
+        }
+        chunk_bytes += update.payload.len();
+        chunk.push(update);
+    }
+    if !chunk.is_empty() {
+        frames.extend(chunk_frames(chunk));
+    }
+    frames
+}
+
+fn chunk_frames(mut chunk: Vec<Staged>) -> Vec<(Target, Bytes)> {
+    if chunk.len() == 1 {
+        let only = chunk.pop().expect("one staged update");
+        return vec![(Target::AllBut(only.peer), only.broadcast)];
+    }
+    let first = chunk[0].peer;
+    let target = if chunk.iter().all(|s| s.peer == first) {
+        Target::AllBut(first)
+    } else {
+        Target::All
+    };
+    match yrs::merge_updates_v1(chunk.iter().map(|s| s.payload.as_ref())) {
+        Ok(merged) => vec![(target, protocol::encode_update(&merged))],
+        Err(e) => {
+            // Every payload decoded and applied already, so this should not
+            // happen; if it does, the updates still go out one by one.
+            error!(error = %e, "merging a batch failed; broadcasting updates singly");
+            chunk
+                .into_iter()
+                .map(|s| (Target::AllBut(s.peer), s.broadcast))
+                .collect()
+        }
+    }
+}
+
+fn try_queue(peer: &Peer, frame: &Bytes) -> bool {
+    // A connection already gone is not slow; its Leave message is on the way.
+    !matches!(peer.link.try_queue(frame), Queued::Full)
+}

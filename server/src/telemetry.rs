@@ -1,0 +1,85 @@
+//! Logs and metrics. Logs are human-readable by default and JSON on request;
+//! metrics are exported in Prometheus' text format at `/metrics`.
+//!
+//! Nothing here may log a secret: database URLs are redacted before they
+//! reach a log line (see `config::DatabaseUrl`).
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+/// Metric names, in one place so dashboards and code agree.
+pub mod metric {
+    pub const CONNECTIONS_OPEN: &str = "protokoll_connections_open";
+    pub const CONNECTIONS_TOTAL: &str = "protokoll_connections_total";
+    pub const CONNECTIONS_CLOSED: &str = "protokoll_connections_closed_total";
+    pub const ROOMS_OPEN: &str = "protokoll_rooms_open";
+    pub const ROOM_LOAD_SECONDS: &str = "protokoll_room_load_seconds";
+    pub const UPDATES_RECEIVED: &str = "protokoll_updates_received_total";
+    pub const UPDATES_APPLIED: &str = "protokoll_updates_applied_total";
+    pub const UPDATES_REJECTED: &str = "protokoll_updates_rejected_total";
+    pub const MESSAGES_REJECTED: &str = "protokoll_messages_rejected_total";
+    pub const SLOW_CONSUMERS: &str = "protokoll_slow_consumer_disconnects_total";
+    pub const BYTES_IN: &str = "protokoll_bytes_in_total";
+    pub const BYTES_OUT: &str = "protokoll_bytes_out_total";
+    pub const STORE_COMMIT_SECONDS: &str = "protokoll_store_commit_seconds";
+    pub const STORE_COMMIT_UPDATES: &str = "protokoll_store_commit_updates";
+    pub const STORE_COMMIT_FAILURES: &str = "protokoll_store_commit_failures_total";
+    pub const SNAPSHOTS_WRITTEN: &str = "protokoll_snapshots_written_total";
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides the default
+/// filter (`info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Human => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+    }
+}
+
+/// Builds the Prometheus recorder. Installed globally at most once per
+/// process; later calls (tests start many servers in one process) reuse it.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency_buckets = [
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ];
+            let size_buckets = [
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1_000.0, 5_000.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(metric::STORE_COMMIT_SECONDS.into()),
+                    &latency_buckets,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric::ROOM_LOAD_SECONDS.into()),
+                        &latency_buckets,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric::STORE_COMMIT_UPDATES.into()),
+                        &size_buckets,
+                    )
+                })
+                .expect("static bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed already, in which
+            // case that one keeps receiving the metrics.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

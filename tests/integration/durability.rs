@@ -1,0 +1,230 @@
+//! Nothing accepted is lost: across restarts, SIGKILL, and compaction.
+
+use std::time::Instant;
+
+use protokoll::store::AppendBatch;
+use rand::Rng;
+use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update, WriteTxn, updates::decoder::Decode};
+
+use crate::helpers::*;
+
+async fn every_update_is_there_after_a_restart(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Restart").await;
+    let mut a = Client::synced(server.addr, meeting.id).await;
+    let mut b = Client::synced(server.addr, meeting.id).await;
+    for i in 0..50 {
+        a.write("section:polis", &format!("a{i}")).await;
+        b.write("section:skola", &format!("b{i}")).await;
+    }
+    let all = |c: &Client| {
+        c.section("section:polis").contains("a49") && c.section("section:skola").contains("b49")
+    };
+    a.until("b's edits", all).await;
+    b.until("a's edits", all).await;
+    let before = full_state(&a.doc);
+    server.stop().await;
+
+    let server = TestServer::start(&db).await;
+    let reloaded = Client::synced(server.addr, meeting.id).await;
+    assert_eq!(
+        reloaded.section("section:polis"),
+        a.section("section:polis")
+    );
+    assert_eq!(
+        reloaded.section("section:skola"),
+        a.section("section:skola")
+    );
+    assert_eq!(
+        reloaded.doc.transact().state_vector(),
+        Doc::new_from(&before).transact().state_vector()
+    );
+    server.stop().await;
+}
+
+trait NewFrom {
+    fn new_from(state: &[u8]) -> Doc;
+}
+
+impl NewFrom for Doc {
+    fn new_from(state: &[u8]) -> Doc {
+        let doc = Doc::new();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(state).unwrap())
+            .unwrap();
+        doc
+    }
+}
+
+/// Writers type continuously while the server is killed with SIGKILL at a
+/// random moment. Whatever any client saw broadcast must be in the document
+/// the restarted server loads, because the server broadcasts only after the
+/// commit.
+async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let meeting = store
+        .create_meeting(protokoll::meeting::MeetingTitle::parse("Crash").unwrap())
+        .await
+        .unwrap();
+    let server = ProcessServer::start(&db).await;
+    let kill_after = rand::rng().random_range(30..300);
+
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let addr = server.addr;
+        writers.push(tokio::spawn(async move {
+            let mut client = Client::synced(addr, meeting.id).await;
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(2));
+            let mut i = 0;
+            loop {
+                tokio::select! {
+                    _ = pace.tick() => {
+                        let update = {
+                            let mut txn = client.doc.transact_mut();
+                            let t = txn.get_or_insert_text(format!("writer{w}").as_str());
+                            let len = t.len(&txn);
+                            t.insert(&mut txn, len, &format!("[{w}:{i}]"));
+                            txn.encode_update_v1()
+                        };
+                        i += 1;
+                        let frame = protokoll::sync::protocol::encode_update(&update);
+                        if client.try_send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    alive = client.step() => if !alive { break },
+                }
+            }
+            client.broadcasts
+        }));
+    }
+    let mut observer = Client::synced(server.addr, meeting.id).await;
+    observer
+        .until("enough broadcasts before the kill", |c| {
+            c.broadcasts.len() >= kill_after
+        })
+        .await;
+    server.kill().await;
+    while observer.step().await {}
+
+    let mut seen = observer.broadcasts;
+    for w in writers {
+        seen.extend(w.await.unwrap());
+    }
+    assert!(seen.len() >= kill_after);
+
+    let server = ProcessServer::start(&db).await;
+    let reloaded = Client::synced(server.addr, meeting.id).await;
+    let reloaded_state = full_state(&reloaded.doc);
+    let merged = Doc::new_from(&reloaded_state);
+    {
+        let mut txn = merged.transact_mut();
+        for update in &seen {
+            txn.apply_update(Update::decode_v1(update).unwrap())
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        merged.transact().state_vector(),
+        reloaded.doc.transact().state_vector(),
+        "an update seen by a client before the crash is missing after restart \
+         ({} broadcasts seen, kill after {kill_after})",
+        seen.len()
+    );
+    for w in 0..3 {
+        let name = format!("writer{w}");
+        let text = |d: &Doc| {
+            let txn = d.transact();
+            txn.get_text(name.as_str())
+                .map(|t| t.get_string(&txn))
+                .unwrap_or_default()
+        };
+        assert_eq!(text(&merged), text(&reloaded.doc));
+    }
+    server.kill().await;
+}
+
+/// Builds `n` single-character typing updates into one section.
+fn typing_history(n: usize) -> (Vec<Vec<u8>>, Doc) {
+    let doc = Doc::with_client_id(4242);
+    let mut updates = Vec::with_capacity(n);
+    let text = doc.get_or_insert_text("section:typing");
+    for i in 0..n {
+        let mut txn = doc.transact_mut();
+        let len = text.len(&txn);
+        let c = char::from(b'a' + (i % 26) as u8).to_string();
+        text.insert(&mut txn, len, &c);
+        updates.push(txn.encode_update_v1());
+    }
+    (updates, doc)
+}
+
+async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: Backend) {
+    const UPDATES: usize = 100_000;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let meeting = store
+        .create_meeting(protokoll::meeting::MeetingTitle::parse("Long history").unwrap())
+        .await
+        .unwrap();
+    let (updates, expected) = typing_history(UPDATES);
+    for chunk in updates.chunks(10_000) {
+        store
+            .append_updates(&[AppendBatch {
+                meeting: meeting.id,
+                updates: chunk
+                    .iter()
+                    .map(|u| bytes::Bytes::from(u.clone()))
+                    .collect(),
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.log_len(meeting.id).await.unwrap(), UPDATES as u64);
+    let expected_text = {
+        let txn = expected.transact();
+        txn.get_text("section:typing").unwrap().get_string(&txn)
+    };
+    let text_of = |c: &Client| {
+        let txn = c.doc.transact();
+        txn.get_text("section:typing")
+            .map(|t| t.get_string(&txn))
+            .unwrap_or_default()
+    };
+
+    // First open replays the whole log, then folds it into a snapshot.
+    let server = TestServer::start(&db).await;
+    let started = Instant::now();
+    let first = Client::synced(server.addr, meeting.id).await;
+    let from_log = started.elapsed();
+    assert_eq!(text_of(&first), expected_text);
+    drop(first);
+    server.stop().await;
+    let stored = store.load_document(meeting.id).await.unwrap();
+    assert!(stored.snapshot.is_some(), "a snapshot was written");
+    assert!(stored.updates.is_empty(), "the log was compacted");
+    assert_eq!(store.log_len(meeting.id).await.unwrap(), 0);
+
+    let server = TestServer::start(&db).await;
+    let started = Instant::now();
+    let reopened = Client::synced(server.addr, meeting.id).await;
+    let from_snapshot = started.elapsed();
+    assert_eq!(text_of(&reopened), expected_text);
+    assert_eq!(
+        reopened.doc.transact().state_vector(),
+        expected.transact().state_vector()
+    );
+    eprintln!(
+        "[{backend:?}] {UPDATES} updates: first open from the log {from_log:?}, \
+         reopen from the snapshot {from_snapshot:?} (connect to sync step 2)"
+    );
+    server.stop().await;
+}
+
+crate::on_both_backends!(
+    every_update_is_there_after_a_restart,
+    every_broadcast_update_survives_a_sigkill,
+    a_meeting_with_100000_logged_updates_reopens_from_a_snapshot,
+);

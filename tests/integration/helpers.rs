@@ -1,0 +1,515 @@
+//! Test harness: a real server on an ephemeral port (in-process, or as a
+//! child process when a test needs to kill it), its own database per test,
+//! and a y-websocket client built on tokio-tungstenite and yrs.
+
+use std::{
+    collections::HashMap, net::SocketAddr, path::PathBuf, process::Stdio, sync::Once,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use protokoll::{
+    config::ServerConfig,
+    meeting::{Meeting, MeetingId, MeetingTitle},
+    store::{self, DynStore},
+    sync::protocol::{self, Inbound},
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    net::TcpStream,
+    task::JoinHandle,
+};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_util::sync::CancellationToken;
+use yrs::{
+    Doc, GetString, ReadTxn, StateVector, Transact, Update, WriteTxn, XmlElementPrelim,
+    XmlFragment, XmlTextPrelim, updates::decoder::Decode,
+};
+
+/// How long any wait in a test may take before the test fails. Generous:
+/// the machine running CI has two cores and is busy compiling.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(Backend)` once per backend, as separate
+/// tests named `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::init_logs();
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::init_logs();
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// Test logs stay silent unless `TEST_LOG` is set.
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A database of its own for one test: a SQLite file in a temporary folder,
+/// or a freshly created Postgres database that is dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("PROTOKOLL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("protokoll.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let admin = postgres_admin_url();
+                let name = format!("protokoll_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("Postgres must be running for the tests (PROTOKOLL_TEST_POSTGRES)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').expect("URL with a database").0;
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> DynStore {
+        store::connect(&self.url).await.expect("open store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async context; a small runtime of its own does
+        // the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        web_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web"),
+        ..ServerConfig::default()
+    }
+}
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: DynStore,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> Self {
+        Self::start_with(db, test_config()).await
+    }
+
+    pub async fn start_with(db: &TestDb, config: ServerConfig) -> Self {
+        let store = db.store().await;
+        let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(protokoll::run(
+            listener,
+            config,
+            store.clone(),
+            shutdown.clone(),
+        ));
+        Self {
+            addr,
+            store,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns once everything is flushed.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("server shuts down in time")
+            .expect("server task")
+            .expect("server ran without error");
+        self.store.close().await;
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn meeting(&self, title: &str) -> Meeting {
+        self.store
+            .create_meeting(MeetingTitle::parse(title).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// The `protokoll` binary as a child process, for tests that kill it.
+pub struct ProcessServer {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl ProcessServer {
+    pub async fn start(db: &TestDb) -> Self {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+            .args(["--bind", "127.0.0.1:0"])
+            .env("PROTOKOLL_DATABASE_URL", &db.url)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the protokoll binary");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("protokoll listening on http://") {
+                    return url.parse::<SocketAddr>().unwrap();
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server starts in time");
+        Self { addr, child }
+    }
+
+    /// SIGKILL: no flushing, no goodbye.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+pub fn sync_url(addr: SocketAddr, meeting: MeetingId) -> String {
+    format!("ws://{addr}/sync/{meeting}")
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A y-websocket client: a yrs document kept in sync over a real socket.
+pub struct Client {
+    ws: Ws,
+    pub doc: Doc,
+    pub synced: bool,
+    /// Live presence states by awareness client id, as this client sees them.
+    pub presence: HashMap<u64, String>,
+    /// Every update payload received from the server as a broadcast.
+    pub broadcasts: Vec<Vec<u8>>,
+    pub permission_denied: Option<String>,
+    pub closed: Option<(u16, String)>,
+}
+
+impl Client {
+    /// Connects and sends sync step 1; does not wait for the answer.
+    pub async fn connect(addr: SocketAddr, meeting: MeetingId) -> Self {
+        Self::try_connect(&sync_url(addr, meeting))
+            .await
+            .expect("WebSocket connect")
+    }
+
+    pub async fn try_connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        // Generous limits: a resync of a large document is one big message.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+        let mut client = Self {
+            ws,
+            doc: Doc::new(),
+            synced: false,
+            presence: HashMap::new(),
+            broadcasts: Vec::new(),
+            permission_denied: None,
+            closed: None,
+        };
+        let sv = client.doc.transact().state_vector();
+        client.send_raw(protocol::encode_sync_step_1(&sv)).await;
+        Ok(client)
+    }
+
+    /// Connects and waits until the server's state has arrived.
+    pub async fn synced(addr: SocketAddr, meeting: MeetingId) -> Self {
+        let mut client = Self::connect(addr, meeting).await;
+        client.until("synced", |c| c.synced).await;
+        client
+    }
+
+    pub async fn send_raw(&mut self, frame: impl Into<Bytes>) {
+        self.ws
+            .send(Message::Binary(frame.into()))
+            .await
+            .expect("send frame");
+    }
+
+    /// Like `send_raw`, but a dead connection is an error, not a failure.
+    pub async fn try_send(&mut self, frame: Bytes) -> Result<(), ()> {
+        self.ws.send(Message::Binary(frame)).await.map_err(|_| ())
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    /// Appends a paragraph to the section fragment `root` and sends the
+    /// update; returns the update's payload.
+    pub async fn write(&mut self, root: &str, text: &str) -> Vec<u8> {
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            let fragment = txn.get_or_insert_xml_fragment(root);
+            let p = fragment.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(&mut txn, XmlTextPrelim::new(text));
+            txn.encode_update_v1()
+        };
+        self.send_raw(protocol::encode_update(&update)).await;
+        update
+    }
+
+    pub async fn set_presence(&mut self, json: &str) {
+        use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+        let clock = 1;
+        let update = AwarenessUpdate {
+            clients: HashMap::from([(
+                self.doc.client_id(),
+                AwarenessUpdateEntry {
+                    clock,
+                    json: json.into(),
+                },
+            )]),
+        };
+        self.send_raw(protocol::encode_awareness(&update)).await;
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.doc.client_id().get()
+    }
+
+    /// The XML text of a section fragment.
+    pub fn section(&self, root: &str) -> String {
+        let txn = self.doc.transact();
+        txn.get_xml_fragment(root)
+            .map(|f| f.get_string(&txn))
+            .unwrap_or_default()
+    }
+
+    /// Number of top-level children (paragraphs) in a section; cheap.
+    pub fn paragraphs(&self, root: &str) -> u32 {
+        let txn = self.doc.transact();
+        txn.get_xml_fragment(root).map(|f| f.len(&txn)).unwrap_or(0)
+    }
+
+    /// Reads and handles one frame. Returns false once the connection ended.
+    pub async fn step(&mut self) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
+        let Some(frame) = self.ws.next().await else {
+            self.closed = Some((1006, "connection ended without a close frame".into()));
+            return false;
+        };
+        match frame {
+            Ok(Message::Binary(frame)) => {
+                self.handle(&frame).await;
+                true
+            }
+            Ok(Message::Close(frame)) => {
+                self.closed = Some(
+                    frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new())),
+                );
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                self.closed = Some((1006, e.to_string()));
+                false
+            }
+        }
+    }
+
+    async fn handle(&mut self, frame: &Bytes) {
+        // Auth messages are decoded here because the server side never
+        // receives them and `decode_frame` skips their reason.
+        if frame.first() == Some(&protocol::MSG_AUTH) {
+            use yrs::sync::Message as YMessage;
+            use yrs::updates::decoder::Decode;
+            if let Ok(YMessage::Auth(reason)) = YMessage::decode_v1(frame) {
+                self.permission_denied = reason;
+            }
+            return;
+        }
+        for message in protocol::decode_frame(frame).expect("server sends valid frames") {
+            match message {
+                Inbound::SyncStep1(sv) => {
+                    let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                    self.send_raw(protocol::encode_sync_step_2(&diff)).await;
+                }
+                Inbound::Update(u) => {
+                    if !u.sync_step_2 {
+                        self.broadcasts.push(u.payload.to_vec());
+                    }
+                    self.doc
+                        .transact_mut()
+                        .apply_update(u.update)
+                        .expect("apply");
+                    if u.sync_step_2 {
+                        self.synced = true;
+                    }
+                }
+                Inbound::Awareness(a) => {
+                    for (client, entry) in a.update.clients {
+                        if &*entry.json == "null" {
+                            self.presence.remove(&client.get());
+                        } else {
+                            self.presence.insert(client.get(), entry.json.to_string());
+                        }
+                    }
+                }
+                Inbound::QueryAwareness | Inbound::Auth => {}
+            }
+        }
+    }
+
+    /// Reads frames until `done` holds; fails the test after `DEADLINE`.
+    pub async fn until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+        let outcome = tokio::time::timeout(DEADLINE, async {
+            while !done(self) {
+                if !self.step().await {
+                    return Err(self.closed.clone());
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(closed)) => panic!("connection closed ({closed:?}) while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+
+    /// Reads until the server closes the connection; returns code and reason.
+    pub async fn closed_by_server(&mut self) -> (u16, String) {
+        tokio::time::timeout(DEADLINE, async { while self.step().await {} })
+            .await
+            .expect("server closes the connection in time");
+        self.closed.clone().unwrap()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        // Drain until the server acknowledges, so the close is complete.
+        let _ = tokio::time::timeout(DEADLINE, async { while self.step().await {} }).await;
+    }
+}
+
+/// Rebuilds a document from what the store holds, the way a room does.
+pub async fn stored_doc(store: &DynStore, meeting: MeetingId) -> Doc {
+    let stored = store.load_document(meeting).await.unwrap();
+    let doc = Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        if let Some(s) = stored.snapshot {
+            txn.apply_update(Update::decode_v1(&s.state).unwrap())
+                .unwrap();
+        }
+        for (_, u) in stored.updates {
+            txn.apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+        }
+    }
+    doc
+}
+
+pub fn full_state(doc: &Doc) -> Vec<u8> {
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+pub fn fragment_text(doc: &Doc, root: &str) -> String {
+    let txn = doc.transact();
+    txn.get_xml_fragment(root)
+        .map(|f| f.get_string(&txn))
+        .unwrap_or_default()
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server on an ephemeral port, real sockets,
+//! real databases (a SQLite file and a Postgres database per test).
+
+mod helpers;
+
+mod api;
+mod bad_input;
+mod durability;
+mod interop;
+mod live_sync;
+mod slow_consumer;
