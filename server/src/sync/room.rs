@@ -119,15 +119,16 @@ fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
     let snapshot_upto = stored.snapshot.as_ref().map_or(0, |s| s.upto);
     let log_len = stored.updates.len() as u64;
     {
-        // One transaction for the whole history: far cheaper than one each.
-        let mut txn = doc.transact_mut();
+        // One transaction per stored update: yrs integrates a long run of
+        // updates inside a single transaction in quadratic time (100,000
+        // typing updates: ~20 s against ~0.2 s this way).
         let snapshot = stored.snapshot.map(|s| (s.upto, s.state));
         for (seq, data) in snapshot.into_iter().chain(stored.updates) {
             // Stored updates were validated when accepted; a failure here
             // means a damaged row, which must not keep the rest from loading.
             match Update::decode_v1(&data) {
                 Ok(update) => {
-                    if let Err(e) = txn.apply_update(update) {
+                    if let Err(e) = doc.transact_mut().apply_update(update) {
                         error!(meeting_id = %id, seq, error = %e, "stored update does not apply");
                     }
                 }
@@ -560,6 +561,10 @@ struct Staged {
 /// message sizes).
 const MERGE_LIMIT: usize = 256 * 1024;
 
+/// yrs' `merge_updates_v1` grows quadratically with the number of updates
+/// (5,000 typing updates: ~190 ms); in chunks of 64 it stays negligible.
+const MERGE_MAX_UPDATES: usize = 64;
+
 /// Broadcast frames for a committed batch. Consecutive small updates are
 /// merged into one update, encoded once and shared by every recipient, so a
 /// burst costs each client one frame instead of one per update. Senders
@@ -571,7 +576,10 @@ fn broadcast_frames(staged: Vec<Staged>) -> Vec<(Target, Bytes)> {
     let mut chunk: Vec<Staged> = Vec::new();
     let mut chunk_bytes = 0;
     for update in staged {
-        if !chunk.is_empty() && chunk_bytes + update.payload.len() > MERGE_LIMIT {
+        if !chunk.is_empty()
+            && (chunk_bytes + update.payload.len() > MERGE_LIMIT
+                || chunk.len() == MERGE_MAX_UPDATES)
+        {
             frames.extend(chunk_frames(std::mem::take(&mut chunk)));
             chunk_bytes = 0;
         }
@@ -598,8 +606,8 @@ fn chunk_frames(mut chunk: Vec<Staged>) -> Vec<(Target, Bytes)> {
     match yrs::merge_updates_v1(chunk.iter().map(|s| s.payload.as_ref())) {
         Ok(merged) => vec![(target, protocol::encode_update(&merged))],
         Err(e) => {
-            // Every payload decoded and applied already, so this should not
-            // happen; if it does, the updates still go out one by one.
+            // Every payload decoded once already, so this should not happen;
+            // if it does, the updates still go out one by one.
             error!(error = %e, "merging a batch failed; broadcasting updates singly");
             chunk
                 .into_iter()
