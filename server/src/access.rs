@@ -1,27 +1,61 @@
-//! Who is on the other end of a connection, and what they may do.
+//! What a signed-in person may do.
 //!
-//! Every connection carries a `Principal`, fixed when it is accepted. Every
-//! document update passes `Access::check_update` before it is applied. Today
-//! every principal is anonymous and may write (sign-in and the per-section
-//! guard build on these two seams); the seams exist so that no code path
-//! applies an update without asking.
+//! Every connection carries the `Principal` it was accepted with. Reading a
+//! meeting (its document over WebSocket, its agenda and API resources) is
+//! for its participants and for administrators; changing the agenda and the
+//! participants is for its secretary and administrators. Every document
+//! update also passes `Access::check_update` before it is applied: the seam
+//! where the per-section guard decides what each principal may write.
+
+use std::sync::Arc;
 
 use yrs::Update;
 
-use crate::meeting::MeetingId;
+use crate::{
+    meeting::MeetingId,
+    people::{Role, User, UserId},
+};
 
+/// The identity behind a connection, as others may see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// No sign-in yet: the deployment has no accounts.
-    Anonymous,
+pub struct Principal {
+    pub user_id: UserId,
+    pub name: String,
+    pub agency: Option<String>,
+    pub is_admin: bool,
+    /// The person's role in the connection's meeting (none for an
+    /// administrator who is not a participant).
+    pub role: Option<Role>,
 }
 
 impl Principal {
-    /// A label for logs that identifies without revealing secrets.
-    pub fn log_label(&self) -> &str {
-        match self {
-            Principal::Anonymous => "anonymous",
-        }
+    pub fn new(user: &User, role: Option<Role>) -> Arc<Self> {
+        Arc::new(Self {
+            user_id: user.id,
+            name: user.display_name.clone(),
+            agency: user.agency.as_ref().map(|a| a.name.clone()),
+            is_admin: user.is_admin,
+            role,
+        })
+    }
+}
+
+/// What someone may do in one meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingAccess {
+    pub role: Option<Role>,
+    pub is_admin: bool,
+}
+
+impl MeetingAccess {
+    /// Sees the meeting at all: its document, agenda and participants.
+    pub fn can_read(&self) -> bool {
+        self.is_admin || self.role.is_some()
+    }
+
+    /// Changes the agenda, the meeting's details and its participants.
+    pub fn can_manage(&self) -> bool {
+        self.is_admin || self.role == Some(Role::Secretary)
     }
 }
 
@@ -35,6 +69,8 @@ pub struct Access;
 impl Access {
     /// Decides whether `principal` may apply `update` to `meeting`'s document.
     /// Called for every sync step 2 and update message, before applying it.
+    /// Anyone who may open the document may write to it until the section
+    /// guard narrows this down to each owner's sections.
     pub fn check_update(
         &self,
         _principal: &Principal,

@@ -117,8 +117,23 @@ pub struct ServerConfig {
     #[arg(long, env = "PROTOKOLL_WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,
 
-    /// Create the demo meeting (from the Hägersten-Liljeholmen seed protocol)
-    /// if it does not exist yet.
+    /// How long a sign-in lasts, in seconds. Open connections are closed
+    /// when their session expires.
+    #[arg(long, env = "PROTOKOLL_SESSION_TTL_SECS", default_value_t = 12 * 3600)]
+    pub session_ttl_secs: u64,
+
+    /// Mark the session cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "PROTOKOLL_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Origins (`https://protokoll.example.se`) from which cookie-signed-in
+    /// browsers may call the API and open WebSockets; comma-separated. When
+    /// empty, the origin must match the request's `Host`.
+    #[arg(long, env = "PROTOKOLL_PUBLIC_ORIGINS", value_delimiter = ',')]
+    pub public_origins: Vec<String>,
+
+    /// Create the demo council (agencies, users, and a meeting from the
+    /// Hägersten-Liljeholmen seed protocol) if it does not exist yet.
     #[arg(long, env = "PROTOKOLL_DEMO")]
     pub demo: bool,
 }
@@ -126,6 +141,10 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn room_grace(&self) -> Duration {
         Duration::from_millis(self.room_grace_ms)
+    }
+
+    pub fn session_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.session_ttl_secs.clamp(1, 366 * 24 * 3600) as i64)
     }
 
     pub fn ping_interval(&self) -> Duration {
@@ -144,6 +163,9 @@ impl Default for ServerConfig {
             snapshot_every: 1_000,
             ping_interval_secs: 30,
             web_dir: PathBuf::from("web"),
+            session_ttl_secs: 12 * 3600,
+            secure_cookies: false,
+            public_origins: Vec::new(),
             demo: false,
         }
     }

@@ -1,15 +1,29 @@
-//! Demo data: a meeting modelled on the Hägersten-Liljeholmen lokala Brå
-//! protocol of 9 March 2018 (`shared/seeds/`), so a newcomer has something
-//! real to open. Idempotent: an existing demo meeting is reused.
+//! Demo data: a council modelled on the Hägersten-Liljeholmen lokala Brå
+//! protocol of 9 March 2018 (`shared/seeds/`): its agencies, one account per
+//! agency and role, and the meeting with one section per agency under
+//! Information, so a newcomer has something real to open. Idempotent: an
+//! existing demo meeting is reused.
 
 use bytes::Bytes;
 use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::{
-    document::{SeedSection, seed},
-    meeting::{Meeting, MeetingTitle},
-    store::{AppendBatch, DynStore, StoreError},
+    auth::password,
+    document::{AgendaEntry, write_agenda, write_paragraphs},
+    meeting::{Meeting, MeetingDetails, MeetingTitle},
+    people::{NewPassword, Role, Section, SectionId, SectionOwner, Username},
+    store::{AppendBatch, Database, NewUser, StoreError},
 };
+
+/// An agenda item of the demo meeting with its initial text. `owner` is an
+/// agency name, or `secretary`.
+struct SeedSection<'a> {
+    id: &'a str,
+    number: &'a str,
+    title: &'a str,
+    owner: &'a str,
+    paragraphs: &'a [&'a str],
+}
 
 pub const DEMO_TITLE: &str = "Lokala Brå Hägersten-Liljeholmen 2018-03-09";
 
@@ -132,30 +146,234 @@ skolans slut och innan barnen går hem till sina föräldrar.",
     },
 ];
 
-/// Returns the demo meeting, creating it (with its seeded document) if it
-/// does not exist.
-pub async fn ensure_demo(store: &DynStore) -> Result<Meeting, StoreError> {
-    if let Some(existing) = store
-        .list_meetings()
+/// The password of every demo account. Demo data is for trying Protokoll
+/// out on a laptop, never for a deployment.
+pub const DEMO_PASSWORD: &str = "demo-protokoll";
+
+const AGENCIES: &[&str] = &[
+    "Polis",
+    "Räddningstjänsten",
+    "Skola",
+    "Socialtjänst",
+    "Äldreomsorg",
+    "Förskola",
+    "Stadsdelsförvaltningen",
+];
+
+/// (username, display name, agency, role in the meeting, administrator)
+type DemoPerson = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<Role>,
+    bool,
+);
+
+const PEOPLE: &[DemoPerson] = &[
+    ("admin", "Administratör", None, None, true),
+    (
+        "sekreterare",
+        "Sekreterare (demo)",
+        Some("Stadsdelsförvaltningen"),
+        Some(Role::Secretary),
+        false,
+    ),
+    (
+        "ordforande",
+        "Ordförande (demo)",
+        Some("Stadsdelsförvaltningen"),
+        Some(Role::Chair),
+        false,
+    ),
+    (
+        "justerare",
+        "Justerare (demo)",
+        Some("Socialtjänst"),
+        Some(Role::Justerare),
+        false,
+    ),
+    (
+        "ledamot",
+        "Ledamot (demo)",
+        Some("Stadsdelsförvaltningen"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "polis",
+        "Kommunpolis (demo)",
+        Some("Polis"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "brand",
+        "Räddningstjänsten (demo)",
+        Some("Räddningstjänsten"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "skola",
+        "Skolan (demo)",
+        Some("Skola"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "social",
+        "Socialtjänsten (demo)",
+        Some("Socialtjänst"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "aldreomsorg",
+        "Äldreomsorgen (demo)",
+        Some("Äldreomsorg"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "forskola",
+        "Förskoleavdelningen (demo)",
+        Some("Förskola"),
+        Some(Role::Member),
+        false,
+    ),
+    (
+        "utanfor",
+        "Utomstående (demo, ej deltagare)",
+        Some("Skola"),
+        None,
+        false,
+    ),
+];
+
+/// What `--demo` prints: how to sign in.
+pub fn sign_in_help(meeting: &Meeting) -> String {
+    let mut out = format!(
+        "demo meeting: {} ({})\ndemo accounts (password \"{DEMO_PASSWORD}\"):\n",
+        meeting.title.as_str(),
+        meeting.id
+    );
+    for (username, name, _, role, admin) in PEOPLE {
+        let what = match (role, admin) {
+            (_, true) => "administrator".to_owned(),
+            (Some(role), _) => role.as_str().to_owned(),
+            (None, _) => "not in the meeting".to_owned(),
+        };
+        out.push_str(&format!("  {username:<12} {what:<20} {name}\n"));
+    }
+    out
+}
+
+/// Returns the demo meeting, creating the demo council (agencies, accounts,
+/// the meeting with its agenda, participants and seeded text) if missing.
+pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
+    if let Some(existing) = db
+        .dir
+        .list_meetings(None)
         .await?
         .into_iter()
         .find(|m| m.title.as_str() == DEMO_TITLE)
     {
         return Ok(existing);
     }
-    let meeting = store
-        .create_meeting(MeetingTitle::parse(DEMO_TITLE).expect("valid literal title"))
+    let mut agencies = Vec::new();
+    for name in AGENCIES {
+        let agency = match db.dir.agency_by_name(name).await? {
+            Some(a) => a,
+            None => db.dir.create_agency(name).await?,
+        };
+        agencies.push(agency);
+    }
+    let agency_id = |name: &str| agencies.iter().find(|a| a.name == name).map(|a| a.id);
+    let hash = password::hash(NewPassword::parse(DEMO_PASSWORD).expect("valid demo password"))
+        .await
+        .map_err(|_| DemoError::Hash)?;
+    let meeting = db
+        .dir
+        .create_meeting(
+            MeetingTitle::parse(DEMO_TITLE).expect("valid literal title"),
+            MeetingDetails {
+                body: "Lokala Brå Hägersten-Liljeholmen".into(),
+                date: Some("2018-03-09".into()),
+                time: Some("09:00".into()),
+                place: "Besöksrum 1, plan 9, Telefonvägen 30".into(),
+            },
+            None,
+        )
         .await?;
+    for (username, name, agency, role, admin) in PEOPLE {
+        let username = Username::parse(username).expect("valid demo username");
+        let user = match db.dir.user_by_username(&username).await? {
+            Some(u) => u,
+            None => {
+                db.dir
+                    .create_user(NewUser {
+                        username,
+                        display_name: (*name).into(),
+                        agency: agency.and_then(agency_id),
+                        is_admin: *admin,
+                        password_hash: Some(hash.clone()),
+                    })
+                    .await?
+            }
+        };
+        if let Some(role) = role {
+            db.dir.set_participant(meeting.id, user.id, *role).await?;
+        }
+    }
+    let mut entries = Vec::new();
+    for s in SECTIONS {
+        let owner = match agency_id(s.owner) {
+            Some(agency_id) => SectionOwner::Agency { agency_id },
+            None => SectionOwner::Secretary,
+        };
+        let section = Section {
+            id: SectionId::parse(s.id).expect("valid demo section id"),
+            number: s.number.into(),
+            title: s.title.into(),
+            owner: owner.clone(),
+        };
+        db.dir.add_section(meeting.id, &section).await?;
+        entries.push(AgendaEntry {
+            id: s.id.into(),
+            number: s.number.into(),
+            title: s.title.into(),
+            owner: owner.label(),
+            owner_name: if matches!(owner, SectionOwner::Secretary) {
+                "Sekreterare".into()
+            } else {
+                s.owner.into()
+            },
+        });
+    }
     let doc = Doc::new();
-    seed(&doc, SECTIONS);
+    {
+        let mut txn = doc.transact_mut();
+        write_agenda(&mut txn, &entries);
+        for s in SECTIONS {
+            write_paragraphs(&mut txn, s.id, s.paragraphs);
+        }
+    }
     let state = doc
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
-    store
+    db.docs
         .append_updates(&[AppendBatch {
             meeting: meeting.id,
             updates: vec![Bytes::from(state)],
         }])
         .await?;
     Ok(meeting)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not hash the demo password")]
+    Hash,
 }

@@ -1,49 +1,61 @@
 //! The shape of a meeting document (see `docs/document-schema.md`): which
-//! root types exist and what they are called. Shared by the demo data, the
-//! tests and, later, the section guard.
+//! root types exist, what they are called, and how the server writes the
+//! parts it owns (the agenda).
 
 use yrs::{
-    Array, ArrayRef, Doc, MapPrelim, Transact, WriteTxn, XmlElementPrelim, XmlFragment,
+    Array, ArrayRef, MapPrelim, TransactionMut, WriteTxn, XmlElementPrelim, XmlFragment,
     XmlTextPrelim,
 };
 
-/// Root `Y.Array` of agenda items, each a `Y.Map` with `id`, `number`,
-/// `title` and `owner`.
+/// Root `Y.Array` of agenda items, each a `Y.Map`. Written by the server
+/// only, mirroring the agenda kept in the database.
 pub const AGENDA: &str = "agenda";
+
+/// Prefix of the root names of section fragments.
+pub const SECTION_PREFIX: &str = "section:";
 
 /// Root name of a section's `Y.XmlFragment`.
 pub fn section_root(section_id: &str) -> String {
-    format!("section:{section_id}")
+    format!("{SECTION_PREFIX}{section_id}")
 }
 
-/// An agenda item with its initial text, for seeding a document.
-pub struct SeedSection<'a> {
-    pub id: &'a str,
-    pub number: &'a str,
-    pub title: &'a str,
-    pub owner: &'a str,
-    pub paragraphs: &'a [&'a str],
+/// One agenda item as the document shows it.
+pub struct AgendaEntry {
+    pub id: String,
+    pub number: String,
+    pub title: String,
+    /// `agency:{uuid}`, `user:{uuid}` or `secretary`.
+    pub owner: String,
+    /// The owner's name, for display.
+    pub owner_name: String,
 }
 
-/// Writes the agenda and each section's paragraphs into `doc` in one
-/// transaction.
-pub fn seed(doc: &Doc, sections: &[SeedSection<'_>]) {
-    let mut txn = doc.transact_mut();
+/// Replaces the document's agenda with `entries`.
+pub fn write_agenda(txn: &mut TransactionMut, entries: &[AgendaEntry]) {
     let agenda: ArrayRef = txn.get_or_insert_array(AGENDA);
-    for s in sections {
+    let len = agenda.len(txn);
+    if len > 0 {
+        agenda.remove_range(txn, 0, len);
+    }
+    for e in entries {
         agenda.push_back(
-            &mut txn,
+            txn,
             MapPrelim::from([
-                ("id", yrs::In::from(s.id)),
-                ("number", yrs::In::from(s.number)),
-                ("title", yrs::In::from(s.title)),
-                ("owner", yrs::In::from(s.owner)),
+                ("id", yrs::In::from(e.id.as_str())),
+                ("number", yrs::In::from(e.number.as_str())),
+                ("title", yrs::In::from(e.title.as_str())),
+                ("owner", yrs::In::from(e.owner.as_str())),
+                ("ownerName", yrs::In::from(e.owner_name.as_str())),
             ]),
         );
-        let fragment = txn.get_or_insert_xml_fragment(section_root(s.id).as_str());
-        for text in s.paragraphs {
-            let paragraph = fragment.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
-            paragraph.push_back(&mut txn, XmlTextPrelim::new(*text));
-        }
+    }
+}
+
+/// Appends paragraphs of plain text to a section.
+pub fn write_paragraphs(txn: &mut TransactionMut, section_id: &str, paragraphs: &[&str]) {
+    let fragment = txn.get_or_insert_xml_fragment(section_root(section_id).as_str());
+    for text in paragraphs {
+        let paragraph = fragment.push_back(txn, XmlElementPrelim::empty("paragraph"));
+        paragraph.push_back(txn, XmlTextPrelim::new(*text));
     }
 }

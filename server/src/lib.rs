@@ -4,11 +4,13 @@
 //! and calls [`run`]. Tests call the same `run` on an ephemeral port.
 
 pub mod access;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod document;
 pub mod http;
 pub mod meeting;
+pub mod people;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
@@ -23,7 +25,7 @@ use crate::{
     access::Access,
     config::ServerConfig,
     http::AppState,
-    store::{CommitWriter, DynStore},
+    store::{CommitWriter, Database},
     sync::{RoomConfig, RoomContext, Rooms},
 };
 
@@ -33,17 +35,17 @@ use crate::{
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
-    store: DynStore,
+    db: Database,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
 
     let metrics = telemetry::prometheus();
-    let (writer, writer_task) = CommitWriter::spawn(store.clone());
+    let (writer, writer_task) = CommitWriter::spawn(db.docs.clone());
     let tracker = TaskTracker::new();
     let rooms = Rooms::new(
         RoomContext {
-            store: store.clone(),
+            store: db.docs.clone(),
             writer,
             access: Access,
             config: RoomConfig {
@@ -59,21 +61,26 @@ pub async fn run(
         shutdown.clone(),
     );
     let state = AppState {
-        store,
+        db,
         rooms: rooms.clone(),
         config: Arc::new(config),
         metrics,
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
+        live: Default::default(),
+        throttle: Default::default(),
     };
     let app = http::router(state);
     // Keystrokes are tiny frames; Nagle's algorithm would hold them back.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
     info!("no longer accepting connections; closing sockets and flushing");
     tracker.close();
     tracker.wait().await;

@@ -1,16 +1,26 @@
 //! The `protokoll` binary: reads configuration, sets up logging and either
 //! serves or runs an administrative command against the database.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
 use protokoll::{
+    auth::{self, password, secret},
     config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
-    meeting::MeetingTitle,
-    store, telemetry,
+    document::{AgendaEntry, write_agenda},
+    meeting::{MeetingDetails, MeetingTitle},
+    people::{
+        NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, parse_date,
+        parse_name, parse_time,
+    },
+    store::{self, AppendBatch, Database, NewUser},
+    telemetry,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 #[derive(Parser)]
 #[command(
@@ -48,14 +58,104 @@ enum Command {
         #[command(subcommand)]
         command: MeetingCommand,
     },
+    /// Manage agencies.
+    Agency {
+        #[command(subcommand)]
+        command: AgencyCommand,
+    },
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Issue and revoke personal API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Create the demo council and print how to sign in.
+    Demo,
 }
 
 #[derive(Subcommand)]
 enum MeetingCommand {
     /// Create a meeting and print its id.
-    Create { title: String },
+    Create(CreateMeeting),
     /// List meetings: id, creation time and title, tab-separated.
     List,
+}
+
+#[derive(Args)]
+struct CreateMeeting {
+    title: String,
+    /// Date, YYYY-MM-DD.
+    #[arg(long)]
+    date: Option<String>,
+    /// Start time, HH:MM.
+    #[arg(long)]
+    time: Option<String>,
+    #[arg(long, default_value = "")]
+    place: String,
+    /// The body that meets.
+    #[arg(long, default_value = "")]
+    body: String,
+    /// An agenda item: `NUMBER|TITLE|OWNER`, OWNER being `secretary`,
+    /// `agency:NAME` or `user:USERNAME`. Repeat for each item, in order.
+    #[arg(long = "section")]
+    sections: Vec<String>,
+    /// A participant: `USERNAME=ROLE` (secretary, chair, justerare, member).
+    #[arg(long = "participant")]
+    participants: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum AgencyCommand {
+    /// Create an agency and print its id.
+    Create { name: String },
+    /// List agencies: id and name, tab-separated.
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. Reads the password from standard input with
+    /// `--password-stdin`; otherwise generates one and prints it.
+    Create {
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// The user's agency, by name.
+        #[arg(long)]
+        agency: Option<String>,
+        /// A system administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (from standard input, or generated and printed);
+    /// the user's sessions end.
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users: id, username, agency, admin flag, name.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a user and print it (shown only this once).
+    Issue {
+        username: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
+    /// List a user's tokens: id, created, revoked, name.
+    List { username: String },
 }
 
 #[tokio::main]
@@ -63,23 +163,161 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(cli.log_format);
     let url = cli.database.resolve();
-    let store = store::connect(url.expose())
+    let db = store::connect(url.expose())
         .await
         .with_context(|| format!("opening the database at {url}"))?;
 
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.server, store, &url.to_string()).await?,
-        Command::Meeting {
-            command: MeetingCommand::Create { title },
-        } => {
-            let title = MeetingTitle::parse(&title)?;
-            let meeting = store.create_meeting(title).await?;
-            println!("{}", meeting.id);
+        Command::Serve => serve(cli.server, db.clone(), &url.to_string()).await?,
+        Command::Demo => {
+            let meeting = demo::ensure_demo(&db).await?;
+            print!("{}", demo::sign_in_help(&meeting));
         }
-        Command::Meeting {
-            command: MeetingCommand::List,
+        Command::Meeting { command } => meeting_command(&db, command).await?,
+        Command::Agency { command } => match command {
+            AgencyCommand::Create { name } => {
+                let agency = db.dir.create_agency(&parse_name(&name)?).await?;
+                println!("{}", agency.id);
+            }
+            AgencyCommand::List => {
+                for a in db.dir.list_agencies().await? {
+                    println!("{}\t{}", a.id, a.name);
+                }
+            }
+        },
+        Command::User { command } => user_command(&db, command).await?,
+        Command::Token { command } => match command {
+            TokenCommand::Issue { username, name } => {
+                let user = find_user(&db, &username).await?;
+                let (token_secret, hash) = secret::generate(auth::TOKEN_PREFIX);
+                let token = db
+                    .dir
+                    .create_token(user.id, &parse_name(&name)?, &hash)
+                    .await?;
+                eprintln!("token {} issued for {}", token.id, user.username.as_str());
+                println!("{token_secret}");
+            }
+            TokenCommand::Revoke { id } => {
+                let id: TokenId = id.parse()?;
+                if !db.dir.revoke_token(id, None).await? {
+                    bail!("no live token with id {id}");
+                }
+            }
+            TokenCommand::List { username } => {
+                let user = find_user(&db, &username).await?;
+                for t in db.dir.list_tokens(user.id).await? {
+                    let revoked = t
+                        .revoked_at
+                        .map(|r| r.to_rfc3339())
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        t.id,
+                        t.created_at.to_rfc3339(),
+                        revoked,
+                        t.name
+                    );
+                }
+            }
+        },
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn find_user(db: &Database, username: &str) -> anyhow::Result<protokoll::people::User> {
+    db.dir
+        .user_by_username(&Username::parse(username)?)
+        .await?
+        .with_context(|| format!("no user {username:?}"))
+}
+
+/// A password from standard input, or a generated one that is printed.
+fn new_password(from_stdin: bool) -> anyhow::Result<(NewPassword, bool)> {
+    if from_stdin {
+        let mut raw = String::new();
+        std::io::stdin().read_to_string(&mut raw)?;
+        Ok((
+            NewPassword::parse(raw.trim_end_matches(['\n', '\r']))?,
+            false,
+        ))
+    } else {
+        let (generated, _) = secret::generate("");
+        Ok((NewPassword::parse(&generated[..20])?, true))
+    }
+}
+
+async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            username,
+            name,
+            agency,
+            admin,
+            password_stdin,
         } => {
-            for m in store.list_meetings().await? {
+            let agency = match agency {
+                Some(a) => Some(
+                    db.dir
+                        .agency_by_name(&a)
+                        .await?
+                        .with_context(|| format!("no agency {a:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let (pw, generated) = new_password(password_stdin)?;
+            let shown = generated.then(|| pw.expose().to_owned());
+            let user = db
+                .dir
+                .create_user(NewUser {
+                    username: Username::parse(&username)?,
+                    display_name: parse_name(&name)?,
+                    agency,
+                    is_admin: admin,
+                    password_hash: Some(password::hash(pw).await?),
+                })
+                .await?;
+            println!("{}", user.id);
+            if let Some(pw) = shown {
+                eprintln!("password for {}: {pw}", user.username.as_str());
+            }
+        }
+        UserCommand::ResetPassword {
+            username,
+            password_stdin,
+        } => {
+            let user = find_user(db, &username).await?;
+            let (pw, generated) = new_password(password_stdin)?;
+            let shown = generated.then(|| pw.expose().to_owned());
+            db.dir
+                .set_password_hash(user.id, &password::hash(pw).await?)
+                .await?;
+            db.dir.delete_sessions_of(user.id).await?;
+            if let Some(pw) = shown {
+                eprintln!("new password for {}: {pw}", user.username.as_str());
+            }
+        }
+        UserCommand::List => {
+            for u in db.dir.list_users().await? {
+                let agency = u.agency.map(|a| a.name).unwrap_or_else(|| "-".into());
+                let admin = if u.is_admin { "admin" } else { "-" };
+                println!(
+                    "{}\t{}\t{agency}\t{admin}\t{}",
+                    u.id,
+                    u.username.as_str(),
+                    u.display_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Result<()> {
+    match command {
+        MeetingCommand::List => {
+            for m in db.dir.list_meetings(None).await? {
                 println!(
                     "{}\t{}\t{}",
                     m.id,
@@ -88,28 +326,109 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        MeetingCommand::Create(args) => {
+            let details = MeetingDetails {
+                body: args.body.trim().to_owned(),
+                date: args.date.as_deref().map(parse_date).transpose()?,
+                time: args.time.as_deref().map(parse_time).transpose()?,
+                place: args.place.trim().to_owned(),
+            };
+            // Check everything before creating anything.
+            let mut participants = Vec::new();
+            for p in &args.participants {
+                let (username, role) = p
+                    .split_once('=')
+                    .context("a participant is USERNAME=ROLE")?;
+                participants.push((find_user(db, username).await?, role.parse::<Role>()?));
+            }
+            let mut sections = Vec::new();
+            let mut entries = Vec::new();
+            for raw in &args.sections {
+                let [number, title, owner] = raw.splitn(3, '|').collect::<Vec<_>>()[..] else {
+                    bail!("a section is NUMBER|TITLE|OWNER, got {raw:?}");
+                };
+                let (owner, owner_name) = match owner.split_once(':') {
+                    _ if owner == "secretary" => {
+                        (SectionOwner::Secretary, "Sekreterare".to_owned())
+                    }
+                    Some(("agency", name)) => {
+                        let a = db
+                            .dir
+                            .agency_by_name(name)
+                            .await?
+                            .with_context(|| format!("no agency {name:?}"))?;
+                        (SectionOwner::Agency { agency_id: a.id }, a.name)
+                    }
+                    Some(("user", name)) => {
+                        let u = find_user(db, name).await?;
+                        (SectionOwner::User { user_id: u.id }, u.display_name)
+                    }
+                    _ => bail!("a section owner is secretary, agency:NAME or user:USERNAME"),
+                };
+                let title = parse_name(title)?;
+                let section = Section {
+                    id: SectionId::from_title(&title),
+                    number: number.trim().to_owned(),
+                    title,
+                    owner,
+                };
+                entries.push(AgendaEntry {
+                    id: section.id.as_str().to_owned(),
+                    number: section.number.clone(),
+                    title: section.title.clone(),
+                    owner: section.owner.label(),
+                    owner_name,
+                });
+                sections.push(section);
+            }
+            let meeting = db
+                .dir
+                .create_meeting(MeetingTitle::parse(&args.title)?, details, None)
+                .await?;
+            for (user, role) in participants {
+                db.dir.set_participant(meeting.id, user.id, role).await?;
+            }
+            for section in &sections {
+                db.dir.add_section(meeting.id, section).await?;
+            }
+            if !entries.is_empty() {
+                // A new meeting has no open room yet, so its first update can
+                // go straight into the log.
+                let doc = Doc::new();
+                write_agenda(&mut doc.transact_mut(), &entries);
+                let state = doc
+                    .transact()
+                    .encode_state_as_update_v1(&StateVector::default());
+                db.docs
+                    .append_updates(&[AppendBatch {
+                        meeting: meeting.id,
+                        updates: vec![state.into()],
+                    }])
+                    .await?;
+            }
+            println!("{}", meeting.id);
+        }
     }
     Ok(())
 }
 
-async fn serve(config: ServerConfig, store: store::DynStore, url: &str) -> anyhow::Result<()> {
+async fn serve(config: ServerConfig, db: Database, url: &str) -> anyhow::Result<()> {
     if config.demo {
-        let meeting = demo::ensure_demo(&store).await?;
-        info!(meeting_id = %meeting.id, "demo meeting ready");
-        println!("demo meeting: {} ({})", meeting.title.as_str(), meeting.id);
+        let meeting = demo::ensure_demo(&db).await?;
+        info!(meeting_id = %meeting.id, "demo council ready");
+        print!("{}", demo::sign_in_help(&meeting));
     }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    info!(%addr, database = url, backend = store.backend(), "listening");
+    info!(%addr, database = url, backend = db.docs.backend(), "listening");
     // A plain line on stdout for people and for scripts that wait for it.
     println!("protokoll listening on http://{addr}");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    protokoll::run(listener, config, store.clone(), shutdown).await?;
-    store.close().await;
+    protokoll::run(listener, config, db, shutdown).await?;
     Ok(())
 }
 

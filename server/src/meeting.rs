@@ -108,6 +108,20 @@ pub struct Meeting {
     pub id: MeetingId,
     pub title: MeetingTitle,
     pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub details: MeetingDetails,
+}
+
+/// What the protocol's header says besides the title.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MeetingDetails {
+    /// The body that meets, e.g. "Lokala Brå Hägersten-Liljeholmen".
+    pub body: String,
+    /// `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// `HH:MM`.
+    pub time: Option<String>,
+    pub place: String,
 }
 
 #[cfg(test)]

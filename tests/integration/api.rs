@@ -7,17 +7,18 @@ use crate::helpers::*;
 async fn meetings_can_be_created_listed_and_fetched(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = server.http_client();
 
     let created = http
         .post(server.http("/api/meetings"))
-        .json(&json!({ "title": "  Lokala Brå 2018-03-09 " }))
+        .json(&json!({ "title": "  Lokala Brå 2018-03-09 ", "date": "2018-03-09", "time": "09:00", "place": "Telefonvägen 30" }))
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["title"], "Lokala Brå 2018-03-09");
+    assert_eq!(created["date"], "2018-03-09");
     let id = created["id"].as_str().unwrap();
 
     let list: Value = http
@@ -37,19 +38,29 @@ async fn meetings_can_be_created_listed_and_fetched(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(one.status(), 200);
-    assert_eq!(one.json::<Value>().await.unwrap(), created);
+    let one: Value = one.json().await.unwrap();
+    for field in ["id", "title", "created_at", "date", "place"] {
+        assert_eq!(one[field], created[field], "{field}");
+    }
+    assert_eq!(
+        one["your_role"], "secretary",
+        "the creator is the secretary"
+    );
+    assert_eq!(one["agenda"], json!([]));
+    assert_eq!(one["participants"].as_array().unwrap().len(), 1);
     server.stop().await;
 }
 
 async fn bad_requests_get_clear_errors_and_change_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let http = reqwest::Client::new();
+    let http = server.http_client();
     let cases = [
         ("{not json", 400, "bad_request"),
         (r#"{"title": ""}"#, 422, "invalid"),
         (r#"{"title": 5}"#, 422, "invalid"),
         (r#"{"title": "x", "extra": 1}"#, 422, "invalid"),
+        (r#"{"title": "x", "date": "9 mars"}"#, 422, "invalid"),
     ];
     for (body, status, code) in cases {
         let response = http
@@ -89,9 +100,9 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Metrics").await;
-    let mut client = Client::synced(server.addr, meeting.id).await;
+    let mut client = server.synced(meeting.id).await;
     client.write("section:polis", "hej").await;
-    let mut other = Client::synced(server.addr, meeting.id).await;
+    let mut other = server.synced(meeting.id).await;
     other
         .until("edit", |c| c.section("section:polis").contains("hej"))
         .await;

@@ -27,16 +27,16 @@ async fn bad_input_closes_only_the_sender(backend: Backend, attack: Attack, expe
     )
     .await;
     let meeting = server.meeting("Bad input").await;
-    let mut bystander = Client::synced(server.addr, meeting.id).await;
+    let mut bystander = server.synced(meeting.id).await;
     bystander.write("section:skola", "before").await;
-    let mut offender = Client::synced(server.addr, meeting.id).await;
+    let mut offender = server.synced(meeting.id).await;
     offender
         .until("bystander's edit", |c| {
             c.section("section:skola").contains("before")
         })
         .await;
-    let stored_before = full_state(&stored_doc(&server.store, meeting.id).await);
-    let log_before = server.store.log_len(meeting.id).await.unwrap();
+    let stored_before = full_state(&stored_doc(server.store(), meeting.id).await);
+    let log_before = server.store().log_len(meeting.id).await.unwrap();
 
     match attack {
         Attack::Garbage => offender.send_raw(vec![0xff, 0xfe, 0x00, 0x13, 0x37]).await,
@@ -75,7 +75,7 @@ async fn bad_input_closes_only_the_sender(backend: Backend, attack: Attack, expe
 
     // Everyone else carries on.
     bystander.write("section:skola", "after").await;
-    let mut late = Client::synced(server.addr, meeting.id).await;
+    let mut late = server.synced(meeting.id).await;
     late.until("bystander's later edit", |c| {
         c.section("section:skola").contains("after")
     })
@@ -86,11 +86,11 @@ async fn bad_input_closes_only_the_sender(backend: Backend, attack: Attack, expe
     );
 
     // The store holds exactly the good edits: one more update, nothing else.
-    let stored_after = stored_doc(&server.store, meeting.id).await;
+    let stored_after = stored_doc(server.store(), meeting.id).await;
     assert_eq!(full_state(&stored_after), full_state(&bystander.doc));
     assert_ne!(full_state(&stored_after), stored_before);
     assert_eq!(
-        server.store.log_len(meeting.id).await.unwrap(),
+        server.store().log_len(meeting.id).await.unwrap(),
         log_before + 1
     );
     server.stop().await;

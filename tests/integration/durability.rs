@@ -12,8 +12,8 @@ async fn every_update_is_there_after_a_restart(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Restart").await;
-    let mut a = Client::synced(server.addr, meeting.id).await;
-    let mut b = Client::synced(server.addr, meeting.id).await;
+    let mut a = server.synced(meeting.id).await;
+    let mut b = server.synced(meeting.id).await;
     for i in 0..50 {
         a.write("section:polis", &format!("a{i}")).await;
         b.write("section:skola", &format!("b{i}")).await;
@@ -27,7 +27,7 @@ async fn every_update_is_there_after_a_restart(backend: Backend) {
     server.stop().await;
 
     let server = TestServer::start(&db).await;
-    let reloaded = Client::synced(server.addr, meeting.id).await;
+    let reloaded = server.synced(meeting.id).await;
     assert_eq!(
         reloaded.section("section:polis"),
         a.section("section:polis")
@@ -63,19 +63,18 @@ impl NewFrom for Doc {
 /// commit.
 async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let meeting = store
-        .create_meeting(protokoll::meeting::MeetingTitle::parse("Crash").unwrap())
-        .await
-        .unwrap();
+    let database = db.database().await;
+    let meeting = create_meeting(&database, "Crash").await;
+    let (_, token) = user_with_token(&database, "admin", true).await;
     let server = ProcessServer::start(&db).await;
     let kill_after = rand::rng().random_range(30..300);
 
     let mut writers = Vec::new();
     for w in 0..3 {
         let addr = server.addr;
+        let token = token.clone();
         writers.push(tokio::spawn(async move {
-            let mut client = Client::synced(addr, meeting.id).await;
+            let mut client = Client::synced(addr, meeting.id, &token).await;
             let mut pace = tokio::time::interval(std::time::Duration::from_millis(2));
             let mut i = 0;
             loop {
@@ -100,7 +99,7 @@ async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
             client.broadcasts
         }));
     }
-    let mut observer = Client::synced(server.addr, meeting.id).await;
+    let mut observer = Client::synced(server.addr, meeting.id, &token).await;
     observer
         .until("enough broadcasts before the kill", |c| {
             c.broadcasts.len() >= kill_after
@@ -116,7 +115,7 @@ async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
     assert!(seen.len() >= kill_after);
 
     let server = ProcessServer::start(&db).await;
-    let reloaded = Client::synced(server.addr, meeting.id).await;
+    let reloaded = Client::synced(server.addr, meeting.id, &token).await;
     let reloaded_state = full_state(&reloaded.doc);
     let merged = Doc::new_from(&reloaded_state);
     {
@@ -164,11 +163,9 @@ fn typing_history(n: usize) -> (Vec<Vec<u8>>, Doc) {
 async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: Backend) {
     const UPDATES: usize = 100_000;
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let meeting = store
-        .create_meeting(protokoll::meeting::MeetingTitle::parse("Long history").unwrap())
-        .await
-        .unwrap();
+    let database = db.database().await;
+    let store = database.docs.clone();
+    let meeting = create_meeting(&database, "Long history").await;
     let (updates, expected) = typing_history(UPDATES);
     for chunk in updates.chunks(10_000) {
         store
@@ -197,7 +194,7 @@ async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: B
     // First open replays the whole log, then folds it into a snapshot.
     let server = TestServer::start(&db).await;
     let started = Instant::now();
-    let first = Client::synced(server.addr, meeting.id).await;
+    let first = server.synced(meeting.id).await;
     let from_log = started.elapsed();
     assert!(
         text_of(&first) == expected_text,
@@ -212,7 +209,7 @@ async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: B
 
     let server = TestServer::start(&db).await;
     let started = Instant::now();
-    let reopened = Client::synced(server.addr, meeting.id).await;
+    let reopened = server.synced(meeting.id).await;
     let from_snapshot = started.elapsed();
     assert!(
         text_of(&reopened) == expected_text,

@@ -10,9 +10,11 @@ use std::{
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use protokoll::{
+    auth::{self, secret},
     config::ServerConfig,
-    meeting::{Meeting, MeetingId, MeetingTitle},
-    store::{self, DynStore},
+    meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
+    people::{User, Username},
+    store::{self, Database, DynStore, NewUser},
     sync::protocol::{self, Inbound},
 };
 use tokio::{
@@ -125,8 +127,8 @@ impl TestDb {
         }
     }
 
-    pub async fn store(&self) -> DynStore {
-        store::connect(&self.url).await.expect("open store")
+    pub async fn database(&self) -> Database {
+        store::connect(&self.url).await.expect("open database")
     }
 }
 
@@ -165,10 +167,61 @@ pub fn test_config() -> ServerConfig {
     }
 }
 
+/// Creates a user (without a password) and an API token for them.
+pub async fn user_with_token(db: &Database, username: &str, admin: bool) -> (User, String) {
+    let user = match db
+        .dir
+        .user_by_username(&Username::parse(username).unwrap())
+        .await
+        .unwrap()
+    {
+        Some(user) => user,
+        None => db
+            .dir
+            .create_user(NewUser {
+                username: Username::parse(username).unwrap(),
+                display_name: format!("{username} (test)"),
+                agency: None,
+                is_admin: admin,
+                password_hash: None,
+            })
+            .await
+            .unwrap(),
+    };
+    let (token, hash) = secret::generate(auth::TOKEN_PREFIX);
+    db.dir.create_token(user.id, "test", &hash).await.unwrap();
+    (user, token)
+}
+
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+pub async fn create_meeting(db: &Database, title: &str) -> Meeting {
+    db.dir
+        .create_meeting(
+            MeetingTitle::parse(title).unwrap(),
+            MeetingDetails::default(),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
 /// A server running inside the test process.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub store: DynStore,
+    pub db: Database,
+    /// An administrator's API token: may open every meeting.
+    pub admin_token: String,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -179,19 +232,21 @@ impl TestServer {
     }
 
     pub async fn start_with(db: &TestDb, config: ServerConfig) -> Self {
-        let store = db.store().await;
+        let database = db.database().await;
+        let (_, admin_token) = user_with_token(&database, "admin", true).await;
         let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(protokoll::run(
             listener,
             config,
-            store.clone(),
+            database.clone(),
             shutdown.clone(),
         ));
         Self {
             addr,
-            store,
+            db: database,
+            admin_token,
             shutdown,
             task,
         }
@@ -205,7 +260,21 @@ impl TestServer {
             .expect("server shuts down in time")
             .expect("server task")
             .expect("server ran without error");
-        self.store.close().await;
+        self.db.close().await;
+    }
+
+    /// An HTTP client that signs in as the administrator (Bearer token).
+    pub fn http_client(&self) -> reqwest::Client {
+        bearer_client(&self.admin_token)
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.db.docs
+    }
+
+    /// Connects as the administrator and waits for the server's state.
+    pub async fn synced(&self, meeting: MeetingId) -> Client {
+        Client::synced(self.addr, meeting, &self.admin_token).await
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -213,10 +282,7 @@ impl TestServer {
     }
 
     pub async fn meeting(&self, title: &str) -> Meeting {
-        self.store
-            .create_meeting(MeetingTitle::parse(title).unwrap())
-            .await
-            .unwrap()
+        create_meeting(&self.db, title).await
     }
 }
 
@@ -261,8 +327,8 @@ impl ProcessServer {
     }
 }
 
-pub fn sync_url(addr: SocketAddr, meeting: MeetingId) -> String {
-    format!("ws://{addr}/sync/{meeting}")
+pub fn sync_url(addr: SocketAddr, meeting: MeetingId, token: &str) -> String {
+    format!("ws://{addr}/sync/{meeting}?token={token}")
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -281,14 +347,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and sends sync step 1; does not wait for the answer.
-    pub async fn connect(addr: SocketAddr, meeting: MeetingId) -> Self {
-        Self::try_connect(&sync_url(addr, meeting))
+    /// Connects with an API token and sends sync step 1; does not wait for
+    /// the answer.
+    pub async fn connect(addr: SocketAddr, meeting: MeetingId, token: &str) -> Self {
+        Self::try_connect(&sync_url(addr, meeting, token))
             .await
             .expect("WebSocket connect")
     }
 
     pub async fn try_connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        Self::try_connect_request(url.into_client_request()?).await
+    }
+
+    /// Connects with a prepared request (cookies, Origin, ...).
+    pub async fn try_connect_request(
+        url: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         // Generous limits: a resync of a large document is one big message.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(256 << 20))
@@ -310,8 +385,8 @@ impl Client {
     }
 
     /// Connects and waits until the server's state has arrived.
-    pub async fn synced(addr: SocketAddr, meeting: MeetingId) -> Self {
-        let mut client = Self::connect(addr, meeting).await;
+    pub async fn synced(addr: SocketAddr, meeting: MeetingId, token: &str) -> Self {
+        let mut client = Self::connect(addr, meeting, token).await;
         client.until("synced", |c| c.synced).await;
         client
     }
@@ -347,11 +422,16 @@ impl Client {
     }
 
     pub async fn set_presence(&mut self, json: &str) {
+        let me = self.client_id();
+        self.set_presence_for(me, 1, json).await
+    }
+
+    /// Sends an awareness update for any client id (to try forging).
+    pub async fn set_presence_for(&mut self, client: u64, clock: u32, json: &str) {
         use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-        let clock = 1;
         let update = AwarenessUpdate {
             clients: HashMap::from([(
-                self.doc.client_id(),
+                yrs::ClientID::new(client),
                 AwarenessUpdateEntry {
                     clock,
                     json: json.into(),

@@ -39,7 +39,7 @@ async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Interop").await;
-    let mut rust = Client::synced(server.addr, meeting.id).await;
+    let mut rust = server.synced(meeting.id).await;
 
     let base = format!("ws://{}/sync", server.addr);
     let markers = ["node-1", "node-2", "rust-1"];
@@ -51,6 +51,7 @@ async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
             .arg(meeting.id.to_string())
             .arg(marker)
             .args(markers)
+            .env("PROTOKOLL_TOKEN", &server.admin_token)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -9,8 +9,8 @@ async fn two_clients_converge_after_concurrent_edits_and_a_late_joiner_gets_the_
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Lokala Brå 2018-03-09").await;
-    let mut polis = Client::synced(server.addr, meeting.id).await;
-    let mut skola = Client::synced(server.addr, meeting.id).await;
+    let mut polis = server.synced(meeting.id).await;
+    let mut skola = server.synced(meeting.id).await;
 
     // Concurrent: both write before seeing the other's edit.
     for i in 0..20 {
@@ -25,7 +25,7 @@ async fn two_clients_converge_after_concurrent_edits_and_a_late_joiner_gets_the_
     skola.until("polis's edits", has_all).await;
     assert_eq!(full_state(&polis.doc), full_state(&skola.doc), "converged");
 
-    let late = Client::synced(server.addr, meeting.id).await;
+    let late = server.synced(meeting.id).await;
     assert!(has_all(&late), "late joiner has everything");
     assert_eq!(
         late.section("section:polis"),
@@ -42,18 +42,20 @@ async fn presence_of_a_closed_client_is_removed_for_the_others(backend: Backend)
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Presence").await;
-    let mut watcher = Client::synced(server.addr, meeting.id).await;
-    let mut leaver = Client::synced(server.addr, meeting.id).await;
+    let mut watcher = server.synced(meeting.id).await;
+    let mut leaver = server.synced(meeting.id).await;
     let leaver_id = leaver.client_id();
     leaver.set_presence(r#"{"user":{"name":"Polis"}}"#).await;
     watcher
         .until("leaver's presence", |c| c.presence.contains_key(&leaver_id))
         .await;
-    assert_eq!(watcher.presence[&leaver_id], r#"{"user":{"name":"Polis"}}"#);
+    // The server replaced the claimed name with the signed-in identity.
+    let state: serde_json::Value = serde_json::from_str(&watcher.presence[&leaver_id]).unwrap();
+    assert_eq!(state["user"]["name"], "admin (test)");
 
     // A newcomer is told who is already here.
     let newcomer = {
-        let mut c = Client::synced(server.addr, meeting.id).await;
+        let mut c = server.synced(meeting.id).await;
         c.until("existing presence", |c| c.presence.contains_key(&leaver_id))
             .await;
         c
@@ -78,7 +80,10 @@ async fn unknown_meeting_is_refused_with_404(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_string()] {
-        let url = format!("ws://{}/sync/{id}", server.addr);
+        let url = format!(
+            "ws://{}/sync/{id}?token={}",
+            server.addr, server.admin_token
+        );
         match Client::try_connect(&url).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status(), 404, "{id}")
@@ -94,13 +99,13 @@ async fn graceful_shutdown_closes_clients_with_1001_and_keeps_their_edits(backen
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Shutdown").await;
-    let mut writer = Client::synced(server.addr, meeting.id).await;
-    let mut reader = Client::synced(server.addr, meeting.id).await;
+    let mut writer = server.synced(meeting.id).await;
+    let mut reader = server.synced(meeting.id).await;
     writer.write("section:brand", "Lugnt").await;
     reader
         .until("the edit", |c| c.section("section:brand").contains("Lugnt"))
         .await;
-    let store = db.store().await;
+    let store = db.database().await.docs;
     server.stop().await;
     let (code, reason) = reader.closed_by_server().await;
     assert_eq!((code, reason.as_str()), (1001, "server shutting down"));

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod api;
 mod bad_input;
 mod durability;

@@ -15,9 +15,9 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     )
     .await;
     let meeting = server.meeting("Slow consumer").await;
-    let mut stuck = Client::synced(server.addr, meeting.id).await;
-    let mut reader = Client::synced(server.addr, meeting.id).await;
-    let mut writer = Client::synced(server.addr, meeting.id).await;
+    let mut stuck = server.synced(meeting.id).await;
+    let mut reader = server.synced(meeting.id).await;
+    let mut writer = server.synced(meeting.id).await;
 
     // `stuck` reads nothing from here on. 800 paragraphs of 32 KiB (25 MiB)
     // are far more than the socket buffers and its 1 MiB queue can hold.
@@ -44,7 +44,7 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
     );
 
     // And after reconnecting it resyncs to the full state.
-    let resynced = Client::synced(server.addr, meeting.id).await;
+    let resynced = server.synced(meeting.id).await;
     assert_eq!(
         resynced.section("section:polis"),
         reader.section("section:polis")

@@ -15,6 +15,16 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
+    Unauthenticated(crate::auth::AuthError),
+    #[error("wrong username or password")]
+    WrongCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
+    Throttled(String, u64),
+    #[error("{0}")]
     NotFound(&'static str),
     #[error("{0}")]
     Invalid(String),
@@ -41,7 +51,22 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use crate::auth::AuthError;
         match self {
+            ApiError::Unauthenticated(AuthError::SessionExpired) => {
+                (StatusCode::UNAUTHORIZED, "session_expired")
+            }
+            ApiError::Unauthenticated(AuthError::InvalidToken) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            ApiError::Unauthenticated(AuthError::Store(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::WrongCredentials => (StatusCode::UNAUTHORIZED, "wrong_credentials"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Throttled(..) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -54,23 +79,47 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        ApiError::Unauthenticated(e)
+    }
+}
+
+/// Store errors that are the caller's doing map to 409 and 422.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict => ApiError::Conflict("that already exists"),
+        StoreError::UnknownReference => {
+            ApiError::Invalid("refers to an agency or user that does not exist".into())
+        }
+        other => ApiError::Store(other),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
-            ApiError::Store(e) => {
+            ApiError::Store(e) | ApiError::Unauthenticated(crate::auth::AuthError::Store(e)) => {
                 error!(error = %e, "request failed");
                 "internal error; it has been logged".to_owned()
             }
             other => other.to_string(),
         };
-        (
+        let mut response = (
             status,
             Json(Body {
                 error: ErrorBody { code, message },
             }),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::Throttled(_, retry) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry),
+            );
+        }
+        response
     }
 }
 

@@ -1,45 +1,625 @@
-//! `/api/meetings`: create, list and look up meetings.
+//! `/api/meetings/...`: meetings, their agenda, participants and
+//! invitations. Only participants and administrators see a meeting (others
+//! get 404: a meeting's existence is not public); only its secretary and
+//! administrators change it (other participants get 403).
 
 use axum::{
     Json,
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
+    response::Response,
 };
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::{AppState, error::ApiError, error::json_rejection};
-use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+use super::{
+    AppState,
+    auth::{CurrentUser, UserView, signed_in},
+    error::{ApiError, json_rejection, store_error},
+};
+use crate::{
+    access::MeetingAccess,
+    auth::{self, password, secret},
+    document::{AgendaEntry, write_agenda},
+    meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
+    people::{
+        AgencyId, NewPassword, Participant, Role, Section, SectionId, SectionOwner, UserId,
+        Username, parse_date, parse_name, parse_time,
+    },
+    sync::{CloseReason, peer::close_code},
+};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateMeeting {
-    title: String,
+/// How long an invitation link works.
+const INVITATION_TTL_DAYS: i64 = 14;
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Invalid(e.to_string())
 }
 
+const NO_SUCH_MEETING: ApiError = ApiError::NotFound("no such meeting");
+
+/// The meeting and what the caller may do in it; 404 unless they may read.
+pub async fn open(
+    app: &AppState,
+    me: &CurrentUser,
+    id: &str,
+) -> Result<(Meeting, MeetingAccess), ApiError> {
+    let id: MeetingId = id.parse().map_err(|_| NO_SUCH_MEETING)?;
+    let meeting = app.db.dir.get_meeting(id).await?.ok_or(NO_SUCH_MEETING)?;
+    let user = &me.0.user;
+    let access = MeetingAccess {
+        role: app.db.dir.role(id, user.id).await?,
+        is_admin: user.is_admin,
+    };
+    if !access.can_read() {
+        return Err(NO_SUCH_MEETING);
+    }
+    Ok((meeting, access))
+}
+
+async fn manage(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, ApiError> {
+    let (meeting, access) = open(app, me, id).await?;
+    if !access.can_manage() {
+        return Err(ApiError::Forbidden(
+            "only the meeting's secretary may change this",
+        ));
+    }
+    Ok(meeting)
+}
+
+/// Mirrors the agenda from the database into the meeting's document, so
+/// every connected client sees it change live.
+pub async fn sync_agenda(app: &AppState, meeting: MeetingId) -> Result<(), ApiError> {
+    let sections = app.db.dir.sections(meeting).await?;
+    let agencies = app.db.dir.list_agencies().await?;
+    let mut entries = Vec::with_capacity(sections.len());
+    for s in sections {
+        let owner_name = match s.owner.clone() {
+            SectionOwner::Agency { agency_id } => agencies
+                .iter()
+                .find(|a| a.id == agency_id)
+                .map(|a| a.name.clone())
+                .unwrap_or_default(),
+            SectionOwner::User { user_id } => app
+                .db
+                .dir
+                .user(user_id)
+                .await?
+                .map(|u| u.display_name)
+                .unwrap_or_default(),
+            SectionOwner::Secretary => "Sekreterare".into(),
+        };
+        entries.push(AgendaEntry {
+            id: s.id.as_str().to_owned(),
+            number: s.number,
+            title: s.title,
+            owner: s.owner.label(),
+            owner_name,
+        });
+    }
+    app.rooms
+        .server_edit(meeting, Box::new(move |txn| write_agenda(txn, &entries)))
+        .await
+        .map_err(|_| ApiError::Unavailable)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingInput {
+    title: String,
+    #[serde(default)]
+    body: String,
+    /// `YYYY-MM-DD`
+    date: Option<String>,
+    /// `HH:MM`
+    time: Option<String>,
+    #[serde(default)]
+    place: String,
+}
+
+fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails), ApiError> {
+    let title = MeetingTitle::parse(&input.title).map_err(invalid)?;
+    let optional_text = |s: &str| -> Result<String, ApiError> {
+        if s.trim().is_empty() {
+            Ok(String::new())
+        } else {
+            parse_name(s).map_err(invalid)
+        }
+    };
+    Ok((
+        title,
+        MeetingDetails {
+            body: optional_text(&input.body)?,
+            date: input
+                .date
+                .as_deref()
+                .map(parse_date)
+                .transpose()
+                .map_err(invalid)?,
+            time: input
+                .time
+                .as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(invalid)?,
+            place: optional_text(&input.place)?,
+        },
+    ))
+}
+
+/// Meetings you take part in (all of them, for administrators).
+#[utoipa::path(get, path = "/api/meetings", tag = "meetings", responses((status = 200), (status = 401)))]
+pub async fn list(
+    State(app): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<Meeting>>, ApiError> {
+    let user = &me.0.user;
+    let filter = (!user.is_admin).then_some(user.id);
+    Ok(Json(app.db.dir.list_meetings(filter).await?))
+}
+
+/// Create a meeting; you become its secretary.
+#[utoipa::path(post, path = "/api/meetings", tag = "meetings", request_body = MeetingInput,
+    responses((status = 201), (status = 401), (status = 422)))]
 pub async fn create(
     State(app): State<AppState>,
-    body: Result<Json<CreateMeeting>, JsonRejection>,
+    me: CurrentUser,
+    body: Result<Json<MeetingInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Meeting>), ApiError> {
     let Json(body) = body.map_err(json_rejection)?;
-    let title = MeetingTitle::parse(&body.title).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let meeting = app.store.create_meeting(title).await?;
+    let (title, details) = parse_meeting(&body)?;
+    let meeting = app
+        .db
+        .dir
+        .create_meeting(title, details, Some(me.0.user.id))
+        .await
+        .map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(meeting)))
 }
 
-pub async fn list(State(app): State<AppState>) -> Result<Json<Vec<Meeting>>, ApiError> {
-    Ok(Json(app.store.list_meetings().await?))
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeetingView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    meeting: Meeting,
+    /// Your role in the meeting, if you are a participant.
+    #[schema(value_type = Option<String>)]
+    your_role: Option<Role>,
+    #[schema(value_type = Vec<Object>)]
+    agenda: Vec<Section>,
+    participants: Vec<ParticipantView>,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ParticipantView {
+    user: UserView,
+    #[schema(value_type = String)]
+    role: Role,
+}
+
+impl From<Participant> for ParticipantView {
+    fn from(p: Participant) -> Self {
+        Self {
+            user: p.user.into(),
+            role: p.role,
+        }
+    }
+}
+
+/// A meeting with its agenda and participants.
+#[utoipa::path(get, path = "/api/meetings/{id}", tag = "meetings",
+    responses((status = 200, body = MeetingView), (status = 401), (status = 404)))]
 pub async fn get(
     State(app): State<AppState>,
+    me: CurrentUser,
     Path(id): Path<String>,
+) -> Result<Json<MeetingView>, ApiError> {
+    let (meeting, access) = open(&app, &me, &id).await?;
+    let agenda = app.db.dir.sections(meeting.id).await?;
+    let participants = app.db.dir.participants(meeting.id).await?;
+    Ok(Json(MeetingView {
+        meeting,
+        your_role: access.role,
+        agenda,
+        participants: participants.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Change a meeting's title, body, date, time or place.
+#[utoipa::path(put, path = "/api/meetings/{id}", tag = "meetings", request_body = MeetingInput,
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn update(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<MeetingInput>, JsonRejection>,
 ) -> Result<Json<Meeting>, ApiError> {
-    let id: MeetingId = id
-        .parse()
-        .map_err(|_| ApiError::NotFound("no such meeting"))?;
-    app.store
-        .get_meeting(id)
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let (title, details) = parse_meeting(&body)?;
+    app.db
+        .dir
+        .update_meeting(meeting.id, &title, &details)
+        .await?;
+    Ok(Json(Meeting {
+        title,
+        details,
+        ..meeting
+    }))
+}
+
+/// The agenda, in order.
+#[utoipa::path(get, path = "/api/meetings/{id}/agenda", tag = "agenda", responses((status = 200), (status = 404)))]
+pub async fn agenda(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Section>>, ApiError> {
+    let (meeting, _) = open(&app, &me, &id).await?;
+    Ok(Json(app.db.dir.sections(meeting.id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSection {
+    /// Derived from the title when absent.
+    id: Option<String>,
+    /// The § number; the next whole number when absent.
+    number: Option<String>,
+    title: String,
+    /// `{"kind": "agency", "agency_id": ...}`, `{"kind": "user", "user_id": ...}`
+    /// or `{"kind": "secretary"}`.
+    #[schema(value_type = Object)]
+    owner: SectionOwner,
+}
+
+fn parse_number(raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim();
+    if n.is_empty() || n.len() > 16 || n.chars().any(char::is_control) {
+        return Err(ApiError::Invalid("a § number is 1-16 characters".into()));
+    }
+    Ok(n.to_owned())
+}
+
+/// Add a section at the end of the agenda.
+#[utoipa::path(post, path = "/api/meetings/{id}/agenda", tag = "agenda", request_body = NewSection,
+    responses((status = 201), (status = 403), (status = 404), (status = 409)))]
+pub async fn add_section(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<NewSection>, JsonRejection>,
+) -> Result<(StatusCode, Json<Section>), ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let title = parse_name(&body.title).map_err(invalid)?;
+    let existing = app.db.dir.sections(meeting.id).await?;
+    let section = Section {
+        id: match &body.id {
+            Some(id) => SectionId::parse(id).map_err(invalid)?,
+            None => SectionId::from_title(&title),
+        },
+        number: match &body.number {
+            Some(n) => parse_number(n)?,
+            None => (existing
+                .iter()
+                .filter_map(|s| s.number.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0)
+                + 1)
+            .to_string(),
+        },
+        title,
+        owner: body.owner,
+    };
+    app.db
+        .dir
+        .add_section(meeting.id, &section)
+        .await
+        .map_err(store_error)?;
+    sync_agenda(&app, meeting.id).await?;
+    Ok((StatusCode::CREATED, Json(section)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionChange {
+    number: Option<String>,
+    title: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    owner: Option<SectionOwner>,
+}
+
+/// Rename, renumber or reassign a section.
+#[utoipa::path(patch, path = "/api/meetings/{id}/agenda/{section}", tag = "agenda", request_body = SectionChange,
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn change_section(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path((id, section)): Path<(String, String)>,
+    body: Result<Json<SectionChange>, JsonRejection>,
+) -> Result<Json<Section>, ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let mut current = app
+        .db
+        .dir
+        .sections(meeting.id)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("no such meeting"))
+        .into_iter()
+        .find(|s| s.id.as_str() == section)
+        .ok_or(ApiError::NotFound("no such section"))?;
+    if let Some(n) = &body.number {
+        current.number = parse_number(n)?;
+    }
+    if let Some(t) = &body.title {
+        current.title = parse_name(t).map_err(invalid)?;
+    }
+    if let Some(owner) = body.owner {
+        current.owner = owner;
+    }
+    app.db
+        .dir
+        .update_section(meeting.id, &current)
+        .await
+        .map_err(store_error)?;
+    sync_agenda(&app, meeting.id).await?;
+    Ok(Json(current))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgendaOrder {
+    /// Every section id of the meeting, once, in the new order.
+    sections: Vec<String>,
+}
+
+/// Reorder the agenda.
+#[utoipa::path(put, path = "/api/meetings/{id}/agenda/order", tag = "agenda", request_body = AgendaOrder,
+    responses((status = 200), (status = 403), (status = 404), (status = 422)))]
+pub async fn reorder(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<AgendaOrder>, JsonRejection>,
+) -> Result<Json<Vec<Section>>, ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let existing = app.db.dir.sections(meeting.id).await?;
+    let mut wanted: Vec<&str> = body.sections.iter().map(String::as_str).collect();
+    let mut have: Vec<&str> = existing.iter().map(|s| s.id.as_str()).collect();
+    wanted.sort_unstable();
+    have.sort_unstable();
+    if wanted != have {
+        return Err(ApiError::Invalid(
+            "name every section of the agenda exactly once".into(),
+        ));
+    }
+    let order: Vec<SectionId> = body
+        .sections
+        .iter()
+        .map(|s| SectionId::parse(s))
+        .collect::<Result<_, _>>()
+        .map_err(invalid)?;
+    app.db.dir.reorder_sections(meeting.id, &order).await?;
+    sync_agenda(&app, meeting.id).await?;
+    Ok(Json(app.db.dir.sections(meeting.id).await?))
+}
+
+/// The participants and their roles.
+#[utoipa::path(get, path = "/api/meetings/{id}/participants", tag = "participants", responses((status = 200), (status = 404)))]
+pub async fn participants(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ParticipantView>>, ApiError> {
+    let (meeting, _) = open(&app, &me, &id).await?;
+    Ok(Json(
+        app.db
+            .dir
+            .participants(meeting.id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    #[schema(value_type = String)]
+    role: Role,
+}
+
+/// Add a participant, or change their role.
+#[utoipa::path(put, path = "/api/meetings/{id}/participants/{user}", tag = "participants", request_body = RoleInput,
+    responses((status = 204), (status = 403), (status = 404), (status = 422)))]
+pub async fn set_participant(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path((id, user)): Path<(String, String)>,
+    body: Result<Json<RoleInput>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let user: UserId = user.parse().map_err(invalid)?;
+    app.db
+        .dir
+        .set_participant(meeting.id, user, body.role)
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a participant; their open connections to the meeting close.
+#[utoipa::path(delete, path = "/api/meetings/{id}/participants/{user}", tag = "participants",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn remove_participant(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let user: UserId = user
+        .parse()
+        .map_err(|_| ApiError::NotFound("no such participant"))?;
+    if !app.db.dir.remove_participant(meeting.id, user).await? {
+        return Err(ApiError::NotFound("no such participant"));
+    }
+    app.live.close_participant(
+        meeting.id,
+        user,
+        CloseReason::new(close_code::FORBIDDEN, "removed from the meeting"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationInput {
+    username: String,
+    display_name: String,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    agency_id: Option<AgencyId>,
+    #[schema(value_type = String)]
+    role: Role,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IssuedInvitation {
+    /// The link to send to the invitee; it works once.
+    url: String,
+    secret: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// Invite someone new: they choose their own password through the link.
+#[utoipa::path(post, path = "/api/meetings/{id}/invitations", tag = "participants", request_body = InvitationInput,
+    responses((status = 201, body = IssuedInvitation), (status = 403), (status = 409)))]
+pub async fn invite(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<InvitationInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedInvitation>), ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let username = Username::parse(&body.username).map_err(invalid)?;
+    let display_name = parse_name(&body.display_name).map_err(invalid)?;
+    if app.db.dir.user_by_username(&username).await?.is_some() {
+        return Err(ApiError::Conflict(
+            "that username is taken; add the existing user as a participant",
+        ));
+    }
+    let (secret, hash) = secret::generate(auth::INVITATION_PREFIX);
+    let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
+    app.db
+        .dir
+        .create_invitation(
+            &hash,
+            meeting.id,
+            &username,
+            &display_name,
+            body.agency_id,
+            body.role,
+            me.0.user.id,
+            expires_at,
+        )
+        .await
+        .map_err(store_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedInvitation {
+            url: format!("/invite/{secret}"),
+            secret,
+            expires_at,
+        }),
+    ))
+}
+
+async fn pending_invitation(
+    app: &AppState,
+    secret: &str,
+) -> Result<(Vec<u8>, crate::store::Invitation), ApiError> {
+    const GONE: ApiError = ApiError::NotFound("this invitation is unknown, used or expired");
+    let hash = secret::hash(secret);
+    let invitation = app.db.dir.invitation(&hash).await?.ok_or(GONE)?;
+    if invitation.used || invitation.expires_at <= Utc::now() {
+        return Err(GONE);
+    }
+    Ok((hash.to_vec(), invitation))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvitationView {
+    meeting_title: String,
+    #[schema(value_type = String)]
+    username: Username,
+    display_name: String,
+    #[schema(value_type = String)]
+    role: Role,
+    expires_at: DateTime<Utc>,
+}
+
+/// What an invitation is for (no sign-in needed: the link is the key).
+#[utoipa::path(get, path = "/api/invitations/{secret}", tag = "participants",
+    responses((status = 200, body = InvitationView), (status = 404)))]
+pub async fn show_invitation(
+    State(app): State<AppState>,
+    Path(secret): Path<String>,
+) -> Result<Json<InvitationView>, ApiError> {
+    let (_, invitation) = pending_invitation(&app, &secret).await?;
+    let meeting = app
+        .db
+        .dir
+        .get_meeting(invitation.meeting)
+        .await?
+        .ok_or(NO_SUCH_MEETING)?;
+    Ok(Json(InvitationView {
+        meeting_title: meeting.title.as_str().to_owned(),
+        username: invitation.username,
+        display_name: invitation.display_name,
+        role: invitation.role,
+        expires_at: invitation.expires_at,
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    password: String,
+}
+
+/// Accept an invitation: choose a password; you are signed in.
+#[utoipa::path(post, path = "/api/invitations/{secret}/accept", tag = "participants", request_body = AcceptInvitation,
+    responses((status = 201, body = UserView), (status = 404), (status = 409), (status = 422)))]
+pub async fn accept_invitation(
+    State(app): State<AppState>,
+    Path(secret): Path<String>,
+    body: Result<Json<AcceptInvitation>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let (hash, invitation) = pending_invitation(&app, &secret).await?;
+    let password = NewPassword::parse(&body.password).map_err(invalid)?;
+    let password_hash = password::hash(password)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let user = app
+        .db
+        .dir
+        .accept_invitation(&hash, &invitation, &password_hash)
+        .await
+        .map_err(store_error)?
+        .ok_or(ApiError::NotFound(
+            "this invitation is unknown, used or expired",
+        ))?;
+    let user = app
+        .db
+        .dir
+        .user(user)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    let session = auth::open_session(&app.db.dir, user, app.config.session_ttl()).await?;
+    Ok(signed_in(&app, session, StatusCode::CREATED))
 }

@@ -1,6 +1,8 @@
-//! HTTP surface: the sync WebSocket, the JSON API, health, metrics and the
-//! browser app's static files.
+//! HTTP surface: the sync WebSocket, the JSON API (documented as OpenAPI at
+//! `/api/openapi.json`), health, metrics and the browser app's static files.
 
+mod admin;
+mod auth;
 mod error;
 mod meetings;
 mod ws;
@@ -8,42 +10,131 @@ mod ws;
 use std::sync::Arc;
 
 use axum::{
-    Router,
+    Json, Router,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
-    routing::get,
+    routing::{delete, get, patch, post, put},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
+use utoipa::OpenApi;
 
-use crate::{config::ServerConfig, store::DynStore, sync::Rooms};
+use crate::{
+    auth::throttle::LoginThrottle,
+    config::ServerConfig,
+    store::Database,
+    sync::{LiveConnections, Rooms},
+};
 
 pub use error::ApiError;
+pub use meetings::sync_agenda;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: DynStore,
+    pub db: Database,
     pub rooms: Rooms,
     pub config: Arc<ServerConfig>,
     pub metrics: PrometheusHandle,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    pub live: Arc<LiveConnections>,
+    pub throttle: Arc<LoginThrottle>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Protokoll", description = "Collaborative meeting protocols. Sign in with \
+        POST /api/login (session cookie) or send a personal API token as `Authorization: \
+        Bearer pk_...` (or `?token=` on WebSocket URLs). Errors are \
+        `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`."),
+    paths(
+        auth::login, auth::logout, auth::me, auth::create_token, auth::list_tokens, auth::revoke_token,
+        admin::list_agencies, admin::create_agency, admin::list_users, admin::create_user,
+        admin::reset_password, admin::issue_token, admin::revoke_any_token,
+        meetings::list, meetings::create, meetings::get, meetings::update, meetings::agenda,
+        meetings::add_section, meetings::change_section, meetings::reorder, meetings::participants,
+        meetings::set_participant, meetings::remove_participant, meetings::invite,
+        meetings::show_invitation, meetings::accept_invitation,
+    ),
+    tags(
+        (name = "sign-in"), (name = "admin", description = "administrators only"),
+        (name = "meetings"), (name = "agenda"), (name = "participants"),
+    )
+)]
+struct ApiDoc;
+
+/// Request spans name the path only: query strings may carry API tokens.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 pub fn router(state: AppState) -> Router {
     let web = ServeDir::new(&state.config.web_dir).append_index_html_on_directories(true);
     Router::new()
         .route("/sync/{meeting}", get(ws::sync))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
+        .route(
+            "/api/me/tokens",
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route("/api/me/tokens/{id}", delete(auth::revoke_token))
+        .route(
+            "/api/admin/agencies",
+            get(admin::list_agencies).post(admin::create_agency),
+        )
+        .route(
+            "/api/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(
+            "/api/admin/users/{id}/password",
+            post(admin::reset_password),
+        )
+        .route("/api/admin/users/{id}/tokens", post(admin::issue_token))
+        .route("/api/admin/tokens/{id}", delete(admin::revoke_any_token))
         .route("/api/meetings", get(meetings::list).post(meetings::create))
-        .route("/api/meetings/{meeting}", get(meetings::get))
+        .route(
+            "/api/meetings/{id}",
+            get(meetings::get).put(meetings::update),
+        )
+        .route(
+            "/api/meetings/{id}/agenda",
+            get(meetings::agenda).post(meetings::add_section),
+        )
+        .route("/api/meetings/{id}/agenda/order", put(meetings::reorder))
+        .route(
+            "/api/meetings/{id}/agenda/{section}",
+            patch(meetings::change_section),
+        )
+        .route(
+            "/api/meetings/{id}/participants",
+            get(meetings::participants),
+        )
+        .route(
+            "/api/meetings/{id}/participants/{user}",
+            put(meetings::set_participant).delete(meetings::remove_participant),
+        )
+        .route("/api/meetings/{id}/invitations", post(meetings::invite))
+        .route("/api/invitations/{secret}", get(meetings::show_invitation))
+        .route(
+            "/api/invitations/{secret}/accept",
+            post(meetings::accept_invitation),
+        )
+        .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback_service(web)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }
 
 async fn healthz() -> &'static str {
@@ -51,7 +142,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
-    app.store.ping().await.map_err(|e| {
+    app.db.docs.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable
     })?;

@@ -3,7 +3,7 @@
 //! room queues for this connection are written out. It also keeps the
 //! connection honest: size limits, pings, and closing with a reason.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
@@ -15,9 +15,12 @@ use axum::{
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::{AppState, error::ApiError};
+use chrono::Utc;
+
+use super::{AppState, auth::CurrentUser, error::ApiError};
 use crate::{
     access::Principal,
+    auth::{self, Credential},
     meeting::MeetingId,
     sync::{
         CloseReason, Closer, JoinError, PeerSocket, RoomMsg, peer::close_code,
@@ -35,19 +38,18 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 0;
 
+/// Open a meeting's document. Signed-in participants and administrators
+/// only; the upgrade is refused with 401 or 404 otherwise.
 pub async fn sync(
     State(app): State<AppState>,
+    me: CurrentUser,
     Path(meeting): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let meeting: MeetingId = meeting
-        .parse()
-        .map_err(|_| ApiError::NotFound("no such meeting"))?;
-    app.store
-        .get_meeting(meeting)
-        .await?
-        .ok_or(ApiError::NotFound("no such meeting"))?;
-    let principal = Principal::Anonymous;
+    let (meeting, access) = super::meetings::open(&app, &me, &meeting).await?;
+    let meeting = meeting.id;
+    let CurrentUser(me) = me;
+    let principal = Principal::new(&me.user, access.role);
     let limit = app.config.max_message_bytes;
     Ok(ws
         .max_message_size(limit)
@@ -61,16 +63,23 @@ pub async fn sync(
                 let _task = tracker.token();
                 metrics::counter!(metric::CONNECTIONS_TOTAL).increment(1);
                 metrics::gauge!(metric::CONNECTIONS_OPEN).increment(1);
-                serve(app, meeting, principal, socket).await;
+                serve(app, meeting, principal, me.credential, socket).await;
                 metrics::gauge!(metric::CONNECTIONS_OPEN).decrement(1);
             }
             .instrument(span)
         }))
 }
 
-async fn serve(app: AppState, meeting: MeetingId, principal: Principal, socket: WebSocket) {
+async fn serve(
+    app: AppState,
+    meeting: MeetingId,
+    principal: Arc<Principal>,
+    credential: Credential,
+    socket: WebSocket,
+) {
     let (mut sink, mut stream) = socket.split();
-    let (room, peer, socket) = match app.rooms.join(meeting, principal).await {
+    let user = principal.user_id;
+    let (room, peer, socket) = match app.rooms.join(meeting, principal.clone()).await {
         Ok(joined) => joined,
         Err(e) => {
             let code = match e {
@@ -83,6 +92,25 @@ async fn serve(app: AppState, meeting: MeetingId, principal: Principal, socket: 
     };
     debug!(peer, "joined");
     let closer = socket.closer.clone();
+    let _registration = app.live.register(meeting, user, credential.key(), &closer);
+    // A session's end closes the connection at that instant.
+    let expiry = credential.expires_at().map(|at| {
+        let left = (at - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
+    let session_end = async move {
+        match expiry {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(session_end);
+    // Revocations made elsewhere (another node, the CLI) are caught by
+    // rechecking the credential and the participation now and then.
+    let mut recheck = tokio::time::interval_at(
+        tokio::time::Instant::now() + app.config.ping_interval(),
+        app.config.ping_interval(),
+    );
     let ping_every = app.config.ping_interval();
     let writer = tokio::spawn(write_loop(sink, socket, ping_every).in_current_span());
 
@@ -96,6 +124,17 @@ async fn serve(app: AppState, meeting: MeetingId, principal: Principal, socket: 
             _ = app.shutdown.cancelled() => {
                 closer.close(CloseReason::new(close_code::GOING_AWAY, "server shutting down"));
                 break;
+            }
+            _ = &mut session_end => {
+                closer.close(CloseReason::new(close_code::UNAUTHORIZED, "session expired"));
+                break;
+            }
+            _ = recheck.tick() => {
+                if let Some(reason) = revoked(&app, meeting, &principal, &credential).await {
+                    closer.close(reason);
+                    break;
+                }
+                continue;
             }
             next = tokio::time::timeout(silence, stream.next()) => next,
         };
@@ -159,6 +198,38 @@ async fn serve(app: AppState, meeting: MeetingId, principal: Principal, socket: 
             .increment(1);
     }
     debug!(peer, "left");
+}
+
+/// Why an open connection may no longer stay, if it may not.
+async fn revoked(
+    app: &AppState,
+    meeting: MeetingId,
+    principal: &Principal,
+    credential: &Credential,
+) -> Option<CloseReason> {
+    match auth::still_valid(&app.db.dir, credential, Utc::now()).await {
+        Ok(false) => {
+            return Some(CloseReason::new(
+                close_code::UNAUTHORIZED,
+                "sign-in no longer valid",
+            ));
+        }
+        Ok(true) => {}
+        Err(e) => {
+            warn!(error = %e, "could not recheck a connection's credential");
+            return None;
+        }
+    }
+    if principal.is_admin {
+        return None;
+    }
+    match app.db.dir.role(meeting, principal.user_id).await {
+        Ok(None) => Some(CloseReason::new(
+            close_code::FORBIDDEN,
+            "removed from the meeting",
+        )),
+        _ => None,
+    }
 }
 
 fn reject(closer: &Closer, code: u16, reason: String) {

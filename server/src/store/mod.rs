@@ -7,6 +7,7 @@
 //! returns only after the rows are committed and fsynced: callers rely on that
 //! to broadcast an update only once it can no longer be lost.
 
+mod directory;
 mod postgres;
 mod sqlite;
 mod writer;
@@ -16,8 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+use crate::meeting::MeetingId;
 
+pub use directory::{Directory, Invitation, NewUser, Pool};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};
@@ -36,6 +38,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("corrupt row in the store: {0}")]
     Corrupt(String),
+    #[error("already exists")]
+    Conflict,
+    #[error("refers to something that does not exist")]
+    UnknownReference,
 }
 
 /// Everything needed to rebuild a meeting's document.
@@ -79,10 +85,6 @@ pub trait Store: Send + Sync + 'static {
     /// Fails unless the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    async fn create_meeting(&self, title: MeetingTitle) -> Result<Meeting, StoreError>;
-    async fn list_meetings(&self) -> Result<Vec<Meeting>, StoreError>;
-    async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError>;
-
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError>;
 
     /// Appends every batch in one transaction, committed durably before this
@@ -106,18 +108,41 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store named by `url` and applies its migrations.
+/// Both halves of the store over one database: documents and directory.
+#[derive(Clone)]
+pub struct Database {
+    pub docs: DynStore,
+    pub dir: Directory,
+}
+
+impl Database {
+    pub async fn close(&self) {
+        self.docs.close().await;
+    }
+}
+
+/// Opens the database named by `url` and applies its migrations.
 ///
-/// `sqlite:PATH` (or a plain path ending in `.db`/`.sqlite`) selects the
-/// embedded backend; `postgres://` or `postgresql://` selects Postgres.
-pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+/// `sqlite:PATH` selects the embedded backend; `postgres://` or
+/// `postgresql://` selects Postgres.
+pub async fn connect(url: &str) -> Result<Database, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        let store = PostgresStore::connect(url).await?;
+        let dir = Directory::new(Pool::Postgres(store.pool()));
+        Ok(Database {
+            docs: Arc::new(store),
+            dir,
+        })
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or(url.strip_prefix("sqlite:"))
     {
-        Ok(Arc::new(SqliteStore::open(path).await?))
+        let store = SqliteStore::open(path).await?;
+        let dir = Directory::new(Pool::Sqlite(store.pool()));
+        Ok(Database {
+            docs: Arc::new(store),
+            dir,
+        })
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

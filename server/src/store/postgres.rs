@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, postgres::PgPoolOptions};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::{AppendBatch, Seq, Snapshot, Store, StoreError, StoredDocument};
-use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+use crate::meeting::MeetingId;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -26,18 +25,10 @@ impl PostgresStore {
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
-}
 
-fn meeting_from_row(row: &sqlx::postgres::PgRow) -> Result<Meeting, StoreError> {
-    let id: Uuid = row.try_get("id")?;
-    let title: String = row.try_get("title")?;
-    let created_at: DateTime<Utc> = row.try_get("created_at")?;
-    Ok(Meeting {
-        id: id.into(),
-        title: MeetingTitle::parse(&title)
-            .map_err(|_| StoreError::Corrupt(format!("title of meeting {id}")))?,
-        created_at,
-    })
+    pub fn pool(&self) -> PgPool {
+        self.pool.clone()
+    }
 }
 
 #[async_trait]
@@ -49,44 +40,6 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    #[instrument(skip(self))]
-    async fn create_meeting(&self, title: MeetingTitle) -> Result<Meeting, StoreError> {
-        let meeting = Meeting {
-            id: MeetingId::new(),
-            title,
-            // Postgres keeps microseconds; round now so the returned value
-            // equals what a later read gives back.
-            created_at: DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
-                .unwrap_or_else(Utc::now),
-        };
-        sqlx::query("INSERT INTO meetings (id, title, created_at) VALUES ($1, $2, $3)")
-            .bind(meeting.id.as_uuid())
-            .bind(meeting.title.as_str())
-            .bind(meeting.created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(meeting)
-    }
-
-    async fn list_meetings(&self) -> Result<Vec<Meeting>, StoreError> {
-        sqlx::query("SELECT id, title, created_at FROM meetings ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(meeting_from_row)
-            .collect()
-    }
-
-    async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError> {
-        sqlx::query("SELECT id, title, created_at FROM meetings WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(meeting_from_row)
-            .transpose()
     }
 
     #[instrument(skip(self), fields(meeting_id = %id))]

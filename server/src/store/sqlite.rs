@@ -4,7 +4,7 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::{
     QueryBuilder, Row, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -12,7 +12,7 @@ use sqlx::{
 use tracing::instrument;
 
 use super::{AppendBatch, Seq, Snapshot, Store, StoreError, StoredDocument};
-use crate::meeting::{Meeting, MeetingId, MeetingTitle};
+use crate::meeting::MeetingId;
 
 /// SQLite caps bound parameters per statement; two per update row.
 const ROWS_PER_INSERT: usize = 8_000;
@@ -42,20 +42,10 @@ impl SqliteStore {
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
-}
 
-fn meeting_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Meeting, StoreError> {
-    let id: String = row.try_get("id")?;
-    let title: String = row.try_get("title")?;
-    let created_at: DateTime<Utc> = row.try_get("created_at")?;
-    Ok(Meeting {
-        id: id
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("meeting id {id:?}")))?,
-        title: MeetingTitle::parse(&title)
-            .map_err(|_| StoreError::Corrupt(format!("title of meeting {id}")))?,
-        created_at,
-    })
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
 }
 
 #[async_trait]
@@ -69,47 +59,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    #[instrument(skip(self))]
-    async fn create_meeting(&self, title: MeetingTitle) -> Result<Meeting, StoreError> {
-        let meeting = Meeting {
-            id: MeetingId::new(),
-            title,
-            created_at: Utc::now(),
-        };
-        sqlx::query("INSERT INTO meetings (id, title, created_at) VALUES (?, ?, ?)")
-            .bind(meeting.id.to_string())
-            .bind(meeting.title.as_str())
-            .bind(meeting.created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(meeting)
-    }
-
-    async fn list_meetings(&self) -> Result<Vec<Meeting>, StoreError> {
-        sqlx::query("SELECT id, title, created_at FROM meetings ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(meeting_from_row)
-            .collect()
-    }
-
-    async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError> {
-        sqlx::query("SELECT id, title, created_at FROM meetings WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(meeting_from_row)
-            .transpose()
-    }
-
     #[instrument(skip(self), fields(meeting_id = %id))]
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError> {
         // One read transaction, so the snapshot and the log tail agree.
         let mut tx = self.pool.begin().await?;
         let snapshot = sqlx::query("SELECT state, upto FROM doc_snapshots WHERE meeting_id = ?")
-            .bind(id.to_string())
+            .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
             .await?
             .map(|row| -> Result<Snapshot, sqlx::Error> {
@@ -123,7 +78,7 @@ impl Store for SqliteStore {
         let updates = sqlx::query(
             "SELECT seq, data FROM doc_updates WHERE meeting_id = ? AND seq > ? ORDER BY seq",
         )
-        .bind(id.to_string())
+        .bind(id.as_uuid())
         .bind(after)
         .fetch_all(&mut *tx)
         .await?
@@ -137,21 +92,20 @@ impl Store for SqliteStore {
     #[instrument(skip_all, fields(batches = batches.len()))]
     async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(usize, String, &[u8])> = batches
+        let rows: Vec<(usize, uuid::Uuid, &[u8])> = batches
             .iter()
             .enumerate()
             .flat_map(|(i, b)| {
-                let meeting = b.meeting.to_string();
                 b.updates
                     .iter()
-                    .map(move |u| (i, meeting.clone(), u.as_ref()))
+                    .map(move |u| (i, b.meeting.as_uuid(), u.as_ref()))
             })
             .collect();
         let mut last = vec![0; batches.len()];
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::new("INSERT INTO doc_updates (meeting_id, data) ");
             insert.push_values(chunk, |mut b, (_, meeting, data)| {
-                b.push_bind(meeting.as_str()).push_bind(*data);
+                b.push_bind(*meeting).push_bind(*data);
             });
             insert.push(" RETURNING seq");
             let seqs = insert.build().fetch_all(&mut *tx).await?;
@@ -179,14 +133,14 @@ impl Store for SqliteStore {
              SET state = excluded.state, upto = excluded.upto, created_at = excluded.created_at
              WHERE excluded.upto >= doc_snapshots.upto",
         )
-        .bind(id.to_string())
+        .bind(id.as_uuid())
         .bind(state)
         .bind(upto)
         .bind(Utc::now())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM doc_updates WHERE meeting_id = ? AND seq <= ?")
-            .bind(id.to_string())
+            .bind(id.as_uuid())
             .bind(upto)
             .execute(&mut *tx)
             .await?;
@@ -196,7 +150,7 @@ impl Store for SqliteStore {
 
     async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM doc_updates WHERE meeting_id = ?")
-            .bind(id.to_string())
+            .bind(id.as_uuid())
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)

@@ -11,7 +11,34 @@ use yrs::{
     sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry},
 };
 
+use crate::access::Principal;
+
 const NULL: &str = "null";
+
+/// Replaces the `user` of a presence state with the authenticated identity,
+/// keeping the client's choice of colour and everything else (cursor, ...).
+pub fn stamp_identity(json: &str, principal: &Principal) -> String {
+    let mut state = match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let color = state
+        .get("user")
+        .and_then(|u| u.get("color"))
+        .and_then(|c| c.as_str())
+        .filter(|c| c.len() <= 32)
+        .map(str::to_owned);
+    let mut user = serde_json::json!({
+        "id": principal.user_id.to_string(),
+        "name": principal.name,
+        "agency": principal.agency,
+    });
+    if let Some(color) = color {
+        user["color"] = color.into();
+    }
+    state.insert("user".into(), user);
+    serde_json::Value::Object(state).to_string()
+}
 
 #[derive(Debug, Default)]
 pub struct AwarenessState {

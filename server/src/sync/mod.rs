@@ -5,6 +5,7 @@
 //! layer only pumps frames between the WebSocket and these channels.
 
 mod awareness;
+pub mod live;
 pub mod peer;
 pub mod protocol;
 mod room;
@@ -19,8 +20,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info_span};
 
 use crate::{access::Principal, meeting::MeetingId, telemetry::metric};
+pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
-pub use room::{RoomConfig, RoomContext, RoomMsg};
+pub use room::{RoomConfig, RoomContext, RoomMsg, ServerEdit};
 
 /// Capacity of a room's inbound queue. Full means the room is busy (the
 /// store is slow); readers then wait, which slows the sending clients down.
@@ -93,7 +95,7 @@ impl Rooms {
     pub async fn join(
         &self,
         meeting: MeetingId,
-        principal: Principal,
+        principal: Arc<Principal>,
     ) -> Result<(RoomHandle, PeerId, PeerSocket), JoinError> {
         for _ in 0..JOIN_ATTEMPTS {
             if self.inner.shutdown.is_cancelled() {
@@ -110,6 +112,36 @@ impl Rooms {
             if wait.await.is_ok() {
                 return Ok((handle, id, socket));
             }
+        }
+        Err(JoinError::Unavailable)
+    }
+
+    /// Applies a change the server makes itself (the agenda mirrored into the
+    /// document), stored and broadcast like any client's update. Returns
+    /// once it is durable.
+    pub async fn server_edit(
+        &self,
+        meeting: MeetingId,
+        mut edit: ServerEdit,
+    ) -> Result<(), JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            if self.inner.shutdown.is_cancelled() {
+                return Err(JoinError::ShuttingDown);
+            }
+            let handle = self.get_or_open(meeting);
+            let (done, wait) = oneshot::channel();
+            match handle.tx.send(RoomMsg::ServerEdit { edit, done }).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendError(RoomMsg::ServerEdit { edit: back, .. })) => {
+                    edit = back;
+                    continue;
+                }
+                Err(_) => unreachable!("the message sent is a server edit"),
+            }
+            return match wait.await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(JoinError::Unavailable),
+            };
         }
         Err(JoinError::Unavailable)
     }

@@ -28,6 +28,10 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     pub const INTERNAL_ERROR: u16 = 1011;
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Application codes (4000-4999): y-websocket clients do not reconnect
+    /// after these, which is right for a credential that no longer works.
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +87,9 @@ impl Closer {
 /// Identifies a connection within the process.
 pub type PeerId = u64;
 
+/// The sender of updates the server makes itself (agenda changes).
+pub const SERVER_PEER: PeerId = 0;
+
 pub fn next_peer_id() -> PeerId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -100,7 +107,7 @@ pub struct QueueLimits {
 #[derive(Debug)]
 pub struct PeerLink {
     pub id: PeerId,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     outbox: mpsc::Sender<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
@@ -152,7 +159,7 @@ impl PeerSocket {
     }
 }
 
-pub fn peer(principal: Principal, limits: QueueLimits) -> (PeerLink, PeerSocket) {
+pub fn peer(principal: Arc<Principal>, limits: QueueLimits) -> (PeerLink, PeerSocket) {
     let (tx, rx) = mpsc::channel(limits.frames.max(1));
     let closer = Arc::new(Closer::default());
     let queued_bytes = Arc::new(AtomicUsize::new(0));

@@ -22,12 +22,16 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update, updates::decoder::Decode};
+use yrs::{
+    ClientID, Doc, ReadTxn, StateVector, Transact, Update,
+    sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry},
+    updates::decoder::Decode,
+};
 
 use super::{
     Rooms,
-    awareness::AwarenessState,
-    peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, close_code},
+    awareness::{self, AwarenessState},
+    peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, SERVER_PEER, close_code},
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
 };
 use crate::{
@@ -55,7 +59,14 @@ pub struct RoomContext {
     pub config: RoomConfig,
 }
 
+/// A change the server makes to a document, inside a transaction.
+pub type ServerEdit = Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>;
+
 pub enum RoomMsg {
+    ServerEdit {
+        edit: ServerEdit,
+        done: oneshot::Sender<Result<(), ()>>,
+    },
     Join {
         link: PeerLink,
         joined: oneshot::Sender<()>,
@@ -87,6 +98,8 @@ pub(super) struct Room {
     ctx: Arc<RoomContext>,
     doc: Doc,
     awareness: AwarenessState,
+    /// Which connection speaks for each awareness client id.
+    awareness_owner: HashMap<ClientID, PeerId>,
     peers: HashMap<PeerId, Peer>,
     /// Log position of the last update this room has applied and stored.
     last_seq: Seq,
@@ -162,6 +175,7 @@ impl Room {
             ctx,
             doc: loaded.doc,
             awareness: AwarenessState::default(),
+            awareness_owner: HashMap::new(),
             peers: HashMap::new(),
             last_seq: loaded.last_seq,
             snapshot_upto: loaded.snapshot_upto,
@@ -221,9 +235,24 @@ impl Room {
         let mut staged: Vec<Staged> = Vec::new();
         let mut outgoing: Vec<(Target, Bytes)> = Vec::new();
         let mut rebuild = false;
+        let mut server_edits = Vec::new();
 
         for msg in batch {
             match msg {
+                RoomMsg::ServerEdit { edit, done } => {
+                    let update = {
+                        let mut txn = self.doc.transact_mut();
+                        edit(&mut txn);
+                        txn.encode_update_v1()
+                    };
+                    let payload = Bytes::from(update);
+                    staged.push(Staged {
+                        peer: SERVER_PEER,
+                        broadcast: protocol::encode_update(&payload),
+                        payload,
+                    });
+                    server_edits.push(done);
+                }
                 RoomMsg::Join { link, joined } => {
                     let peer = link.id;
                     let sv = self.doc.transact().state_vector();
@@ -286,6 +315,9 @@ impl Room {
                     self.since_snapshot += count;
                     metrics::counter!(metric::UPDATES_APPLIED).increment(count);
                     outgoing.extend(broadcast_frames(staged));
+                    for done in server_edits.drain(..) {
+                        let _ = done.send(Ok(()));
+                    }
                 }
                 Err(e) => {
                     // Nothing of this batch may be announced, and the document
@@ -306,6 +338,9 @@ impl Room {
                     rebuild = true;
                 }
             }
+        }
+        for done in server_edits {
+            let _ = done.send(Err(()));
         }
 
         self.deliver(outgoing);
@@ -334,7 +369,7 @@ impl Room {
             .access
             .check_update(principal, self.id, &incoming.update)
         {
-            warn!(meeting_id = %self.id, user = principal.log_label(), reason = %denied.0, "update refused");
+            warn!(meeting_id = %self.id, user_id = %principal.user_id, reason = %denied.0, "update refused");
             metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden").increment(1);
             let reason = CloseReason::new(close_code::POLICY_VIOLATION, "permission denied")
                 .with_last_frame(protocol::encode_permission_denied(&denied.0));
@@ -372,14 +407,54 @@ impl Room {
         }
     }
 
+    /// Presence cannot be forged: a client id belongs to the first
+    /// connection that announces it (until that connection ends), and the
+    /// `user` in every state is replaced by the connection's authenticated
+    /// identity.
     fn on_awareness(&mut self, peer: PeerId, incoming: IncomingAwareness) {
-        let changed = self.awareness.apply(&incoming.update);
+        let Some(principal) = self.peers.get(&peer).map(|p| p.link.principal.clone()) else {
+            return;
+        };
+        let mut accepted = HashMap::new();
+        for (client, entry) in incoming.update.clients {
+            if self
+                .awareness_owner
+                .get(&client)
+                .is_some_and(|owner| *owner != peer)
+            {
+                continue;
+            }
+            let json = if &*entry.json == "null" {
+                entry.json
+            } else {
+                awareness::stamp_identity(&entry.json, &principal).into()
+            };
+            accepted.insert(
+                client,
+                AwarenessUpdateEntry {
+                    clock: entry.clock,
+                    json,
+                },
+            );
+        }
+        let update = AwarenessUpdate { clients: accepted };
+        let changed = self.awareness.apply(&update);
+        if changed.is_empty() {
+            return;
+        }
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.clients.extend(incoming.update.clients.keys().copied());
+            p.clients.extend(changed.iter().copied());
         }
-        if !changed.is_empty() {
-            self.deliver(vec![(Target::AllBut(peer), incoming.frame)]);
+        for client in &changed {
+            self.awareness_owner.insert(*client, peer);
         }
+        let clients = update
+            .clients
+            .into_iter()
+            .filter(|(c, _)| changed.contains(c))
+            .collect();
+        let frame = protocol::encode_awareness(&AwarenessUpdate { clients });
+        self.deliver(vec![(Target::AllBut(peer), frame)]);
     }
 
     /// Queues frames without waiting. Clients whose queue is full are

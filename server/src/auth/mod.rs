@@ -1,0 +1,203 @@
+//! Who is calling: sign-in with a password (a session cookie), personal API
+//! tokens (Bearer header or `token` query parameter), and one-time
+//! invitations. Secrets are never stored or logged in the clear.
+
+pub mod password;
+pub mod secret;
+pub mod throttle;
+
+use std::{net::IpAddr, time::Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    people::{TokenId, User, Username},
+    store::{Directory, StoreError},
+};
+use secret::SecretHash;
+
+pub const SESSION_COOKIE: &str = "protokoll_session";
+pub const TOKEN_PREFIX: &str = "pk_";
+pub const INVITATION_PREFIX: &str = "inv_";
+
+/// How a request or connection proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Session {
+        hash: SecretHash,
+        expires_at: DateTime<Utc>,
+    },
+    Token {
+        id: TokenId,
+    },
+}
+
+/// Identifies a credential without revealing it, to find the connections
+/// that use it when it is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKey {
+    Session(SecretHash),
+    Token(TokenId),
+}
+
+impl Credential {
+    pub fn key(&self) -> CredentialKey {
+        match self {
+            Credential::Session { hash, .. } => CredentialKey::Session(*hash),
+            Credential::Token { id } => CredentialKey::Token(*id),
+        }
+    }
+
+    /// Ambient credentials (cookies) are sent by browsers on cross-site
+    /// requests too; those requests must have their origin checked.
+    pub fn is_ambient(&self) -> bool {
+        matches!(self, Credential::Session { .. })
+    }
+
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Credential::Session { expires_at, .. } => Some(*expires_at),
+            Credential::Token { .. } => None,
+        }
+    }
+}
+
+/// A signed-in user and the credential they used.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub credential: Credential,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign in first")]
+    Missing,
+    #[error("the API token is not valid (revoked or mistyped)")]
+    InvalidToken,
+    #[error("the session has expired; sign in again")]
+    SessionExpired,
+    #[error("the session is not valid; sign in again")]
+    InvalidSession,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a request carries that may prove who it is.
+#[derive(Default)]
+pub struct Presented<'a> {
+    pub bearer: Option<&'a str>,
+    pub query_token: Option<&'a str>,
+    pub session_cookie: Option<&'a str>,
+}
+
+/// Resolves the presented credential. A token wins over a cookie, so that a
+/// script's explicit token is never overridden by a browser's session.
+pub async fn authenticate(
+    dir: &Directory,
+    presented: Presented<'_>,
+    now: DateTime<Utc>,
+) -> Result<AuthUser, AuthError> {
+    if let Some(token) = presented.bearer.or(presented.query_token) {
+        let (user, id) = dir
+            .token(&secret::hash(token))
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        return Ok(AuthUser {
+            user,
+            credential: Credential::Token { id },
+        });
+    }
+    if let Some(session) = presented.session_cookie {
+        let hash = secret::hash(session);
+        let (user, expires_at) = dir.session(&hash).await?.ok_or(AuthError::InvalidSession)?;
+        if expires_at <= now {
+            dir.delete_session(&hash).await?;
+            return Err(AuthError::SessionExpired);
+        }
+        return Ok(AuthUser {
+            user,
+            credential: Credential::Session { hash, expires_at },
+        });
+    }
+    Err(AuthError::Missing)
+}
+
+/// Whether a credential still holds (for open connections, rechecked
+/// periodically so that revocations from the CLI take effect too).
+pub async fn still_valid(
+    dir: &Directory,
+    credential: &Credential,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(match credential {
+        Credential::Session { hash, expires_at } => {
+            *expires_at > now && dir.session(hash).await?.is_some()
+        }
+        Credential::Token { id } => dir.token_is_live(*id).await?,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("too many failed sign-ins; try again in {0} seconds")]
+    Throttled(u64),
+    #[error("wrong username or password")]
+    Invalid,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Session {
+    pub user: User,
+    /// The cookie value; goes to the client once and nowhere else.
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Checks a password and opens a session.
+pub async fn login(
+    dir: &Directory,
+    throttle: &throttle::LoginThrottle,
+    username: &str,
+    password: String,
+    ip: Option<IpAddr>,
+    ttl: chrono::Duration,
+) -> Result<Session, LoginError> {
+    let now = Instant::now();
+    if let Err(wait) = throttle.check(username, ip, now) {
+        return Err(LoginError::Throttled(wait.as_secs().max(1)));
+    }
+    let found = match Username::parse(username) {
+        Ok(name) => dir.credentials(&name).await?,
+        Err(_) => None,
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    if !password::verify(password, hash).await {
+        throttle.record_failure(username, ip, now);
+        return Err(LoginError::Invalid);
+    }
+    let user = user.ok_or(LoginError::Invalid)?;
+    throttle.record_success(username);
+    open_session(dir, user, ttl)
+        .await
+        .map_err(LoginError::Store)
+}
+
+pub async fn open_session(
+    dir: &Directory,
+    user: User,
+    ttl: chrono::Duration,
+) -> Result<Session, StoreError> {
+    let (secret, hash) = secret::generate("");
+    let expires_at = Utc::now() + ttl;
+    dir.create_session(&hash, user.id, expires_at).await?;
+    Ok(Session {
+        user,
+        secret,
+        expires_at,
+    })
+}

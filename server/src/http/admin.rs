@@ -1,0 +1,196 @@
+//! `/api/admin/...`: agencies, users, passwords and tokens. Administrators
+//! only; everyone else gets 403.
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use serde::Deserialize;
+
+use super::{
+    AppState,
+    auth::{CurrentUser, IssuedToken, NewToken, UserView, issue_token_for, revoke},
+    error::{ApiError, json_rejection, store_error},
+};
+use crate::{
+    auth::password,
+    people::{Agency, AgencyId, NewPassword, TokenId, UserId, Username, parse_name},
+    store::NewUser,
+    sync::{CloseReason, peer::close_code},
+};
+
+fn require_admin(me: &CurrentUser) -> Result<(), ApiError> {
+    if me.0.user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("administrators only"))
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Invalid(e.to_string())
+}
+
+/// List agencies.
+#[utoipa::path(get, path = "/api/admin/agencies", tag = "admin", responses((status = 200), (status = 403)))]
+pub async fn list_agencies(
+    State(app): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<Agency>>, ApiError> {
+    require_admin(&me)?;
+    Ok(Json(app.db.dir.list_agencies().await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgency {
+    name: String,
+}
+
+/// Create an agency (Polis, Räddningstjänsten, ...).
+#[utoipa::path(post, path = "/api/admin/agencies", tag = "admin", request_body = NewAgency,
+    responses((status = 201), (status = 403), (status = 409)))]
+pub async fn create_agency(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    body: Result<Json<NewAgency>, JsonRejection>,
+) -> Result<(StatusCode, Json<Agency>), ApiError> {
+    require_admin(&me)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let name = parse_name(&body.name).map_err(invalid)?;
+    let agency = app.db.dir.create_agency(&name).await.map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(agency)))
+}
+
+/// List users.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", responses((status = 200), (status = 403)))]
+pub async fn list_users(
+    State(app): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    require_admin(&me)?;
+    Ok(Json(
+        app.db
+            .dir
+            .list_users()
+            .await?
+            .into_iter()
+            .map(UserView::from)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    username: String,
+    display_name: String,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    agency_id: Option<AgencyId>,
+    #[serde(default)]
+    is_admin: bool,
+    password: String,
+}
+
+/// Create a user with a password.
+#[utoipa::path(post, path = "/api/admin/users", tag = "admin", request_body = NewUserRequest,
+    responses((status = 201, body = UserView), (status = 403), (status = 409), (status = 422)))]
+pub async fn create_user(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    body: Result<Json<NewUserRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    require_admin(&me)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let username = Username::parse(&body.username).map_err(invalid)?;
+    let display_name = parse_name(&body.display_name).map_err(invalid)?;
+    let password = NewPassword::parse(&body.password).map_err(invalid)?;
+    let hash = password::hash(password)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let user = app
+        .db
+        .dir
+        .create_user(NewUser {
+            username,
+            display_name,
+            agency: body.agency_id,
+            is_admin: body.is_admin,
+            password_hash: Some(hash),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    password: String,
+}
+
+/// Set a user's password; their sessions end and their connections close.
+#[utoipa::path(post, path = "/api/admin/users/{id}/password", tag = "admin", request_body = PasswordReset,
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn reset_password(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<PasswordReset>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&me)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    let password = NewPassword::parse(&body.password).map_err(invalid)?;
+    let hash = password::hash(password)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    if !app.db.dir.set_password_hash(id, &hash).await? {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    app.db.dir.delete_sessions_of(id).await?;
+    app.live.close_user(
+        id,
+        CloseReason::new(close_code::UNAUTHORIZED, "password changed"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issue an API token for a user (for scripts and integrations).
+#[utoipa::path(post, path = "/api/admin/users/{id}/tokens", tag = "admin", request_body = NewToken,
+    responses((status = 201, body = IssuedToken), (status = 403), (status = 404)))]
+pub async fn issue_token(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    require_admin(&me)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    let user = app
+        .db
+        .dir
+        .user(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(issue_token_for(&app, &user, &body.name).await?),
+    ))
+}
+
+/// Revoke any API token.
+#[utoipa::path(delete, path = "/api/admin/tokens/{id}", tag = "admin", responses((status = 204), (status = 403), (status = 404)))]
+pub async fn revoke_any_token(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&me)?;
+    let id: TokenId = id
+        .parse()
+        .map_err(|_| ApiError::NotFound("no such token"))?;
+    revoke(&app, id, None).await
+}

@@ -1,0 +1,767 @@
+//! The relational side of the store: agencies, users, sign-in credentials,
+//! meetings, their participants and their agendas.
+//!
+//! The SQL is the same on both backends (positional `$n` parameters, ids as
+//! UUIDs, times bound from Rust), so each query is written once and run on
+//! whichever pool is configured; `with_pool!` expands the body once per
+//! backend so that each is type-checked against its own driver. Time
+//! comparisons happen in Rust, never in SQL, because SQLite stores times as
+//! text.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row, SqlitePool};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::{
+    meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
+    people::{
+        Agency, AgencyId, ApiToken, Participant, Role, Section, SectionId, SectionOwner, TokenId,
+        User, UserId, Username,
+    },
+};
+
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    pool: Pool,
+}
+
+macro_rules! with_pool {
+    ($self:ident, $p:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_admin, \
+     (u.password_hash IS NOT NULL) AS has_password, a.id AS agency_id, a.name AS agency_name";
+const USER_FROM: &str = "users u LEFT JOIN agencies a ON a.id = u.agency_id";
+const AGENCY_JOIN: &str = "LEFT JOIN agencies a ON a.id = u.agency_id";
+
+macro_rules! user_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let agency_id: Option<Uuid> = row.try_get("agency_id")?;
+        let agency_name: Option<String> = row.try_get("agency_name")?;
+        let username: String = row.try_get("username")?;
+        User {
+            id: UserId(row.try_get("id")?),
+            username: Username::parse(&username)
+                .map_err(|_| StoreError::Corrupt(format!("username {username:?}")))?,
+            display_name: row.try_get("display_name")?,
+            agency: agency_id.zip(agency_name).map(|(id, name)| Agency {
+                id: AgencyId(id),
+                name,
+            }),
+            is_admin: row.try_get("is_admin")?,
+            has_password: row.try_get("has_password")?,
+        }
+    }};
+}
+
+const MEETING_COLUMNS: &str = "id, title, created_at, body, meeting_date, start_time, place";
+
+macro_rules! meeting_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let id: Uuid = row.try_get("id")?;
+        let title: String = row.try_get("title")?;
+        Meeting {
+            id: MeetingId::from(id),
+            title: MeetingTitle::parse(&title)
+                .map_err(|_| StoreError::Corrupt(format!("title of meeting {id}")))?,
+            created_at: row.try_get("created_at")?,
+            details: MeetingDetails {
+                body: row.try_get("body")?,
+                date: row.try_get("meeting_date")?,
+                time: row.try_get("start_time")?,
+                place: row.try_get("place")?,
+            },
+        }
+    }};
+}
+
+macro_rules! section_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let id: String = row.try_get("id")?;
+        let kind: String = row.try_get("owner_kind")?;
+        let agency: Option<Uuid> = row.try_get("owner_agency_id")?;
+        let user: Option<Uuid> = row.try_get("owner_user_id")?;
+        let owner = match (kind.as_str(), agency, user) {
+            ("agency", Some(a), _) => SectionOwner::Agency {
+                agency_id: AgencyId(a),
+            },
+            ("user", _, Some(u)) => SectionOwner::User { user_id: UserId(u) },
+            ("secretary", _, _) => SectionOwner::Secretary,
+            _ => return Err(StoreError::Corrupt(format!("owner of section {id}"))),
+        };
+        Section {
+            id: SectionId::parse(&id)
+                .map_err(|_| StoreError::Corrupt(format!("section id {id:?}")))?,
+            number: row.try_get("number")?,
+            title: row.try_get("title")?,
+            owner,
+        }
+    }};
+}
+
+fn owner_columns(owner: &SectionOwner) -> (&'static str, Option<Uuid>, Option<Uuid>) {
+    match owner {
+        SectionOwner::Agency { agency_id } => ("agency", Some(agency_id.0), None),
+        SectionOwner::User { user_id } => ("user", None, Some(user_id.0)),
+        SectionOwner::Secretary => ("secretary", None, None),
+    }
+}
+
+/// A constraint violation (duplicate name, unknown reference) is the
+/// caller's mistake, not a failure of the store.
+fn conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::UnknownReference,
+        _ => StoreError::Database(e),
+    }
+}
+
+pub struct NewUser {
+    pub username: Username,
+    pub display_name: String,
+    pub agency: Option<AgencyId>,
+    pub is_admin: bool,
+    pub password_hash: Option<String>,
+}
+
+/// A pending invitation, found by its token's hash.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub meeting: MeetingId,
+    pub username: Username,
+    pub display_name: String,
+    pub agency: Option<AgencyId>,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+    pub used: bool,
+}
+
+impl Directory {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    // ---- agencies -------------------------------------------------------
+
+    pub async fn create_agency(&self, name: &str) -> Result<Agency, StoreError> {
+        let agency = Agency {
+            id: AgencyId::new(),
+            name: name.to_owned(),
+        };
+        with_pool!(self, p => { sqlx::query("INSERT INTO agencies (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(agency.id.0)
+            .bind(&agency.name)
+            .bind(Utc::now())
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        Ok(agency)
+    }
+
+    pub async fn list_agencies(&self) -> Result<Vec<Agency>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, name FROM agencies ORDER BY name").fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(Agency { id: AgencyId(r.try_get("id")?), name: r.try_get("name")? }))
+                .collect()
+        })
+    }
+
+    pub async fn agency_by_name(&self, name: &str) -> Result<Option<Agency>, StoreError> {
+        Ok(self
+            .list_agencies()
+            .await?
+            .into_iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name) || a.name == name))
+    }
+
+    // ---- users ------------------------------------------------------------
+
+    pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let id = UserId::new();
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id.0)
+            .bind(new.username.as_str())
+            .bind(&new.display_name)
+            .bind(new.agency.map(|a| a.0))
+            .bind(new.is_admin)
+            .bind(new.password_hash.as_deref())
+            .bind(Utc::now())
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        self.user(id)
+            .await?
+            .ok_or(StoreError::Corrupt("user vanished after insert".into()))
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.id = $1");
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(id.0).fetch_optional(p).await? {
+                Some(row) => Ok(Some(user_from_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.username = $1");
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(username.as_str()).fetch_optional(p).await? {
+                Some(row) => Ok(Some(user_from_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} ORDER BY u.username");
+        with_pool!(self, p => {
+            let rows = sqlx::query(&sql).fetch_all(p).await?;
+            let mut users = Vec::with_capacity(rows.len());
+            for row in &rows {
+                users.push(user_from_row!(row));
+            }
+            Ok(users)
+        })
+    }
+
+    /// The user and their password hash, for signing in.
+    pub async fn credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM {USER_FROM} WHERE u.username = $1"
+        );
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(username.as_str()).fetch_optional(p).await? {
+                Some(row) => {
+                    let hash: Option<String> = row.try_get("password_hash")?;
+                    Ok(Some((user_from_row!(&row), hash)))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user.0)
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    // ---- sessions -----------------------------------------------------------
+
+    pub async fn create_session(
+        &self,
+        hash: &[u8],
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash)
+            .bind(user.0)
+            .bind(Utc::now())
+            .bind(expires_at)
+            .execute(p)
+            .await?; });
+        Ok(())
+    }
+
+    /// The session's user and expiry, if the session exists.
+    pub async fn session(&self, hash: &[u8]) -> Result<Option<(User, DateTime<Utc>)>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id {AGENCY_JOIN}
+             WHERE s.token_hash = $1"
+        );
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(hash).fetch_optional(p).await? {
+                Some(row) => {
+                    let expires: DateTime<Utc> = row.try_get("expires_at")?;
+                    Ok(Some((user_from_row!(&row), expires)))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn delete_session(&self, hash: &[u8]) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash).execute(p).await?; });
+        Ok(())
+    }
+
+    pub async fn delete_sessions_of(&self, user: UserId) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0).execute(p).await?; });
+        Ok(())
+    }
+
+    // ---- API tokens -----------------------------------------------------------
+
+    pub async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        hash: &[u8],
+    ) -> Result<ApiToken, StoreError> {
+        let token = ApiToken {
+            id: TokenId::new(),
+            name: name.to_owned(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token.id.0)
+            .bind(user.0)
+            .bind(name)
+            .bind(hash)
+            .bind(token.created_at)
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        Ok(token)
+    }
+
+    /// The token's user, if the token exists and is not revoked.
+    pub async fn token(&self, hash: &[u8]) -> Result<Option<(User, TokenId)>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, t.id AS token_id FROM api_tokens t JOIN users u ON u.id = t.user_id {AGENCY_JOIN}
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        );
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(hash).fetch_optional(p).await? {
+                Some(row) => {
+                    let id: Uuid = row.try_get("token_id")?;
+                    Ok(Some((user_from_row!(&row), TokenId(id))))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn token_is_live(&self, id: TokenId) -> Result<bool, StoreError> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT revoked_at IS NULL AS live FROM api_tokens WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?;
+            match row {
+                Some(row) => Ok(row.try_get::<bool, _>("live")?),
+                None => Ok(false),
+            }
+        })
+    }
+
+    pub async fn list_tokens(&self, user: UserId) -> Result<Vec<ApiToken>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY created_at")
+                .bind(user.0)
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|r| Ok(ApiToken {
+                    id: TokenId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                }))
+                .collect()
+        })
+    }
+
+    /// Revokes a token; with `owner`, only if it belongs to that user.
+    pub async fn revoke_token(
+        &self,
+        id: TokenId,
+        owner: Option<UserId>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1
+             WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3)")
+            .bind(Utc::now())
+            .bind(id.0)
+            .bind(owner.map(|u| u.0))
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    // ---- meetings -------------------------------------------------------------
+
+    /// Creates a meeting; `secretary`, if given, becomes its secretary.
+    pub async fn create_meeting(
+        &self,
+        title: MeetingTitle,
+        details: MeetingDetails,
+        secretary: Option<UserId>,
+    ) -> Result<Meeting, StoreError> {
+        let meeting = Meeting {
+            id: MeetingId::new(),
+            title,
+            // Postgres keeps microseconds; round now so the returned value
+            // equals what a later read gives back.
+            created_at: DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
+                .unwrap_or_else(Utc::now),
+            details,
+        };
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO meetings (id, title, created_at, body, meeting_date, start_time, place)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(meeting.id.as_uuid())
+                .bind(meeting.title.as_str())
+                .bind(meeting.created_at)
+                .bind(&meeting.details.body)
+                .bind(meeting.details.date.as_deref())
+                .bind(meeting.details.time.as_deref())
+                .bind(&meeting.details.place)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(user) = secretary {
+                sqlx::query("INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'secretary')")
+                    .bind(meeting.id.as_uuid())
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict)?;
+            }
+            tx.commit().await?;
+        });
+        Ok(meeting)
+    }
+
+    pub async fn update_meeting(
+        &self,
+        id: MeetingId,
+        title: &MeetingTitle,
+        details: &MeetingDetails,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE meetings SET title = $1, body = $2, meeting_date = $3, start_time = $4, place = $5 WHERE id = $6")
+            .bind(title.as_str())
+            .bind(&details.body)
+            .bind(details.date.as_deref())
+            .bind(details.time.as_deref())
+            .bind(&details.place)
+            .bind(id.as_uuid())
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    pub async fn get_meeting(&self, id: MeetingId) -> Result<Option<Meeting>, StoreError> {
+        let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE id = $1");
+        with_pool!(self, p => {
+            match sqlx::query(&sql).bind(id.as_uuid()).fetch_optional(p).await? {
+                Some(row) => Ok(Some(meeting_from_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// All meetings, or with `participant`, those the user takes part in.
+    pub async fn list_meetings(
+        &self,
+        participant: Option<UserId>,
+    ) -> Result<Vec<Meeting>, StoreError> {
+        let sql = format!(
+            "SELECT {MEETING_COLUMNS} FROM meetings
+             WHERE $1 IS NULL OR id IN (SELECT meeting_id FROM participants WHERE user_id = $1)
+             ORDER BY created_at, id"
+        );
+        with_pool!(self, p => {
+            let rows = sqlx::query(&sql).bind(participant.map(|u| u.0)).fetch_all(p).await?;
+            let mut meetings = Vec::with_capacity(rows.len());
+            for row in &rows {
+                meetings.push(meeting_from_row!(row));
+            }
+            Ok(meetings)
+        })
+    }
+
+    // ---- participants ---------------------------------------------------------
+
+    pub async fn role(&self, meeting: MeetingId, user: UserId) -> Result<Option<Role>, StoreError> {
+        with_pool!(self, p => {
+            let row = sqlx::query("SELECT role FROM participants WHERE meeting_id = $1 AND user_id = $2")
+                .bind(meeting.as_uuid())
+                .bind(user.0)
+                .fetch_optional(p)
+                .await?;
+            match row {
+                Some(row) => {
+                    let role: String = row.try_get("role")?;
+                    Ok(Some(role.parse().map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, pt.role FROM participants pt JOIN users u ON u.id = pt.user_id {AGENCY_JOIN}
+             WHERE pt.meeting_id = $1 ORDER BY u.display_name"
+        );
+        with_pool!(self, p => {
+            let rows = sqlx::query(&sql).bind(meeting.as_uuid()).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let role: String = row.try_get("role")?;
+                out.push(Participant {
+                    user: user_from_row!(row),
+                    role: role.parse().map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn set_participant(
+        &self,
+        meeting: MeetingId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)
+             ON CONFLICT (meeting_id, user_id) DO UPDATE SET role = excluded.role")
+            .bind(meeting.as_uuid())
+            .bind(user.0)
+            .bind(role.as_str())
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        Ok(())
+    }
+
+    pub async fn remove_participant(
+        &self,
+        meeting: MeetingId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query("DELETE FROM participants WHERE meeting_id = $1 AND user_id = $2")
+            .bind(meeting.as_uuid())
+            .bind(user.0)
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    // ---- agenda -----------------------------------------------------------------
+
+    pub async fn sections(&self, meeting: MeetingId) -> Result<Vec<Section>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, number, title, owner_kind, owner_agency_id, owner_user_id
+                 FROM sections WHERE meeting_id = $1 ORDER BY position")
+                .bind(meeting.as_uuid())
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(section_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Appends a section to the agenda.
+    pub async fn add_section(
+        &self,
+        meeting: MeetingId,
+        section: &Section,
+    ) -> Result<(), StoreError> {
+        let (kind, agency, user) = owner_columns(&section.owner);
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO sections (meeting_id, id, position, number, title, owner_kind, owner_agency_id, owner_user_id)
+             VALUES ($1, $2, (SELECT COALESCE(MAX(position), 0) + 1 FROM sections WHERE meeting_id = $1), $3, $4, $5, $6, $7)")
+            .bind(meeting.as_uuid())
+            .bind(section.id.as_str())
+            .bind(&section.number)
+            .bind(&section.title)
+            .bind(kind)
+            .bind(agency)
+            .bind(user)
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        Ok(())
+    }
+
+    pub async fn update_section(
+        &self,
+        meeting: MeetingId,
+        section: &Section,
+    ) -> Result<bool, StoreError> {
+        let (kind, agency, user) = owner_columns(&section.owner);
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE sections SET number = $1, title = $2, owner_kind = $3, owner_agency_id = $4, owner_user_id = $5
+             WHERE meeting_id = $6 AND id = $7")
+            .bind(&section.number)
+            .bind(&section.title)
+            .bind(kind)
+            .bind(agency)
+            .bind(user)
+            .bind(meeting.as_uuid())
+            .bind(section.id.as_str())
+            .execute(p)
+            .await
+            .map_err(conflict)?
+            .rows_affected() == 1))
+    }
+
+    /// Puts the agenda in the given order; `order` must name every section
+    /// exactly once (checked by the caller).
+    pub async fn reorder_sections(
+        &self,
+        meeting: MeetingId,
+        order: &[SectionId],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for (i, id) in order.iter().enumerate() {
+                sqlx::query("UPDATE sections SET position = $1 WHERE meeting_id = $2 AND id = $3")
+                    .bind(i as i32 + 1)
+                    .bind(meeting.as_uuid())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    // ---- invitations ------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_invitation(
+        &self,
+        hash: &[u8],
+        meeting: MeetingId,
+        username: &Username,
+        display_name: &str,
+        agency: Option<AgencyId>,
+        role: Role,
+        created_by: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query(
+            "INSERT INTO invitations (token_hash, meeting_id, username, display_name, agency_id, role, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(hash)
+            .bind(meeting.as_uuid())
+            .bind(username.as_str())
+            .bind(display_name)
+            .bind(agency.map(|a| a.0))
+            .bind(role.as_str())
+            .bind(created_by.0)
+            .bind(Utc::now())
+            .bind(expires_at)
+            .execute(p)
+            .await
+            .map_err(conflict)?; });
+        Ok(())
+    }
+
+    pub async fn invitation(&self, hash: &[u8]) -> Result<Option<Invitation>, StoreError> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT meeting_id, username, display_name, agency_id, role, expires_at, used_at IS NOT NULL AS used
+                 FROM invitations WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(p)
+                .await?;
+            match row {
+                Some(row) => {
+                    let username: String = row.try_get("username")?;
+                    let role: String = row.try_get("role")?;
+                    let meeting: Uuid = row.try_get("meeting_id")?;
+                    let agency: Option<Uuid> = row.try_get("agency_id")?;
+                    Ok(Some(Invitation {
+                        meeting: meeting.into(),
+                        username: Username::parse(&username).map_err(|_| StoreError::Corrupt("invitation username".into()))?,
+                        display_name: row.try_get("display_name")?,
+                        agency: agency.map(AgencyId),
+                        role: role.parse().map_err(|_| StoreError::Corrupt("invitation role".into()))?,
+                        expires_at: row.try_get("expires_at")?,
+                        used: row.try_get("used")?,
+                    }))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Uses an invitation once: marks it used, creates the user with the
+    /// given password hash and adds them to the meeting, all or nothing.
+    /// Returns `None` if the invitation was used meanwhile.
+    pub async fn accept_invitation(
+        &self,
+        hash: &[u8],
+        invitation: &Invitation,
+        password_hash: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        let user = UserId::new();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let claimed = sqlx::query("UPDATE invitations SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                .bind(Utc::now())
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed != 1 {
+                return Ok(None);
+            }
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(user.0)
+                .bind(invitation.username.as_str())
+                .bind(&invitation.display_name)
+                .bind(invitation.agency.map(|a| a.0))
+                .bind(false)
+                .bind(password_hash)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict)?;
+            sqlx::query("INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)")
+                .bind(invitation.meeting.as_uuid())
+                .bind(user.0)
+                .bind(invitation.role.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(Some(user))
+    }
+}
