@@ -294,15 +294,22 @@ pub struct ProcessServer {
 
 impl ProcessServer {
     pub async fn start(db: &TestDb) -> Self {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Self::start_logging_to(db, stderr, "info").await
+    }
+
+    /// Starts the binary with its log (at `filter`) going to `stderr`.
+    pub async fn start_logging_to(db: &TestDb, stderr: Stdio, filter: &str) -> Self {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
             .args(["--bind", "127.0.0.1:0"])
             .env("PROTOKOLL_DATABASE_URL", &db.url)
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("start the protokoll binary");
@@ -318,6 +325,20 @@ impl ProcessServer {
         .await
         .expect("server starts in time");
         Self { addr, child }
+    }
+
+    /// SIGTERM, as an orchestrator stops a service; waits for the exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("server exits in time")
+            .unwrap()
     }
 
     /// SIGKILL: no flushing, no goodbye.

@@ -1,0 +1,192 @@
+//! Meetings (document names), API tokens and connection URLs.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+
+/// Creates `n` meetings through `POST {base}/api/meetings` and returns their
+/// ids, or, without a base URL, `n` random UUIDs (for servers that create
+/// documents on first connect, like y-websocket's and Hocuspocus').
+pub async fn meetings(n: usize, via: Option<&str>, label: &str) -> anyhow::Result<Vec<String>> {
+    let Some(base) = via else {
+        return Ok((0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect());
+    };
+    let url = format!("{}/api/meetings", base.trim_end_matches('/'));
+    // Our server wants a signed-in creator; the creator becomes each
+    // meeting's secretary, so the same token may then open the documents.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("PROTOKOLL_TOKEN") {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}")
+                .parse()
+                .context("PROTOKOLL_TOKEN")?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?;
+    let ids: Vec<String> = futures::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            let url = url.clone();
+            let title = format!("loadgen {label} {i}");
+            async move {
+                let resp = client
+                    .post(&url)
+                    .json(&serde_json::json!({ "title": title }))
+                    .send()
+                    .await
+                    .with_context(|| format!("POST {url}"))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    let body = resp.text().await.unwrap_or_default();
+                    bail!("POST {url}: {status}: {body}");
+                }
+                let v: serde_json::Value = resp.json().await.context("meeting JSON")?;
+                v.get("id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned)
+                    .context("response has no string \"id\"")
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok(ids)
+}
+
+/// One line of a token file: an API token, optionally followed by the id of
+/// the section its user owns (`TOKEN` or `TOKEN SECTION_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub token: String,
+    pub section: Option<String>,
+}
+
+/// Hands out the next credential to each new connection, round-robin.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    creds: Arc<Vec<Credential>>,
+}
+
+impl Tokens {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading token file {}", path.display()))?;
+        let tokens = Self::parse(&text);
+        if tokens.creds.is_empty() {
+            bail!("token file {} has no tokens", path.display());
+        }
+        Ok(tokens)
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let creds = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let mut parts = l.split_whitespace();
+                Credential {
+                    token: parts.next().unwrap_or_default().to_owned(),
+                    section: parts.next().map(str::to_owned),
+                }
+            })
+            .collect();
+        Tokens {
+            creds: Arc::new(creds),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.creds.len()
+    }
+
+    /// The credential for the `i`-th connection.
+    pub fn get(&self, i: usize) -> Option<&Credential> {
+        if self.creds.is_empty() {
+            None
+        } else {
+            Some(&self.creds[i % self.creds.len()])
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL to open for one connection. y-websocket: `{base}/{doc}`, plus
+/// `?token=` when there is one. Hocuspocus: the base URL as given (the
+/// document name travels in every message, the token in the auth message).
+pub fn connect_url(
+    protocol: crate::wire::Protocol,
+    base: &str,
+    doc: &str,
+    token: Option<&str>,
+) -> String {
+    match protocol {
+        crate::wire::Protocol::YWebsocket => {
+            let mut url = format!("{}/{}", base.trim_end_matches('/'), encode_component(doc));
+            if let Some(t) = token {
+                url.push_str("?token=");
+                url.push_str(&encode_component(t));
+            }
+            url
+        }
+        crate::wire::Protocol::Hocuspocus => base.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Protocol;
+
+    #[test]
+    fn tokens_are_handed_out_round_robin() {
+        let t = Tokens::parse("# agency users\nabc polis\n\ndef\n ghi  socialtjanst \n");
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            t.get(0),
+            Some(&Credential {
+                token: "abc".into(),
+                section: Some("polis".into())
+            })
+        );
+        assert_eq!(t.get(1).unwrap().section, None);
+        assert_eq!(t.get(3).unwrap().token, "abc");
+        assert_eq!(t.get(5).unwrap().token, "ghi");
+        assert!(Tokens::default().get(0).is_none());
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            connect_url(Protocol::YWebsocket, "ws://h:1/sync/", "m-1", Some("a b+c")),
+            "ws://h:1/sync/m-1?token=a%20b%2Bc"
+        );
+        assert_eq!(
+            connect_url(Protocol::YWebsocket, "ws://h:1/sync", "m", None),
+            "ws://h:1/sync/m"
+        );
+        assert_eq!(
+            connect_url(Protocol::Hocuspocus, "ws://h:2", "m", Some("t")),
+            "ws://h:2"
+        );
+    }
+}
