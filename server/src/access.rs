@@ -3,18 +3,12 @@
 //! Every connection carries the `Principal` it was accepted with. Reading a
 //! meeting (its document over WebSocket, its agenda and API resources) is
 //! for its participants and for administrators; changing the agenda and the
-//! participants is for its secretary and administrators. Every document
-//! update also passes `Access::check_update` before it is applied: the seam
-//! where the per-section guard decides what each principal may write.
+//! participants is for its secretary and administrators. What each
+//! principal may write in the document is the section guard's (`guard`).
 
 use std::sync::Arc;
 
-use yrs::Update;
-
-use crate::{
-    meeting::MeetingId,
-    people::{Role, User, UserId},
-};
+use crate::people::{Role, User, UserId};
 
 /// The identity behind a connection, as others may see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +16,7 @@ pub struct Principal {
     pub user_id: UserId,
     pub name: String,
     pub agency: Option<String>,
+    pub agency_id: Option<crate::people::AgencyId>,
     pub is_admin: bool,
     /// The person's role in the connection's meeting (none for an
     /// administrator who is not a participant).
@@ -34,6 +29,7 @@ impl Principal {
             user_id: user.id,
             name: user.display_name.clone(),
             agency: user.agency.as_ref().map(|a| a.name.clone()),
+            agency_id: user.agency.as_ref().map(|a| a.id),
             is_admin: user.is_admin,
             role,
         })
@@ -56,27 +52,5 @@ impl MeetingAccess {
     /// Changes the agenda, the meeting's details and its participants.
     pub fn can_manage(&self) -> bool {
         self.is_admin || self.role == Some(Role::Secretary)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("permission denied: {0}")]
-pub struct Denied(pub String);
-
-#[derive(Debug, Clone, Default)]
-pub struct Access;
-
-impl Access {
-    /// Decides whether `principal` may apply `update` to `meeting`'s document.
-    /// Called for every sync step 2 and update message, before applying it.
-    /// Anyone who may open the document may write to it until the section
-    /// guard narrows this down to each owner's sections.
-    pub fn check_update(
-        &self,
-        _principal: &Principal,
-        _meeting: MeetingId,
-        _update: &Update,
-    ) -> Result<(), Denied> {
-        Ok(())
     }
 }

@@ -132,6 +132,12 @@ pub struct ServerConfig {
     #[arg(long, env = "PROTOKOLL_PUBLIC_ORIGINS", value_delimiter = ',')]
     pub public_origins: Vec<String>,
 
+    /// Check every document update against section ownership. Turning it
+    /// off lets anyone who may open a meeting write anywhere in it: only for
+    /// measuring what the guard costs.
+    #[arg(long, env = "PROTOKOLL_SECTION_GUARD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub section_guard: bool,
+
     /// Create the demo council (agencies, users, and a meeting from the
     /// Hägersten-Liljeholmen seed protocol) if it does not exist yet.
     #[arg(long, env = "PROTOKOLL_DEMO")]
@@ -166,6 +172,7 @@ impl Default for ServerConfig {
             session_ttl_secs: 12 * 3600,
             secure_cookies: false,
             public_origins: Vec::new(),
+            section_guard: true,
             demo: false,
         }
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod document;
+pub mod guard;
 pub mod http;
 pub mod meeting;
 pub mod people;
@@ -22,7 +23,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 use crate::{
-    access::Access,
     config::ServerConfig,
     http::AppState,
     store::{CommitWriter, Database},
@@ -47,8 +47,9 @@ pub async fn run(
         RoomContext {
             store: db.docs.clone(),
             writer,
-            access: Access,
+            dir: db.dir.clone(),
             config: RoomConfig {
+                section_guard: config.section_guard,
                 outbound_queue: sync::peer::QueueLimits {
                     frames: config.outbound_queue,
                     bytes: config.outbound_queue_bytes,

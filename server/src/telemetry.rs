@@ -27,6 +27,7 @@ pub mod metric {
     pub const STORE_COMMIT_UPDATES: &str = "protokoll_store_commit_updates";
     pub const STORE_COMMIT_FAILURES: &str = "protokoll_store_commit_failures_total";
     pub const SNAPSHOTS_WRITTEN: &str = "protokoll_snapshots_written_total";
+    pub const GUARD_SECONDS: &str = "protokoll_guard_check_seconds";
 }
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides the default

@@ -61,7 +61,7 @@ async fn council(backend: Backend, config: ServerConfig) -> (TestDb, Council) {
     let dir = &server.db.dir;
     let polis = dir.create_agency("Polis").await.unwrap();
     let skola = dir.create_agency("Skola").await.unwrap();
-    let meeting = server.meeting("Lokala Brå").await;
+    let meeting = create_meeting(&server.db, "Lokala Brå").await;
     let mut tokens = HashMap::new();
     let mut users = HashMap::new();
     tokens.insert("admin", server.admin_token.clone());

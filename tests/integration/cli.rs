@@ -153,6 +153,13 @@ async fn secrets_never_reach_the_log(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(put.status(), 204);
+    let section = admin
+        .post(format!("{base}/api/meetings/{}/agenda", meeting.id))
+        .json(&json!({ "id": "polis", "title": "Polis", "owner": { "kind": "user", "user_id": anna["id"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(section.status(), 201);
     let http = reqwest::Client::new();
     let wrong = http
         .post(format!("{base}/api/login"))

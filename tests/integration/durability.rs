@@ -64,8 +64,7 @@ impl NewFrom for Doc {
 async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
     let db = TestDb::new(backend).await;
     let database = db.database().await;
-    let meeting = create_meeting(&database, "Crash").await;
-    let (_, token) = user_with_token(&database, "admin", true).await;
+    let (meeting, token) = writable_meeting(&database, "Crash").await;
     let server = ProcessServer::start(&db).await;
     let kill_after = rand::rng().random_range(30..300);
 
@@ -82,7 +81,7 @@ async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
                     _ = pace.tick() => {
                         let update = {
                             let mut txn = client.doc.transact_mut();
-                            let t = txn.get_or_insert_text(format!("writer{w}").as_str());
+                            let t = txn.get_or_insert_text(format!("section:w{w}").as_str());
                             let len = t.len(&txn);
                             t.insert(&mut txn, len, &format!("[{w}:{i}]"));
                             txn.encode_update_v1()
@@ -133,7 +132,7 @@ async fn every_broadcast_update_survives_a_sigkill(backend: Backend) {
         seen.len()
     );
     for w in 0..3 {
-        let name = format!("writer{w}");
+        let name = format!("section:w{w}");
         let text = |d: &Doc| {
             let txn = d.transact();
             txn.get_text(name.as_str())
@@ -165,7 +164,7 @@ async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: B
     let db = TestDb::new(backend).await;
     let database = db.database().await;
     let store = database.docs.clone();
-    let meeting = create_meeting(&database, "Long history").await;
+    let (meeting, _) = writable_meeting(&database, "Long history").await;
     let (updates, expected) = typing_history(UPDATES);
     for chunk in updates.chunks(10_000) {
         store

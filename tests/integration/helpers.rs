@@ -169,6 +169,16 @@ pub fn test_config() -> ServerConfig {
 
 /// Creates a user (without a password) and an API token for them.
 pub async fn user_with_token(db: &Database, username: &str, admin: bool) -> (User, String) {
+    agency_user_with_token(db, username, admin, None).await
+}
+
+/// Like `user_with_token`, for a user of an agency.
+pub async fn agency_user_with_token(
+    db: &Database,
+    username: &str,
+    admin: bool,
+    agency: Option<protokoll::people::AgencyId>,
+) -> (User, String) {
     let user = match db
         .dir
         .user_by_username(&Username::parse(username).unwrap())
@@ -181,7 +191,7 @@ pub async fn user_with_token(db: &Database, username: &str, admin: bool) -> (Use
             .create_user(NewUser {
                 username: Username::parse(username).unwrap(),
                 display_name: format!("{username} (test)"),
-                agency: None,
+                agency,
                 is_admin: admin,
                 password_hash: None,
             })
@@ -216,12 +226,46 @@ pub async fn create_meeting(db: &Database, title: &str) -> Meeting {
         .unwrap()
 }
 
+/// Sections of every test meeting, all owned by the secretary ("scribe").
+pub const TEST_SECTIONS: [&str; 8] = [
+    "polis", "skola", "brand", "interop", "typing", "w0", "w1", "w2",
+];
+
+/// A meeting whose sections the returned token's user (its secretary) may
+/// write.
+pub async fn writable_meeting(db: &Database, title: &str) -> (Meeting, String) {
+    let meeting = create_meeting(db, title).await;
+    let (scribe, token) = user_with_token(db, "scribe", false).await;
+    db.dir
+        .set_participant(meeting.id, scribe.id, protokoll::people::Role::Secretary)
+        .await
+        .unwrap();
+    for id in TEST_SECTIONS {
+        db.dir
+            .add_section(
+                meeting.id,
+                &protokoll::people::Section {
+                    id: protokoll::people::SectionId::parse(id).unwrap(),
+                    number: "1".into(),
+                    title: id.into(),
+                    owner: protokoll::people::SectionOwner::Secretary,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    (meeting, token)
+}
+
 /// A server running inside the test process.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub db: Database,
-    /// An administrator's API token: may open every meeting.
+    /// An administrator's API token: may open every meeting, writes nothing.
     pub admin_token: String,
+    /// The token of "scribe", the secretary of every meeting made by
+    /// `meeting()` or `writable_meeting()`, who may write `TEST_SECTIONS`.
+    pub writer_token: String,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -234,6 +278,7 @@ impl TestServer {
     pub async fn start_with(db: &TestDb, config: ServerConfig) -> Self {
         let database = db.database().await;
         let (_, admin_token) = user_with_token(&database, "admin", true).await;
+        let (_, writer_token) = user_with_token(&database, "scribe", false).await;
         let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -247,6 +292,7 @@ impl TestServer {
             addr,
             db: database,
             admin_token,
+            writer_token,
             shutdown,
             task,
         }
@@ -272,17 +318,22 @@ impl TestServer {
         &self.db.docs
     }
 
-    /// Connects as the administrator and waits for the server's state.
+    /// Connects as the meetings' secretary and waits for the server's state.
     pub async fn synced(&self, meeting: MeetingId) -> Client {
-        Client::synced(self.addr, meeting, &self.admin_token).await
+        Client::synced(self.addr, meeting, &self.writer()).await
+    }
+
+    pub fn writer(&self) -> String {
+        self.writer_token.clone()
     }
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A meeting with `TEST_SECTIONS`, writable through `synced()`.
     pub async fn meeting(&self, title: &str) -> Meeting {
-        create_meeting(&self.db, title).await
+        writable_meeting(&self.db, title).await.0
     }
 }
 

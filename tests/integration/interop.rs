@@ -51,7 +51,7 @@ async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
             .arg(meeting.id.to_string())
             .arg(marker)
             .args(markers)
-            .env("PROTOKOLL_TOKEN", &server.admin_token)
+            .env("PROTOKOLL_TOKEN", server.writer())
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -51,7 +51,7 @@ async fn presence_of_a_closed_client_is_removed_for_the_others(backend: Backend)
         .await;
     // The server replaced the claimed name with the signed-in identity.
     let state: serde_json::Value = serde_json::from_str(&watcher.presence[&leaver_id]).unwrap();
-    assert_eq!(state["user"]["name"], "admin (test)");
+    assert_eq!(state["user"]["name"], "scribe (test)");
 
     // A newcomer is told who is already here.
     let newcomer = {

@@ -72,6 +72,7 @@ async fn manage(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, A
 pub async fn sync_agenda(app: &AppState, meeting: MeetingId) -> Result<(), ApiError> {
     let sections = app.db.dir.sections(meeting).await?;
     let agencies = app.db.dir.list_agencies().await?;
+    let ownership = crate::guard::Ownership::from_sections(sections.clone());
     let mut entries = Vec::with_capacity(sections.len());
     for s in sections {
         let owner_name = match s.owner.clone() {
@@ -98,7 +99,11 @@ pub async fn sync_agenda(app: &AppState, meeting: MeetingId) -> Result<(), ApiEr
         });
     }
     app.rooms
-        .server_edit(meeting, Box::new(move |txn| write_agenda(txn, &entries)))
+        .server_edit(
+            meeting,
+            ownership,
+            Box::new(move |txn| write_agenda(txn, &entries)),
+        )
         .await
         .map_err(|_| ApiError::Unavailable)
 }

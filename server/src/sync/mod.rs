@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info_span};
 
-use crate::{access::Principal, meeting::MeetingId, telemetry::metric};
+use crate::{access::Principal, guard::Ownership, meeting::MeetingId, telemetry::metric};
 pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
 pub use room::{RoomConfig, RoomContext, RoomMsg, ServerEdit};
@@ -117,11 +117,12 @@ impl Rooms {
     }
 
     /// Applies a change the server makes itself (the agenda mirrored into the
-    /// document), stored and broadcast like any client's update. Returns
-    /// once it is durable.
+    /// document), stored and broadcast like any client's update, with the
+    /// section ownership that holds from then on. Returns once it is durable.
     pub async fn server_edit(
         &self,
         meeting: MeetingId,
+        ownership: Ownership,
         mut edit: ServerEdit,
     ) -> Result<(), JoinError> {
         for _ in 0..JOIN_ATTEMPTS {
@@ -130,7 +131,12 @@ impl Rooms {
             }
             let handle = self.get_or_open(meeting);
             let (done, wait) = oneshot::channel();
-            match handle.tx.send(RoomMsg::ServerEdit { edit, done }).await {
+            let msg = RoomMsg::ServerEdit {
+                edit,
+                ownership: Some(ownership.clone()),
+                done,
+            };
+            match handle.tx.send(msg).await {
                 Ok(()) => {}
                 Err(mpsc::error::SendError(RoomMsg::ServerEdit { edit: back, .. })) => {
                     edit = back;

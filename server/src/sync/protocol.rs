@@ -45,6 +45,9 @@ pub struct IncomingUpdate {
     /// client's own frame, shared rather than copied.
     pub broadcast: Bytes,
     pub sync_step_2: bool,
+    /// The update's blocks and delete set, for the section guard (decoded
+    /// here, on the connection's task, so the room only looks them up).
+    pub structure: crate::guard::Decoded,
 }
 
 #[derive(Debug)]
@@ -127,6 +130,8 @@ fn decode_sync(frame: &Bytes, cursor: &mut Cursor, start: usize) -> Result<Inbou
         }
         k if k == SYNC_STEP_2 as u64 || k == SYNC_UPDATE as u64 => {
             let update = Update::decode_v1(buf).map_err(|_| ProtocolError::UndecodableUpdate)?;
+            let structure =
+                crate::guard::decode(buf).map_err(|_| ProtocolError::UndecodableUpdate)?;
             let payload = frame.slice_ref(buf);
             let whole_frame = start == 0 && cursor.next == frame.len();
             let broadcast = if k == SYNC_UPDATE as u64 && whole_frame {
@@ -139,6 +144,7 @@ fn decode_sync(frame: &Bytes, cursor: &mut Cursor, start: usize) -> Result<Inbou
                 payload,
                 broadcast,
                 sync_step_2: k == SYNC_STEP_2 as u64,
+                structure,
             }))
         }
         other => Err(ProtocolError::UnknownSyncType(other)),

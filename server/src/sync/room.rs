@@ -35,7 +35,7 @@ use super::{
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
 };
 use crate::{
-    access::Access,
+    guard::{self, Ownership, SectionIndex},
     meeting::MeetingId,
     store::{CommitWriter, DynStore, Seq, StoreError, StoredDocument},
     telemetry::metric,
@@ -46,6 +46,9 @@ const MAX_BATCH: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
+    /// Check every update against section ownership (off only to measure
+    /// what the guard costs).
+    pub section_guard: bool,
     pub outbound_queue: QueueLimits,
     pub snapshot_every: u64,
     pub grace: Duration,
@@ -55,7 +58,7 @@ pub struct RoomConfig {
 pub struct RoomContext {
     pub store: DynStore,
     pub writer: CommitWriter,
-    pub access: Access,
+    pub dir: crate::store::Directory,
     pub config: RoomConfig,
 }
 
@@ -65,6 +68,9 @@ pub type ServerEdit = Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>;
 pub enum RoomMsg {
     ServerEdit {
         edit: ServerEdit,
+        /// The new section ownership, applied before any later update is
+        /// checked.
+        ownership: Option<Ownership>,
         done: oneshot::Sender<Result<(), ()>>,
     },
     Join {
@@ -108,11 +114,16 @@ pub(super) struct Room {
     /// Updates applied since the latest snapshot was started.
     since_snapshot: u64,
     snapshot_task: Option<JoinHandle<Result<Seq, StoreError>>>,
+    /// Where every known item lives, for the section guard.
+    index: SectionIndex,
+    /// Who owns which section, as the agenda says now.
+    ownership: Ownership,
 }
 
 /// A document rebuilt from the store.
 struct Loaded {
     doc: Doc,
+    index: SectionIndex,
     last_seq: Seq,
     snapshot_upto: Seq,
     log_len: u64,
@@ -128,6 +139,7 @@ async fn load(store: &DynStore, id: MeetingId) -> Result<Loaded, StoreError> {
 
 fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
     let doc = Doc::new();
+    let mut index = SectionIndex::default();
     let last_seq = stored.last_seq();
     let snapshot_upto = stored.snapshot.as_ref().map_or(0, |s| s.upto);
     let log_len = stored.updates.len() as u64;
@@ -144,6 +156,9 @@ fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
                     if let Err(e) = doc.transact_mut().apply_update(update) {
                         error!(meeting_id = %id, seq, error = %e, "stored update does not apply");
                     }
+                    if let Ok(structure) = guard::decode(&data) {
+                        index.learn(&structure);
+                    }
                 }
                 Err(e) => {
                     error!(meeting_id = %id, seq, error = %e, "stored update does not decode")
@@ -153,16 +168,22 @@ fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
     }
     Loaded {
         doc,
+        index,
         last_seq,
         snapshot_upto,
         log_len,
     }
 }
 
+async fn load_ownership(ctx: &RoomContext, id: MeetingId) -> Result<Ownership, StoreError> {
+    Ok(Ownership::from_sections(ctx.dir.sections(id).await?))
+}
+
 impl Room {
     pub(super) async fn open(id: MeetingId, ctx: Arc<RoomContext>) -> Result<Room, StoreError> {
         let started = Instant::now();
         let loaded = load(&ctx.store, id).await?;
+        let ownership = load_ownership(&ctx, id).await?;
         metrics::histogram!(metric::ROOM_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
         info!(
             meeting_id = %id,
@@ -181,6 +202,8 @@ impl Room {
             snapshot_upto: loaded.snapshot_upto,
             since_snapshot: loaded.log_len,
             snapshot_task: None,
+            index: loaded.index,
+            ownership,
         };
         room.maybe_snapshot();
         Ok(room)
@@ -239,12 +262,22 @@ impl Room {
 
         for msg in batch {
             match msg {
-                RoomMsg::ServerEdit { edit, done } => {
+                RoomMsg::ServerEdit {
+                    edit,
+                    ownership,
+                    done,
+                } => {
+                    if let Some(ownership) = ownership {
+                        self.ownership = ownership;
+                    }
                     let update = {
                         let mut txn = self.doc.transact_mut();
                         edit(&mut txn);
                         txn.encode_update_v1()
                     };
+                    if let Ok(structure) = guard::decode(&update) {
+                        self.index.learn(&structure);
+                    }
                     let payload = Bytes::from(update);
                     staged.push(Staged {
                         peer: SERVER_PEER,
@@ -363,19 +396,38 @@ impl Room {
             // An empty sync step 2 ("I have nothing you lack"): nothing to do.
             return None;
         }
-        let principal = &self.peers[&peer].link.principal;
-        if let Err(denied) = self
-            .ctx
-            .access
-            .check_update(principal, self.id, &incoming.update)
-        {
-            warn!(meeting_id = %self.id, user_id = %principal.user_id, reason = %denied.0, "update refused");
-            metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden").increment(1);
-            let reason = CloseReason::new(close_code::POLICY_VIOLATION, "permission denied")
-                .with_last_frame(protocol::encode_permission_denied(&denied.0));
-            self.close_peer(peer, reason);
-            return None;
-        }
+        let principal = self.peers[&peer].link.principal.clone();
+        // The section guard: decide on the whole update before applying any
+        // of it.
+        let accepted = if self.ctx.config.section_guard {
+            let known = self.doc.transact().state_vector();
+            let started = std::time::Instant::now();
+            let verdict =
+                self.index
+                    .check(&principal, &self.ownership, &incoming.structure, &known);
+            metrics::histogram!(metric::GUARD_SECONDS).record(started.elapsed().as_secs_f64());
+            match verdict {
+                Ok(accepted) => Some(accepted),
+                Err(refusal) => {
+                    warn!(
+                        meeting_id = %self.id,
+                        user_id = %principal.user_id,
+                        agency = principal.agency.as_deref().unwrap_or("-"),
+                        reason = %refusal,
+                        "update refused by the section guard"
+                    );
+                    metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden")
+                        .increment(1);
+                    let message = format!("permission denied: {refusal}");
+                    let reason = CloseReason::new(close_code::FORBIDDEN, message.clone())
+                        .with_last_frame(protocol::encode_permission_denied(&message));
+                    self.close_peer(peer, reason);
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         let IncomingUpdate {
             update,
             payload,
@@ -389,7 +441,12 @@ impl Room {
             self.doc.transact_mut().apply_update(update)
         }));
         match applied {
-            Ok(Ok(())) => Some((payload, broadcast)),
+            Ok(Ok(())) => {
+                if let Some(accepted) = accepted {
+                    self.index.record(&accepted);
+                }
+                Some((payload, broadcast))
+            }
             outcome => {
                 let detail = match outcome {
                     Ok(Err(e)) => e.to_string(),
@@ -529,6 +586,7 @@ impl Room {
             Ok(loaded) => {
                 info!(meeting_id = %self.id, "document rebuilt from the store");
                 self.doc = loaded.doc;
+                self.index = loaded.index;
                 self.last_seq = loaded.last_seq;
                 self.snapshot_upto = loaded.snapshot_upto;
                 self.since_snapshot = loaded.log_len;
