@@ -8,6 +8,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod durability;
+mod guard;
 mod interop;
 mod live_sync;
 mod slow_consumer;

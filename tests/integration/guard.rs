@@ -1,0 +1,500 @@
+//! The section guard over real sockets: hand-crafted attacks from a signed-in
+//! agency user, each refused as a whole while the target section stays
+//! byte-identical for a viewer connected throughout and after a restart.
+
+use protokoll::{
+    people::{AgencyId, Role, Section, SectionId, SectionOwner},
+    sync::protocol,
+};
+use rand::{Rng, SeedableRng};
+use yrs::{
+    Doc, GetString, Map, ReadTxn, Text, Transact, TransactionMut, WriteTxn, Xml, XmlElementPrelim,
+    XmlFragment, XmlOut, XmlTextPrelim, types::Attrs, updates::decoder::Decode,
+};
+
+use crate::helpers::*;
+
+/// Two agencies with a section each, a secretary who watches.
+struct Council {
+    db: TestDb,
+    server: TestServer,
+    meeting: protokoll::meeting::Meeting,
+    polis: String,
+    skola: String,
+    secretary: String,
+    skola_agency: AgencyId,
+}
+
+async fn council(backend: Backend) -> Council {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let dir = &server.db.dir;
+    let polis_agency = dir.create_agency("Polis").await.unwrap().id;
+    let skola_agency = dir.create_agency("Skola").await.unwrap().id;
+    let meeting = create_meeting(&server.db, "Guarded").await;
+    let mut tokens = Vec::new();
+    for (name, agency, role) in [
+        ("polis", Some(polis_agency), Role::Member),
+        ("skola", Some(skola_agency), Role::Member),
+        ("sekreterare", None, Role::Secretary),
+    ] {
+        let (user, token) = agency_user_with_token(&server.db, name, false, agency).await;
+        dir.set_participant(meeting.id, user.id, role)
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    for (id, agency) in [("polis", polis_agency), ("skola", skola_agency)] {
+        dir.add_section(
+            meeting.id,
+            &Section {
+                id: SectionId::parse(id).unwrap(),
+                number: "2".into(),
+                title: id.into(),
+                owner: SectionOwner::Agency { agency_id: agency },
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let [polis, skola, secretary] = <[String; 3]>::try_from(tokens).unwrap();
+    Council {
+        db,
+        server,
+        meeting,
+        polis,
+        skola,
+        secretary,
+        skola_agency,
+    }
+}
+
+/// What the school writes first: a paragraph of text, an empty paragraph
+/// (a nested element with no children) and a map-like attribute.
+fn school_content(txn: &mut TransactionMut) {
+    let f = txn.get_or_insert_xml_fragment("section:skola");
+    let p = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+    p.push_back(txn, XmlTextPrelim::new("skolans text"));
+    let empty = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+    empty.insert_attribute(txn, "align", "left");
+}
+
+fn edit(doc: &Doc, f: impl FnOnce(&mut TransactionMut)) -> Vec<u8> {
+    let mut txn = doc.transact_mut();
+    f(&mut txn);
+    txn.encode_update_v1()
+}
+
+fn skola_text(txn: &mut TransactionMut) -> yrs::XmlTextRef {
+    let f = txn.get_or_insert_xml_fragment("section:skola");
+    let Some(XmlOut::Element(p)) = f.get(txn, 0) else {
+        panic!("school paragraph")
+    };
+    let Some(XmlOut::Text(t)) = p.get(txn, 0) else {
+        panic!("school text")
+    };
+    t
+}
+
+fn skola_empty_paragraph(txn: &mut TransactionMut) -> yrs::XmlElementRef {
+    let f = txn.get_or_insert_xml_fragment("section:skola");
+    let Some(XmlOut::Element(p)) = f.get(txn, 1) else {
+        panic!("empty paragraph")
+    };
+    p
+}
+
+#[derive(Clone, Copy)]
+enum Attack {
+    ByRootName,
+    ByLeftOrigin,
+    ByRightOrigin,
+    ByParentId,
+    Attribute,
+    Format,
+    Delete,
+    Mixed,
+    UnknownItems,
+    NewRootType,
+}
+
+fn craft(attack: Attack, doc: &Doc) -> Vec<u8> {
+    match attack {
+        Attack::ByRootName => edit(doc, |txn| {
+            let f = txn.get_or_insert_xml_fragment("section:skola");
+            f.insert(txn, 0, XmlElementPrelim::empty("paragraph"));
+        }),
+        Attack::ByLeftOrigin => edit(doc, |txn| {
+            let t = skola_text(txn);
+            t.insert(txn, 3, "POLIS");
+        }),
+        Attack::ByRightOrigin => edit(doc, |txn| {
+            let t = skola_text(txn);
+            t.insert(txn, 0, "POLIS");
+        }),
+        Attack::ByParentId => edit(doc, |txn| {
+            let p = skola_empty_paragraph(txn);
+            p.push_back(txn, XmlTextPrelim::new("POLIS"));
+        }),
+        Attack::Attribute => edit(doc, |txn| {
+            let p = skola_empty_paragraph(txn);
+            p.insert_attribute(txn, "data-polis", "1");
+        }),
+        Attack::Format => edit(doc, |txn| {
+            let t = skola_text(txn);
+            t.format(txn, 0, 6, Attrs::from([("bold".into(), true.into())]));
+        }),
+        Attack::Delete => edit(doc, |txn| {
+            let t = skola_text(txn);
+            t.remove_range(txn, 0, 7);
+        }),
+        Attack::Mixed => edit(doc, |txn| {
+            let own = txn.get_or_insert_xml_fragment("section:polis");
+            let p = own.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(txn, XmlTextPrelim::new("polisens text"));
+            let t = skola_text(txn);
+            t.insert(txn, 0, "POLIS");
+        }),
+        Attack::UnknownItems => {
+            // An edit the server never sees, then one that builds on it.
+            let _unsent = edit(doc, |txn| {
+                let own = txn.get_or_insert_xml_fragment("section:polis");
+                let p = own.push_back(txn, XmlElementPrelim::empty("paragraph"));
+                p.push_back(txn, XmlTextPrelim::new("osänt"));
+            });
+            edit(doc, |txn| {
+                let own = txn.get_or_insert_xml_fragment("section:polis");
+                let Some(XmlOut::Element(p)) = own.get(txn, 0) else {
+                    panic!()
+                };
+                let Some(XmlOut::Text(t)) = p.get(txn, 0) else {
+                    panic!()
+                };
+                t.insert(txn, 2, "X");
+            })
+        }
+        Attack::NewRootType => edit(doc, |txn| {
+            let m = txn.get_or_insert_map("protokoll-hack");
+            m.insert(txn, "x", "y");
+        }),
+    }
+}
+
+/// Runs one attack from the police's connection; the school's section (and
+/// the police's) must come out untouched, live and after a restart.
+async fn refused(backend: Backend, attack: Attack, step2: bool) {
+    let c = council(backend).await;
+    let addr = c.server.addr;
+    let id = c.meeting.id;
+    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let setup = edit(&skola.doc, school_content);
+    skola.send_raw(protocol::encode_update(&setup)).await;
+    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    viewer
+        .until("the school's text", |v| {
+            v.section("section:skola").contains("skolans text")
+        })
+        .await;
+    let before = viewer.section("section:skola");
+    let mut polis = Client::synced(addr, id, &c.polis).await;
+    polis
+        .until("the school's text", |p| {
+            p.section("section:skola").contains("skolans text")
+        })
+        .await;
+
+    let update = craft(attack, &polis.doc);
+    let frame = if step2 {
+        protocol::encode_sync_step_2(&update)
+    } else {
+        protocol::encode_update(&update)
+    };
+    polis.send_raw(frame).await;
+    let (code, reason) = polis.closed_by_server().await;
+    assert_eq!(code, 4403, "{reason}");
+    let denied = polis
+        .permission_denied
+        .clone()
+        .expect("an auth permission-denied message");
+    assert!(denied.starts_with("permission denied"), "{denied}");
+
+    // Broadcasts are ordered: once the school's next edit has reached the
+    // viewer, anything broadcast before it would have too.
+    let marker = edit(&skola.doc, |txn| {
+        let f = txn.get_or_insert_xml_fragment("section:skola");
+        let p = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+        p.push_back(txn, XmlTextPrelim::new("efter"));
+    });
+    skola.send_raw(protocol::encode_update(&marker)).await;
+    viewer
+        .until("the school's marker", |v| {
+            v.section("section:skola").contains("efter")
+        })
+        .await;
+    let expected = format!("{before}<paragraph>efter</paragraph>");
+    assert_eq!(viewer.section("section:skola"), expected);
+    assert_eq!(
+        viewer.section("section:polis"),
+        "",
+        "nothing of the update was applied"
+    );
+    {
+        let txn = viewer.doc.transact();
+        assert!(txn.get_map("protokoll-hack").is_none(), "no new root type");
+    }
+
+    c.server.stop().await;
+    let server = TestServer::start(&c.db).await;
+    let after = Client::synced(server.addr, id, &c.secretary).await;
+    assert_eq!(after.section("section:skola"), expected, "after a restart");
+    assert_eq!(after.section("section:polis"), "");
+    server.stop().await;
+}
+
+macro_rules! attacks {
+    ($($name:ident => $attack:expr, $step2:expr;)*) => {
+        $(async fn $name(backend: Backend) { refused(backend, $attack, $step2).await })*
+        crate::on_both_backends!($($name),*);
+    };
+}
+
+mod attack {
+    use super::*;
+
+    attacks! {
+        insert_into_another_sections_fragment_by_root_name_is_refused => Attack::ByRootName, false;
+        insert_by_left_origin_into_another_section_is_refused => Attack::ByLeftOrigin, false;
+        insert_by_right_origin_into_another_section_is_refused => Attack::ByRightOrigin, false;
+        insert_into_a_nested_element_by_parent_id_is_refused => Attack::ByParentId, false;
+        setting_an_attribute_in_another_section_is_refused => Attack::Attribute, false;
+        formatting_text_in_another_section_is_refused => Attack::Format, false;
+        deleting_another_sections_text_is_refused => Attack::Delete, false;
+        an_update_mixing_allowed_and_forbidden_changes_is_refused_whole => Attack::Mixed, false;
+        an_update_referring_to_unknown_items_is_refused => Attack::UnknownItems, false;
+        an_update_creating_a_new_root_type_is_refused => Attack::NewRootType, false;
+        root_name_attack_inside_sync_step_2_is_refused => Attack::ByRootName, true;
+        left_origin_attack_inside_sync_step_2_is_refused => Attack::ByLeftOrigin, true;
+        parent_id_attack_inside_sync_step_2_is_refused => Attack::ByParentId, true;
+        delete_attack_inside_sync_step_2_is_refused => Attack::Delete, true;
+        mixed_attack_inside_sync_step_2_is_refused => Attack::Mixed, true;
+    }
+}
+
+/// A client that ignores the refusal and keeps sending gets nothing in:
+/// neither another forbidden update nor an allowed one.
+async fn a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_another(
+    backend: Backend,
+) {
+    let c = council(backend).await;
+    let (addr, id) = (c.server.addr, c.meeting.id);
+    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let setup = edit(&skola.doc, school_content);
+    skola.send_raw(protocol::encode_update(&setup)).await;
+    let mut polis = Client::synced(addr, id, &c.polis).await;
+    polis
+        .until("the school's text", |p| {
+            p.section("section:skola").contains("skolans text")
+        })
+        .await;
+    let forbidden = craft(Attack::ByLeftOrigin, &polis.doc);
+    let second = craft(Attack::Delete, &polis.doc);
+    let allowed = edit(&polis.doc, |txn| {
+        let f = txn.get_or_insert_xml_fragment("section:polis");
+        f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+    });
+    // All three go out back to back, before the refusal can arrive.
+    polis.send_raw(protocol::encode_update(&forbidden)).await;
+    let _ = polis.try_send(protocol::encode_update(&second)).await;
+    let _ = polis.try_send(protocol::encode_update(&allowed)).await;
+    assert_eq!(polis.closed_by_server().await.0, 4403);
+
+    let marker = edit(&skola.doc, |txn| {
+        let f = txn.get_or_insert_xml_fragment("section:skola");
+        f.push_back(txn, XmlElementPrelim::empty("marker"));
+    });
+    skola.send_raw(protocol::encode_update(&marker)).await;
+    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    viewer
+        .until("the marker", |v| {
+            v.section("section:skola").contains("<marker")
+        })
+        .await;
+    assert_eq!(
+        viewer.section("section:skola"),
+        "<paragraph>skolans text</paragraph><paragraph align=\"left\"></paragraph><marker></marker>"
+    );
+    assert_eq!(viewer.section("section:polis"), "");
+    c.server.stop().await;
+}
+
+/// After the secretary reassigns a section, its former owner's next update
+/// into it is refused, on the connection that was open all along.
+async fn a_reassigned_section_refuses_its_former_owner_at_once(backend: Backend) {
+    let c = council(backend).await;
+    let (addr, id) = (c.server.addr, c.meeting.id);
+    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    polis.write("section:polis", "före").await;
+    viewer
+        .until("the police's edit", |v| {
+            v.section("section:polis").contains("före")
+        })
+        .await;
+
+    let reassigned = bearer_client(&c.secretary)
+        .patch(c.server.http(&format!("/api/meetings/{id}/agenda/polis")))
+        .json(&serde_json::json!({ "owner": { "kind": "agency", "agency_id": c.skola_agency } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reassigned.status(), 200);
+    polis.write("section:polis", "efter").await;
+    let (code, _) = polis.closed_by_server().await;
+    assert_eq!(code, 4403);
+    let mut skola = Client::synced(addr, id, &c.skola).await;
+    skola.write("section:polis", "skolan tog över").await;
+    viewer
+        .until("the new owner's edit", |v| {
+            v.section("section:polis").contains("skolan tog över")
+        })
+        .await;
+    assert!(!viewer.section("section:polis").contains("efter"));
+    c.server.stop().await;
+}
+
+/// Random edits from three agencies into all three sections, allowed and
+/// forbidden mixed. Every section ends up with exactly its owner's edits,
+/// and the server's document equals what the accepted updates produce.
+async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let dir = &server.db.dir;
+    let meeting = create_meeting(&server.db, "Random").await;
+    let agencies = ["polis", "skola", "brand"];
+    let mut tokens = Vec::new();
+    for name in agencies {
+        let agency = dir.create_agency(name).await.unwrap().id;
+        let (user, token) = agency_user_with_token(&server.db, name, false, Some(agency)).await;
+        dir.set_participant(meeting.id, user.id, Role::Member)
+            .await
+            .unwrap();
+        dir.add_section(
+            meeting.id,
+            &Section {
+                id: SectionId::parse(name).unwrap(),
+                number: "2".into(),
+                title: name.into(),
+                owner: SectionOwner::Agency { agency_id: agency },
+            },
+        )
+        .await
+        .unwrap();
+        tokens.push(token);
+    }
+    let seed: u64 = std::env::var("GUARD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let reference = Doc::new();
+    let mut clients = Vec::new();
+    for token in &tokens {
+        clients.push(Client::synced(server.addr, meeting.id, token).await);
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for step in 0..120 {
+        let who = rng.random_range(0..3);
+        let target = if rng.random_bool(0.7) {
+            who
+        } else {
+            rng.random_range(0..3)
+        };
+        let root = format!("section:{}", agencies[target]);
+        // Each agency types only its own letter, so a section's text shows
+        // whose edits it holds.
+        let letter = agencies[who]
+            .chars()
+            .next()
+            .unwrap()
+            .to_ascii_uppercase()
+            .to_string();
+        let client = &mut clients[who];
+        // Catch up with everything accepted so far, so edits land anywhere.
+        let reference_sv = reference.transact().state_vector();
+        client
+            .until("the accepted edits", |c| {
+                c.doc.transact().state_vector() >= reference_sv
+            })
+            .await;
+        let update = {
+            let mut txn = client.doc.transact_mut();
+            let text = txn.get_or_insert_text(root.as_str());
+            let len = text.len(&txn);
+            if len > 2 && rng.random_bool(0.25) {
+                let at = rng.random_range(0..len - 1);
+                text.remove_range(&mut txn, at, 1);
+            } else {
+                let at = rng.random_range(0..=len);
+                text.insert(&mut txn, at, &letter.repeat(rng.random_range(1..4)));
+            }
+            txn.encode_update_v1()
+        };
+        client.send_raw(protocol::encode_update(&update)).await;
+        if target == who {
+            accepted += 1;
+            reference
+                .transact_mut()
+                .apply_update(yrs::Update::decode_v1(&update).unwrap())
+                .unwrap();
+        } else {
+            refused += 1;
+            let (code, _) = client.closed_by_server().await;
+            assert_eq!(code, 4403, "seed {seed}, step {step}");
+            // Its local state diverged: it reconnects fresh, as a client must.
+            clients[who] = Client::synced(server.addr, meeting.id, &tokens[who]).await;
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "seed {seed}: both kinds happened"
+    );
+    let reference_sv = reference.transact().state_vector();
+    let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
+    viewer
+        .until("every accepted edit", |v| {
+            v.doc.transact().state_vector() >= reference_sv
+        })
+        .await;
+    for name in agencies {
+        let root = format!("section:{name}");
+        let text_of = |doc: &Doc| {
+            let txn = doc.transact();
+            txn.get_text(root.as_str())
+                .map(|t| t.get_string(&txn))
+                .unwrap_or_default()
+        };
+        let got = text_of(&viewer.doc);
+        assert_eq!(
+            got,
+            text_of(&reference),
+            "seed {seed}: {root} equals the accepted updates"
+        );
+        let own = name.chars().next().unwrap().to_ascii_uppercase();
+        assert!(
+            got.chars().all(|c| c == own),
+            "seed {seed}: {root} holds only its owner's text: {got}"
+        );
+    }
+    assert_eq!(
+        viewer.doc.transact().state_vector(),
+        reference_sv,
+        "seed {seed}"
+    );
+    server.stop().await;
+}
+
+crate::on_both_backends!(
+    a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_another,
+    a_reassigned_section_refuses_its_former_owner_at_once,
+    random_edits_leave_each_section_with_only_its_owners_text,
+);
