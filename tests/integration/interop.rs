@@ -90,3 +90,67 @@ async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
 }
 
 crate::on_both_backends!(npm_clients_and_a_rust_client_converge);
+
+/// A real y-websocket client whose update the guard refuses gets the
+/// permission-denied message and is disconnected; the others carry on.
+async fn a_refused_npm_client_gets_permission_denied_and_is_disconnected(backend: Backend) {
+    let dir = npm_packages().await;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Refusal").await;
+    // An agency user who is in the meeting but owns no section.
+    let agency = server.db.dir.create_agency("Polis").await.unwrap().id;
+    let (user, token) = agency_user_with_token(&server.db, "polis", false, Some(agency)).await;
+    server
+        .db
+        .dir
+        .set_participant(meeting.id, user.id, protokoll::people::Role::Member)
+        .await
+        .unwrap();
+    let mut bystander = server.synced(meeting.id).await;
+
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new("node")
+            .arg("refused.mjs")
+            .arg(format!("ws://{}/sync", server.addr))
+            .arg(meeting.id.to_string())
+            .arg("section:skola")
+            .env("PROTOKOLL_TOKEN", &token)
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("node client finishes in time")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "node client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(result["denied"], true, "{result}");
+    assert!(
+        result["reason"].as_str().unwrap().contains("section skola"),
+        "{result}"
+    );
+    assert_eq!(result["closeCode"], 4403, "{result}");
+
+    bystander.write("section:skola", "still here").await;
+    let mut late = server.synced(meeting.id).await;
+    late.until("the bystander's edit", |c| {
+        c.section("section:skola").contains("still here")
+    })
+    .await;
+    assert_eq!(
+        late.section("section:skola"),
+        "<paragraph>still here</paragraph>"
+    );
+    server.stop().await;
+}
+
+mod refusal {
+    use super::*;
+    crate::on_both_backends!(a_refused_npm_client_gets_permission_denied_and_is_disconnected);
+}

@@ -42,12 +42,63 @@ pub struct Decoded {
     pub deletes: Vec<(u64, u32, u32)>,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utf16_length_matches_the_standard_library() {
+        for s in ["", "abc", "åäö", "€", "𝄞 musik", "a𝄞b€c"] {
+            let expected: usize = s.chars().map(char::len_utf16).sum();
+            assert_eq!(super::utf16_len(s.as_bytes()) as usize, expected, "{s}");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed update")]
 pub struct Malformed;
 
 /// Upper bound on counts read from the wire before allocating for them.
 const MAX_COUNT: u32 = 1 << 24;
+
+/// The clock length of an item's content, read without keeping it. Text,
+/// the common case, is measured in place; rarer kinds are decoded by yrs.
+fn content_len(d: &mut DecoderV1, info: u8) -> Result<u32, Malformed> {
+    const DELETED: u8 = 1;
+    const STRING: u8 = 4;
+    const EMBED: u8 = 5;
+    const FORMAT: u8 = 6;
+    match info & 0b1111 {
+        DELETED => d.read_len().map_err(|_| Malformed),
+        STRING => {
+            // A string is a length-prefixed buffer; yrs has validated the
+            // UTF-8 already when it decoded the same update.
+            let bytes = d.read_buf().map_err(|_| Malformed)?;
+            Ok(utf16_len(bytes))
+        }
+        EMBED => {
+            d.read_buf().map_err(|_| Malformed)?;
+            Ok(1)
+        }
+        FORMAT => {
+            d.read_buf().map_err(|_| Malformed)?;
+            d.read_buf().map_err(|_| Malformed)?;
+            Ok(1)
+        }
+        _ => Ok(ItemContent::decode(d, info)
+            .map_err(|_| Malformed)?
+            .len_utf16()),
+    }
+}
+
+/// Yjs measures text in UTF-16 code units: one per UTF-8 leading byte, two
+/// for characters outside the BMP (4-byte sequences). Counted branch-free
+/// over the bytes, which the compiler vectorises: a 20 KB paste costs about
+/// as much as copying it.
+fn utf16_len(utf8: &[u8]) -> u32 {
+    utf8.iter()
+        .map(|&b| u32::from(b & 0xC0 != 0x80) + u32::from(b >= 0xF0))
+        .sum()
+}
 
 pub fn decode(update: &[u8]) -> Result<Decoded, Malformed> {
     let mut d = DecoderV1::from(update);
@@ -97,8 +148,7 @@ pub fn decode(update: &[u8]) -> Result<Decoded, Malformed> {
                     if !has_origin && info & HAS_PARENT_SUB != 0 {
                         d.read_string().map_err(|_| Malformed)?;
                     }
-                    let content = ItemContent::decode(&mut d, info).map_err(|_| Malformed)?;
-                    (content.len_utf16(), attach)
+                    (content_len(&mut d, info)?, attach)
                 }
             };
             if len == 0 {

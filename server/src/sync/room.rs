@@ -400,11 +400,10 @@ impl Room {
         // The section guard: decide on the whole update before applying any
         // of it.
         let accepted = if self.ctx.config.section_guard {
-            let known = self.doc.transact().state_vector();
             let started = std::time::Instant::now();
-            let verdict =
-                self.index
-                    .check(&principal, &self.ownership, &incoming.structure, &known);
+            let verdict = self
+                .index
+                .check(&principal, &self.ownership, &incoming.structure);
             metrics::histogram!(metric::GUARD_SECONDS).record(started.elapsed().as_secs_f64());
             match verdict {
                 Ok(accepted) => Some(accepted),
