@@ -23,6 +23,7 @@ struct Council {
     skola: String,
     secretary: String,
     skola_agency: AgencyId,
+    polis_user: protokoll::people::UserId,
 }
 
 async fn council(backend: Backend) -> Council {
@@ -33,6 +34,7 @@ async fn council(backend: Backend) -> Council {
     let skola_agency = dir.create_agency("Skola").await.unwrap().id;
     let meeting = create_meeting(&server.db, "Guarded").await;
     let mut tokens = Vec::new();
+    let mut ids = Vec::new();
     for (name, agency, role) in [
         ("polis", Some(polis_agency), Role::Member),
         ("skola", Some(skola_agency), Role::Member),
@@ -43,6 +45,7 @@ async fn council(backend: Backend) -> Council {
             .await
             .unwrap();
         tokens.push(token);
+        ids.push(user.id);
     }
     for (id, agency) in [("polis", polis_agency), ("skola", skola_agency)] {
         dir.add_section(
@@ -66,6 +69,7 @@ async fn council(backend: Backend) -> Council {
         skola,
         secretary,
         skola_agency,
+        polis_user: ids[0],
     }
 }
 
@@ -458,6 +462,28 @@ async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Back
         accepted > 0 && refused > 0,
         "seed {seed}: both kinds happened"
     );
+    // Deletions do not move the state vector, so a last deletion could still
+    // be on its way. A final insert from every client is a barrier: each
+    // connection's updates are applied in order.
+    for (who, client) in clients.iter_mut().enumerate() {
+        let update = {
+            let mut txn = client.doc.transact_mut();
+            let text = txn.get_or_insert_text(format!("section:{}", agencies[who]).as_str());
+            let letter = agencies[who]
+                .chars()
+                .next()
+                .unwrap()
+                .to_ascii_uppercase()
+                .to_string();
+            text.insert(&mut txn, 0, &letter);
+            txn.encode_update_v1()
+        };
+        client.send_raw(protocol::encode_update(&update)).await;
+        reference
+            .transact_mut()
+            .apply_update(yrs::Update::decode_v1(&update).unwrap())
+            .unwrap();
+    }
     let reference_sv = reference.transact().state_vector();
     let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
     viewer
@@ -493,7 +519,42 @@ async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Back
     server.stop().await;
 }
 
+/// A changed role applies at once: open connections reconnect (1012) and
+/// write with the new role.
+async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
+    let c = council(backend).await;
+    let (addr, id) = (c.server.addr, c.meeting.id);
+    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    polis.write("section:polis", "som ledamot").await;
+    viewer
+        .until("the member's edit", |v| {
+            v.section("section:polis").contains("som ledamot")
+        })
+        .await;
+    let changed = bearer_client(&c.secretary)
+        .put(
+            c.server
+                .http(&format!("/api/meetings/{id}/participants/{}", c.polis_user)),
+        )
+        .json(&serde_json::json!({ "role": "justerare" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 204);
+    assert_eq!(polis.closed_by_server().await.0, 1012);
+    let mut verifier = Client::synced(addr, id, &c.polis).await;
+    verifier.write("section:polis", "som justerare").await;
+    assert_eq!(
+        verifier.closed_by_server().await.0,
+        4403,
+        "verifiers write nothing"
+    );
+    c.server.stop().await;
+}
+
 crate::on_both_backends!(
+    a_changed_role_applies_to_open_connections_at_once,
     a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_another,
     a_reassigned_section_refuses_its_former_owner_at_once,
     random_edits_leave_each_section_with_only_its_owners_text,

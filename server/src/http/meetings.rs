@@ -437,7 +437,8 @@ pub struct RoleInput {
     role: Role,
 }
 
-/// Add a participant, or change their role.
+/// Add a participant, or change their role (their open connections to the
+/// meeting reconnect).
 #[utoipa::path(put, path = "/api/meetings/{id}/participants/{user}", tag = "participants", request_body = RoleInput,
     responses((status = 204), (status = 403), (status = 404), (status = 422)))]
 pub async fn set_participant(
@@ -454,6 +455,13 @@ pub async fn set_participant(
         .set_participant(meeting.id, user, body.role)
         .await
         .map_err(store_error)?;
+    // A role decides what the connection may write: open connections
+    // reconnect (1012) to pick up the new one.
+    app.live.close_participant(
+        meeting.id,
+        user,
+        CloseReason::new(close_code::SERVICE_RESTART, "your role changed; reconnect"),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -27,6 +27,7 @@ pub mod close_code {
     pub const POLICY_VIOLATION: u16 = 1008;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     pub const INTERNAL_ERROR: u16 = 1011;
+    pub const SERVICE_RESTART: u16 = 1012;
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Application codes (4000-4999): y-websocket clients do not reconnect
     /// after these, which is right for a credential that no longer works.
