@@ -553,7 +553,45 @@ async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
     c.server.stop().await;
 }
 
+/// Writing under the client id another connection announced in presence
+/// is refused, even in one's own section: it would take that client's clock
+/// space, and its real owner's next edits would be dropped as duplicates.
+async fn writing_under_another_connections_client_id_is_refused(backend: Backend) {
+    let c = council(backend).await;
+    let (addr, id) = (c.server.addr, c.meeting.id);
+    let mut skola = Client::synced(addr, id, &c.skola).await;
+    skola.set_presence(r#"{}"#).await;
+    let victim = skola.client_id();
+    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    viewer
+        .until("the school's presence", |v| {
+            v.presence.contains_key(&victim)
+        })
+        .await;
+
+    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let impostor = Doc::with_client_id(victim);
+    let update = edit(&impostor, |txn| {
+        let own = txn.get_or_insert_xml_fragment("section:polis");
+        own.push_back(txn, XmlElementPrelim::empty("paragraph"));
+    });
+    polis.send_raw(protocol::encode_update(&update)).await;
+    let (code, reason) = polis.closed_by_server().await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(reason.contains("another client"), "{reason}");
+
+    skola.write("section:skola", "min text").await;
+    viewer
+        .until("the school's edit", |v| {
+            v.section("section:skola").contains("min text")
+        })
+        .await;
+    assert_eq!(viewer.section("section:polis"), "");
+    c.server.stop().await;
+}
+
 crate::on_both_backends!(
+    writing_under_another_connections_client_id_is_refused,
     a_changed_role_applies_to_open_connections_at_once,
     a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_another,
     a_reassigned_section_refuses_its_former_owner_at_once,

@@ -309,10 +309,15 @@ impl SectionIndex {
             // an id that has written only where the sender may not write
             // would take over someone else's clock space.
             if !checked_clients.contains(client) {
-                let ok = self
-                    .client_regions
-                    .get(client)
-                    .is_none_or(|rs| rs.iter().any(|r| ownership.may_write(who, r)));
+                let ok = match self.client_regions.get(client) {
+                    Some(rs) => rs.iter().any(|r| ownership.may_write(who, r)),
+                    // A client id new to the meeting must bring content of
+                    // its own: tombstones alone under a fresh id would only
+                    // reserve clock space that its real owner is about to use.
+                    None => blocks
+                        .iter()
+                        .any(|(c, _, _, r)| c == client && *r != Region::Gone),
+                };
                 if !ok {
                     return Err(Refusal::ForeignClient);
                 }
@@ -600,6 +605,33 @@ mod tests {
             Refusal::UnknownItems
         );
         let _ = first;
+    }
+
+    #[test]
+    fn tombstones_under_a_fresh_client_id_are_refused() {
+        // A GC block for client 42, clocks 0..1000: no parent, no content.
+        let mut encoder = yrs::updates::encoder::EncoderV1::new();
+        {
+            use yrs::{encoding::write::Write, updates::encoder::Encoder};
+            encoder.write_var(1u32); // one client
+            encoder.write_var(1u32); // one block
+            encoder.write_client(yrs::ClientID::new(42));
+            encoder.write_var(0u32); // starting clock
+            encoder.write_info(0); // GC
+            encoder.write_len(1000);
+            encoder.write_var(0u32); // empty delete set
+        }
+        let update = yrs::updates::encoder::Encoder::to_vec(encoder);
+        let decoded = decode(&update).unwrap();
+        let (polis, skola) = (AgencyId::new(), AgencyId::new());
+        let police = principal(Some(polis), Some(Role::Member));
+        let index = SectionIndex::default();
+        assert_eq!(
+            index
+                .check(&police, &ownership(polis, skola), &decoded)
+                .unwrap_err(),
+            Refusal::ForeignClient
+        );
     }
 
     #[test]

@@ -401,9 +401,20 @@ impl Room {
         // of it.
         let accepted = if self.ctx.config.section_guard {
             let started = std::time::Instant::now();
-            let verdict = self
-                .index
-                .check(&principal, &self.ownership, &incoming.structure);
+            // A client id announced in presence by another connection is
+            // that connection's: writing under it would hijack its clock
+            // space.
+            let foreign = incoming.structure.blocks.iter().any(|b| {
+                self.awareness_owner
+                    .get(&ClientID::new(b.client))
+                    .is_some_and(|owner| *owner != peer)
+            });
+            let verdict = if foreign {
+                Err(guard::Refusal::ForeignClient)
+            } else {
+                self.index
+                    .check(&principal, &self.ownership, &incoming.structure)
+            };
             metrics::histogram!(metric::GUARD_SECONDS).record(started.elapsed().as_secs_f64());
             match verdict {
                 Ok(accepted) => Some(accepted),
