@@ -399,6 +399,8 @@ async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Back
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
+    // Printed so that a failure can be replayed with GUARD_SEED.
+    eprintln!("random_edits: GUARD_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let reference = Doc::new();
     let mut clients = Vec::new();
@@ -423,11 +425,26 @@ async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Back
             .to_ascii_uppercase()
             .to_string();
         let client = &mut clients[who];
-        // Catch up with everything accepted so far, so edits land anywhere.
+        // Catch up with everything accepted so far, deletions included (they
+        // do not move the state vector, so the texts are compared too): an
+        // edit made on a stale copy could delete what is already deleted,
+        // which changes nothing and is rightly accepted.
         let reference_sv = reference.transact().state_vector();
+        let texts = |doc: &Doc| -> Vec<String> {
+            let txn = doc.transact();
+            agencies
+                .iter()
+                .map(|a| {
+                    txn.get_text(format!("section:{a}").as_str())
+                        .map(|t| t.get_string(&txn))
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let reference_texts = texts(&reference);
         client
             .until("the accepted edits", |c| {
-                c.doc.transact().state_vector() >= reference_sv
+                c.doc.transact().state_vector() >= reference_sv && texts(&c.doc) == reference_texts
             })
             .await;
         let update = {
