@@ -237,6 +237,23 @@ impl SectionIndex {
         self.items.get(&client)?.get(clock)
     }
 
+    /// The region a block attaches to: by root name, or through the item it
+    /// names, known to the index or new in this update (`local`).
+    fn attach_region(
+        &self,
+        attach: &Attach,
+        local: &HashMap<u64, Ranges<Region>>,
+    ) -> Option<Region> {
+        match attach {
+            Attach::Root(name) => Some(Region::of_root(name)),
+            Attach::Gc => Some(Region::Gone),
+            Attach::Parent(c, k) | Attach::Beside(c, k) => self
+                .region_at(*c, *k)
+                .or_else(|| local.get(c).and_then(|r| r.get(*k)))
+                .cloned(),
+        }
+    }
+
     /// Finds the region of every block the server does not have yet (per
     /// `known`). Blocks may depend on blocks later in the same update, so
     /// this repeats until nothing more resolves.
@@ -263,14 +280,7 @@ impl SectionIndex {
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|&(client, start, end, attach)| {
-                let region = match attach {
-                    Attach::Root(name) => Some(Region::of_root(name)),
-                    Attach::Gc => Some(Region::Gone),
-                    Attach::Parent(c, k) | Attach::Beside(c, k) => self
-                        .region_at(*c, *k)
-                        .or_else(|| local.get(c).and_then(|r| r.get(*k)))
-                        .cloned(),
-                };
+                let region = self.attach_region(attach, &local);
                 match region {
                     Some(region) => {
                         if !lone {
@@ -432,13 +442,9 @@ impl SectionIndex {
                 .iter()
                 .filter(|b| b.clock.saturating_add(b.len) > have(b.client))
                 .map(|b| {
-                    let region = match &b.attach {
-                        Attach::Root(name) => Region::of_root(name),
-                        Attach::Parent(c, k) | Attach::Beside(c, k) => {
-                            self.region_at(*c, *k).cloned().unwrap_or(Region::Gone)
-                        }
-                        Attach::Gc => Region::Gone,
-                    };
+                    let region = self
+                        .attach_region(&b.attach, &HashMap::new())
+                        .unwrap_or(Region::Gone);
                     (b.client, b.clock, b.clock.saturating_add(b.len), region)
                 })
                 .collect(),

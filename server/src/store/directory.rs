@@ -188,7 +188,7 @@ impl Directory {
             .list_agencies()
             .await?
             .into_iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name) || a.name == name))
+            .find(|a| a.name.eq_ignore_ascii_case(name)))
     }
 
     // ---- users ------------------------------------------------------------

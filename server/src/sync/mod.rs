@@ -196,18 +196,20 @@ impl Rooms {
         if !rx.is_empty() && !self.inner.shutdown.is_cancelled() {
             return false;
         }
-        if map
-            .get(&meeting)
-            .is_some_and(|h| h.generation == generation)
-        {
-            map.remove(&meeting);
-        }
-        metrics::gauge!(metric::ROOMS_OPEN).set(map.len() as f64);
+        Self::remove_locked(&mut map, meeting, generation);
         true
     }
 
     fn remove(&self, meeting: MeetingId, generation: u64) {
         let mut map = self.inner.map.lock().expect("rooms lock");
+        Self::remove_locked(&mut map, meeting, generation);
+    }
+
+    fn remove_locked(
+        map: &mut HashMap<MeetingId, RoomHandle>,
+        meeting: MeetingId,
+        generation: u64,
+    ) {
         if map
             .get(&meeting)
             .is_some_and(|h| h.generation == generation)
