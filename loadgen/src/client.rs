@@ -222,7 +222,7 @@ pub async fn run_client(
     let mut acks: VecDeque<Option<(usize, Instant)>> = VecDeque::new();
     let mut seen: HashMap<u64, u32> = HashMap::new();
     let mut synced = false;
-    let mut interval: Option<tokio::time::Interval> = None;
+    let mut interval: Option<Ticks> = None;
     let mut current = *schedule.borrow_and_update();
     let mut awareness = spec.awareness_every.map(|every| {
         let mut i = tokio::time::interval(every);
@@ -246,9 +246,8 @@ pub async fn run_client(
                 current = *schedule.borrow_and_update();
                 interval = if synced { writer_interval(current.rate) } else { None };
             }
-            scheduled = tick(&mut interval) => {
+            scheduled = next_send(&mut interval) => {
                 let Some(t) = typist.as_mut() else { continue };
-                let scheduled = scheduled.into_std();
                 let typed = t.type_char();
                 let phase = (scheduled >= current.record_from).then_some(current.phase);
                 let receivers = meeting_clients.load(Ordering::Relaxed).saturating_sub(1);
@@ -366,18 +365,29 @@ pub async fn run_client(
     outcome
 }
 
-/// An open-loop interval: fixed period, first tick at a random offset so
-/// writers do not fire in lockstep, late ticks fired at once (Burst) so the
-/// schedule is kept whatever happens to the socket.
-fn writer_interval(rate: f64) -> Option<tokio::time::Interval> {
+/// The scheduled send instants of one writer (see `clock`).
+type Ticks = tokio::sync::mpsc::UnboundedReceiver<Instant>;
+
+/// An open-loop schedule: fixed period, first send at a random offset so
+/// writers do not fire in lockstep; missed sends queue up and go at once,
+/// so the schedule is kept whatever happens to the socket.
+fn writer_interval(rate: f64) -> Option<Ticks> {
     if rate.is_nan() || rate <= 0.0 {
         return None;
     }
     let period = Duration::from_secs_f64(1.0 / rate);
     let offset = period.mul_f64(rand::rng().random::<f64>());
-    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-    i.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Some(i)
+    Some(crate::clock::every(period, Instant::now() + offset))
+}
+
+async fn next_send(ticks: &mut Option<Ticks>) -> Instant {
+    match ticks {
+        Some(t) => match t.recv().await {
+            Some(at) => at,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick(interval: &mut Option<tokio::time::Interval>) -> tokio::time::Instant {
@@ -405,17 +415,18 @@ mod tests {
         assert_eq!(&*entry.json, r#"{"user":{"name":"x"}}"#);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn writer_interval_bursts_missed_ticks() {
-        let mut i = writer_interval(10.0).unwrap();
-        let first = i.tick().await;
-        tokio::time::sleep(Duration::from_millis(350)).await;
-        // Three ticks were missed: they fire at once, each with its own
-        // scheduled time 100 ms apart.
-        let a = i.tick().await;
-        let b = i.tick().await;
-        assert_eq!(a - first, Duration::from_millis(100));
-        assert_eq!(b - a, Duration::from_millis(100));
+    #[tokio::test]
+    async fn writer_interval_queues_missed_ticks() {
+        let mut i = writer_interval(100.0).unwrap();
+        let first = i.recv().await.unwrap();
+        std::thread::sleep(Duration::from_millis(35));
+        // The missed ticks are queued: they come at once, each with its own
+        // scheduled time 10 ms apart.
+        let a = i.recv().await.unwrap();
+        let b = i.recv().await.unwrap();
+        assert_eq!(a - first, Duration::from_millis(10));
+        assert_eq!(b - a, Duration::from_millis(10));
+        assert!(Instant::now() >= b + Duration::from_millis(10));
         assert!(writer_interval(0.0).is_none());
     }
 }

@@ -271,13 +271,28 @@ async fn measure(
 
 pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
     let c = &a.common;
-    let tokens = Tokens::load(c.token_file.as_deref())?;
-    let token = tokens.get(0).map(|t| t.token.clone());
-    let doc = match &a.meeting {
-        Some(m) => m.clone(),
-        None => setup::meetings(1, c.create_meetings_via.as_deref(), "cold")
-            .await?
-            .remove(0),
+    let (doc, token) = if c.as_agencies {
+        // The trace types into `section:trace`: one agency owns it.
+        let base = c
+            .create_meetings_via
+            .as_deref()
+            .context("--as-agencies needs --create-meetings-via")?;
+        if a.meeting.is_some() {
+            bail!("--as-agencies creates its own meeting; drop --meeting");
+        }
+        let agencies = setup::Agencies::provision(base, &[trace::SECTION.to_owned()]).await?;
+        let doc = agencies.meetings(base, 1, "cold").await?.remove(0);
+        (doc, agencies.tokens(1).get(0).map(|t| t.token.clone()))
+    } else {
+        let tokens = Tokens::load(c.token_file.as_deref())?;
+        let token = tokens.get(0).map(|t| t.token.clone());
+        let doc = match &a.meeting {
+            Some(m) => m.clone(),
+            None => setup::meetings(1, c.create_meetings_via.as_deref(), "cold")
+                .await?
+                .remove(0),
+        };
+        (doc, token)
     };
     eprintln!("document: {doc}");
     let mut expected = HashMap::new();

@@ -2,6 +2,7 @@
 //! servers speaking y-websocket or Hocuspocus framing. See README.md.
 
 mod client;
+mod clock;
 mod cold;
 mod latency;
 mod procstat;
@@ -78,6 +79,14 @@ pub struct Common {
     /// `?token=`; Hocuspocus: in the auth message.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+
+    /// Our server: sign in as agency users, as a council does. Creates one
+    /// agency per writer (with a user and an API token), gives every meeting
+    /// one section per agency, owned by it, and lets the other clients read
+    /// as members. Needs --create-meetings-via and an admin's token in
+    /// PROTOKOLL_TOKEN; replaces --token-file.
+    #[arg(long, requires = "create_meetings_via", conflicts_with = "token_file")]
+    pub as_agencies: bool,
 
     /// The server's process id, for CPU time and resident memory from /proc.
     #[arg(long, value_name = "PID")]

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
@@ -56,11 +56,11 @@ impl Fleet {
         clients_per_meeting: usize,
         writers_per_meeting: usize,
         phases: usize,
+        tokens: Tokens,
     ) -> anyhow::Result<Fleet> {
         if writers_per_meeting > clients_per_meeting {
             bail!("--writers-per-meeting must not exceed --clients-per-meeting");
         }
-        let tokens = Tokens::load(common.token_file.as_deref())?;
         if tokens.len() > 0 {
             eprintln!(
                 "{} tokens: each connection takes the next one",
@@ -164,7 +164,30 @@ impl Fleet {
     }
 }
 
-async fn docs_for(common: &Common, n: usize, label: &str) -> anyhow::Result<Vec<String>> {
+/// The documents of a run and the credentials its connections use: with
+/// `--as-agencies`, meetings whose sections belong to freshly provisioned
+/// agency users; otherwise the `--token-file` (if any).
+async fn docs_for(
+    common: &Common,
+    n: usize,
+    label: &str,
+    clients_per_meeting: usize,
+    writers_per_meeting: usize,
+) -> anyhow::Result<(Vec<String>, Tokens)> {
+    if common.as_agencies {
+        let base = common
+            .create_meetings_via
+            .as_deref()
+            .context("--as-agencies needs --create-meetings-via")?;
+        let sections: Vec<String> = (0..writers_per_meeting).map(|k| format!("w{k}")).collect();
+        let agencies = setup::Agencies::provision(base, &sections).await?;
+        let docs = agencies.meetings(base, n, label).await?;
+        eprintln!(
+            "{} meetings created via the API, sections owned by agencies",
+            docs.len()
+        );
+        return Ok((docs, agencies.tokens(clients_per_meeting)));
+    }
     let docs = setup::meetings(n, common.create_meetings_via.as_deref(), label).await?;
     eprintln!(
         "{} meetings {}",
@@ -175,7 +198,7 @@ async fn docs_for(common: &Common, n: usize, label: &str) -> anyhow::Result<Vec<
             "named by random UUIDs"
         }
     );
-    Ok(docs)
+    Ok((docs, Tokens::load(common.token_file.as_deref())?))
 }
 
 /// CPU and delivery counters at one instant, to take differences of.
@@ -264,8 +287,22 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         bail!("--rate must be positive");
     }
     let writers_per_meeting = a.writers_per_meeting.unwrap_or(a.clients_per_meeting);
-    let docs = docs_for(c, a.meetings, "fanout").await?;
-    let fleet = Fleet::start(c, &docs, a.clients_per_meeting, writers_per_meeting, 1)?;
+    let (docs, tokens) = docs_for(
+        c,
+        a.meetings,
+        "fanout",
+        a.clients_per_meeting,
+        writers_per_meeting,
+    )
+    .await?;
+    let fleet = Fleet::start(
+        c,
+        &docs,
+        a.clients_per_meeting,
+        writers_per_meeting,
+        1,
+        tokens,
+    )?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     if synced == 0 {
         let errors = fleet.run.errors();
@@ -388,13 +425,21 @@ pub async fn ramp(a: RampArgs) -> anyhow::Result<()> {
         bail!("--rate-start must be positive and --rate-factor above 1");
     }
     let writers_per_meeting = a.writers_per_meeting.unwrap_or(a.clients_per_meeting);
-    let docs = docs_for(c, a.meetings, "ramp").await?;
+    let (docs, tokens) = docs_for(
+        c,
+        a.meetings,
+        "ramp",
+        a.clients_per_meeting,
+        writers_per_meeting,
+    )
+    .await?;
     let fleet = Fleet::start(
         c,
         &docs,
         a.clients_per_meeting,
         writers_per_meeting,
         a.max_steps,
+        tokens,
     )?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     if synced == 0 {
@@ -541,11 +586,11 @@ pub async fn idle(a: IdleArgs) -> anyhow::Result<()> {
         bail!("idle needs --server-pid to read the server's memory");
     };
     eprintln!("note: memory per connection is only meaningful against a freshly started server");
-    let docs = docs_for(c, a.meetings, "idle").await?;
+    let (docs, tokens) = docs_for(c, a.meetings, "idle", a.clients_per_meeting, 0).await?;
     let rss_before = procstat::rss_kib(pid)?;
     let self_before = procstat::rss_kib(std::process::id()).unwrap_or(0);
     let t0 = Instant::now();
-    let fleet = Fleet::start(c, &docs, a.clients_per_meeting, 0, 1)?;
+    let fleet = Fleet::start(c, &docs, a.clients_per_meeting, 0, 1, tokens)?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     let connect_s = t0.elapsed().as_secs_f64();
     tokio::time::sleep(secs(a.settle)).await;
@@ -627,6 +672,7 @@ mod tests {
             url,
             protocol,
             create_meetings_via: None,
+            as_agencies: false,
             token_file,
             server_pid: None,
             connect_concurrency: 4,
@@ -647,7 +693,8 @@ mod tests {
         };
         let c = common(url, protocol, token_file);
         let docs = vec!["meeting-1".to_owned()];
-        let fleet = Fleet::start(&c, &docs, 3, 2, 1).unwrap();
+        let tokens = Tokens::load(c.token_file.as_deref()).unwrap();
+        let fleet = Fleet::start(&c, &docs, 3, 2, 1, tokens).unwrap();
         assert_eq!(fleet.wait_synced(Duration::from_secs(5)).await, 3);
         fleet.set_schedule(Schedule {
             rate: 40.0,

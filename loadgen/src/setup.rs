@@ -57,6 +57,221 @@ pub async fn meetings(n: usize, via: Option<&str>, label: &str) -> anyhow::Resul
     Ok(ids)
 }
 
+/// Signs connections in as agency users writing their own sections, the way
+/// a council uses our server: one agency per section, with one user and API
+/// token each, plus a reader (a member without an agency) for the clients
+/// that only watch. Needs an admin's token in `PROTOKOLL_TOKEN`.
+pub struct Agencies {
+    sections: Vec<Provisioned>,
+    reader: Provisioned,
+}
+
+struct Provisioned {
+    section: String,
+    agency_id: Option<String>,
+    user_id: String,
+    token: String,
+}
+
+impl Agencies {
+    /// Creates the agencies, users and tokens on the server at `base`.
+    pub async fn provision(base: &str, sections: &[String]) -> anyhow::Result<Self> {
+        let api = Api::new(base)?;
+        // Names are unique per run, so runs can share one database.
+        let run = format!("{:08x}", rand::random::<u32>());
+        let mut provisioned = Vec::with_capacity(sections.len());
+        for section in sections {
+            let agency = api
+                .post(
+                    "/api/admin/agencies",
+                    serde_json::json!({ "name": format!("Loadgen {run} {section}") }),
+                )
+                .await?;
+            let agency_id = string_field(&agency, "id")?;
+            let (user_id, token) = api
+                .user(&format!("lg-{run}-{section}"), Some(&agency_id))
+                .await?;
+            provisioned.push(Provisioned {
+                section: section.clone(),
+                agency_id: Some(agency_id),
+                user_id,
+                token,
+            });
+        }
+        let (user_id, token) = api.user(&format!("lg-{run}-reader"), None).await?;
+        let reader = Provisioned {
+            section: String::new(),
+            agency_id: None,
+            user_id,
+            token,
+        };
+        eprintln!(
+            "signed in as {} agency users (sections {}) and a reader",
+            provisioned.len(),
+            sections.join(", ")
+        );
+        Ok(Agencies {
+            sections: provisioned,
+            reader,
+        })
+    }
+
+    /// Creates `n` meetings, each with one section per agency (owned by it)
+    /// and every provisioned user as a member.
+    pub async fn meetings(&self, base: &str, n: usize, label: &str) -> anyhow::Result<Vec<String>> {
+        let api = Api::new(base)?;
+        let api = &api;
+        futures::stream::iter(0..n)
+            .map(|i| async move {
+                let meeting = api
+                    .post(
+                        "/api/meetings",
+                        serde_json::json!({ "title": format!("loadgen {label} {i}") }),
+                    )
+                    .await?;
+                let id = string_field(&meeting, "id")?;
+                for s in &self.sections {
+                    api.post(
+                        &format!("/api/meetings/{id}/agenda"),
+                        serde_json::json!({
+                            "id": s.section,
+                            "title": format!("Byrå {}", s.section),
+                            "owner": { "kind": "agency", "agency_id": s.agency_id },
+                        }),
+                    )
+                    .await?;
+                }
+                for p in self.sections.iter().chain([&self.reader]) {
+                    api.put(
+                        &format!("/api/meetings/{id}/participants/{}", p.user_id),
+                        serde_json::json!({ "role": "member" }),
+                    )
+                    .await?;
+                }
+                anyhow::Ok(id)
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
+    /// The credentials of one meeting's clients, in order: the section
+    /// owners first (the writers), then readers for the rest.
+    pub fn tokens(&self, clients_per_meeting: usize) -> Tokens {
+        let creds = (0..clients_per_meeting.max(1))
+            .map(|k| match self.sections.get(k) {
+                Some(p) => Credential {
+                    token: p.token.clone(),
+                    section: Some(p.section.clone()),
+                },
+                None => Credential {
+                    token: self.reader.token.clone(),
+                    section: None,
+                },
+            })
+            .collect();
+        Tokens {
+            creds: Arc::new(creds),
+        }
+    }
+}
+
+/// JSON requests to our server's API with the admin token.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(base: &str) -> anyhow::Result<Self> {
+        let token = std::env::var("PROTOKOLL_TOKEN")
+            .context("signing in as agencies needs an admin API token in PROTOKOLL_TOKEN")?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}")
+                .parse()
+                .context("PROTOKOLL_TOKEN")?,
+        );
+        Ok(Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()?,
+        })
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.send(self.client.post(format!("{}{path}", self.base)), path, body)
+            .await
+    }
+
+    async fn put(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.send(self.client.put(format!("{}{path}", self.base)), path, body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let resp = req
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("{}{path}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{path}: {status}: {text}");
+        }
+        if text.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_str(&text).with_context(|| format!("{path}: response is not JSON"))
+    }
+
+    /// Creates a user with a random password and issues an API token.
+    async fn user(&self, username: &str, agency: Option<&str>) -> anyhow::Result<(String, String)> {
+        let password: String = {
+            use rand::Rng;
+            rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect()
+        };
+        let user = self
+            .post(
+                "/api/admin/users",
+                serde_json::json!({
+                    "username": username,
+                    "display_name": username,
+                    "agency_id": agency,
+                    "password": password,
+                }),
+            )
+            .await?;
+        let user_id = string_field(&user, "id")?;
+        let issued = self
+            .post(
+                &format!("/api/admin/users/{user_id}/tokens"),
+                serde_json::json!({ "name": "loadgen" }),
+            )
+            .await?;
+        Ok((user_id, string_field(&issued, "secret")?))
+    }
+}
+
+fn string_field(v: &serde_json::Value, field: &str) -> anyhow::Result<String> {
+    v.get(field)
+        .and_then(|x| x.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("response has no string {field:?}: {v}"))
+}
+
 /// One line of a token file: an API token, optionally followed by the id of
 /// the section its user owns (`TOKEN` or `TOKEN SECTION_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,10 @@ use yrs::{
 
 use crate::wire::{Reader, write_var};
 
+/// The section the generated trace edits by default (root `section:trace`);
+/// `cold --as-agencies` gives it to one agency.
+pub const SECTION: &str = "trace";
+
 #[derive(Args, Debug)]
 pub struct GenTraceArgs {
     /// Output file.

@@ -107,12 +107,22 @@ impl Store for SqliteStore {
             insert.push_values(chunk, |mut b, (_, meeting, data)| {
                 b.push_bind(*meeting).push_bind(*data);
             });
-            insert.push(" RETURNING seq");
-            let seqs = insert.build().fetch_all(&mut *tx).await?;
-            // RETURNING yields rows in insertion order for a single VALUES list.
-            for ((i, _, _), row) in chunk.iter().zip(seqs) {
-                let seq: Seq = row.try_get(0)?;
-                last[*i] = last[*i].max(seq);
+            // One multi-row INSERT inside the write transaction takes
+            // consecutive rowids (AUTOINCREMENT, and no other writer can
+            // interleave), so the last rowid gives every row's seq. Reading
+            // them back with RETURNING instead streams one row at a time from
+            // sqlx's worker thread: a thread handoff per update.
+            let done = insert.build().execute(&mut *tx).await?;
+            if done.rows_affected() != chunk.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "a {}-row insert inserted {} rows",
+                    chunk.len(),
+                    done.rows_affected()
+                )));
+            }
+            let first = done.last_insert_rowid() - chunk.len() as i64 + 1;
+            for (k, (i, _, _)) in chunk.iter().enumerate() {
+                last[*i] = last[*i].max(first + k as i64);
             }
         }
         tx.commit().await?;
