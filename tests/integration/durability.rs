@@ -225,8 +225,73 @@ async fn a_meeting_with_100000_logged_updates_reopens_from_a_snapshot(backend: B
     server.stop().await;
 }
 
+/// One group commit for two meetings: each gets the sequence number of its
+/// own last row; a snapshot hides the rows it covers at once, and
+/// compaction deletes them later.
+async fn a_group_commit_reports_each_meetings_last_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let database = db.database().await;
+    let store = database.docs.clone();
+    let first = create_meeting(&database, "First").await;
+    let second = create_meeting(&database, "Second").await;
+    let (updates, _) = typing_history(5);
+    let batch =
+        |meeting: &protokoll::meeting::Meeting, range: std::ops::Range<usize>| AppendBatch {
+            meeting: meeting.id,
+            updates: updates[range]
+                .iter()
+                .map(|u| bytes::Bytes::from(u.clone()))
+                .collect(),
+        };
+    let seqs = store
+        .append_updates(&[batch(&first, 0..3), batch(&second, 3..5)])
+        .await
+        .unwrap();
+    let logged = |doc: &protokoll::store::StoredDocument| {
+        doc.updates
+            .iter()
+            .map(|(seq, data)| (*seq, data.clone()))
+            .collect::<Vec<_>>()
+    };
+    let first_log = logged(&store.load_document(first.id).await.unwrap());
+    let second_log = logged(&store.load_document(second.id).await.unwrap());
+    assert_eq!(
+        first_log.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+        updates[0..3].to_vec()
+    );
+    assert_eq!(
+        second_log
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect::<Vec<_>>(),
+        updates[3..5].to_vec()
+    );
+    assert_eq!(seqs, vec![first_log[2].0, second_log[1].0]);
+    assert!(first_log.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(
+        first_log[2].0 < second_log[0].0,
+        "arrival order across meetings"
+    );
+
+    // A snapshot covering the first two rows hides them from loading...
+    let upto = first_log[1].0;
+    store
+        .write_snapshot(first.id, b"state", upto)
+        .await
+        .unwrap();
+    let loaded = store.load_document(first.id).await.unwrap();
+    assert_eq!(loaded.snapshot.as_ref().map(|s| s.upto), Some(upto));
+    assert_eq!(logged(&loaded), first_log[2..].to_vec());
+    assert_eq!(store.log_len(first.id).await.unwrap(), 3);
+    // ...and compaction deletes them, and only them.
+    store.compact_log(first.id, upto).await.unwrap();
+    assert_eq!(store.log_len(first.id).await.unwrap(), 1);
+    assert_eq!(store.log_len(second.id).await.unwrap(), 2);
+}
+
 crate::on_both_backends!(
     every_update_is_there_after_a_restart,
     every_broadcast_update_survives_a_sigkill,
     a_meeting_with_100000_logged_updates_reopens_from_a_snapshot,
+    a_group_commit_reports_each_meetings_last_row,
 );

@@ -92,13 +92,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError>;
 
     /// Replaces the meeting's snapshot with `state`, which must contain every
-    /// update up to `upto`, and deletes those updates from the log.
+    /// update up to `upto` (unless the stored one already covers more).
+    /// Loading reads only the log after the snapshot, so the rows it covers
+    /// may stay until `compact_log` drops them.
     async fn write_snapshot(
         &self,
         id: MeetingId,
         state: &[u8],
         upto: Seq,
     ) -> Result<(), StoreError>;
+
+    /// Deletes the meeting's log rows up to `upto`, which a written snapshot
+    /// covers.
+    async fn compact_log(&self, id: MeetingId, upto: Seq) -> Result<(), StoreError>;
 
     /// Number of updates in the log (not yet folded into a snapshot).
     async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError>;

@@ -122,7 +122,6 @@ impl Store for PostgresStore {
         state: &[u8],
         upto: Seq,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES ($1, $2, $3, now())
              ON CONFLICT (meeting_id) DO UPDATE
@@ -132,14 +131,17 @@ impl Store for PostgresStore {
         .bind(id.as_uuid())
         .bind(state)
         .bind(upto)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn compact_log(&self, id: MeetingId, upto: Seq) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM doc_updates WHERE meeting_id = $1 AND seq <= $2")
             .bind(id.as_uuid())
             .bind(upto)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 

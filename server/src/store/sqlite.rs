@@ -34,12 +34,22 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Checkpoints run in the background (below), not inside
+            // whichever commit happens to cross the WAL size limit: that
+            // commit would copy pages and fsync the database file while
+            // every room waits for it.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", (64 * 1024 * 1024).to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A ping before every use is a round trip to the connection's
+            // thread for a file that cannot go away like a network peer.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        tokio::spawn(checkpoint_in_background(pool.clone()));
         Ok(Self { pool })
     }
 
@@ -91,7 +101,6 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all, fields(batches = batches.len()))]
     async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let rows: Vec<(usize, uuid::Uuid, &[u8])> = batches
             .iter()
             .enumerate()
@@ -102,30 +111,27 @@ impl Store for SqliteStore {
             })
             .collect();
         let mut last = vec![0; batches.len()];
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::new("INSERT INTO doc_updates (meeting_id, data) ");
-            insert.push_values(chunk, |mut b, (_, meeting, data)| {
-                b.push_bind(*meeting).push_bind(*data);
-            });
-            // One multi-row INSERT inside the write transaction takes
-            // consecutive rowids (AUTOINCREMENT, and no other writer can
-            // interleave), so the last rowid gives every row's seq. Reading
-            // them back with RETURNING instead streams one row at a time from
-            // sqlx's worker thread: a thread handoff per update.
-            let done = insert.build().execute(&mut *tx).await?;
-            if done.rows_affected() != chunk.len() as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "a {}-row insert inserted {} rows",
-                    chunk.len(),
-                    done.rows_affected()
-                )));
-            }
-            let first = done.last_insert_rowid() - chunk.len() as i64 + 1;
+        let mut record = |chunk: &[(usize, uuid::Uuid, &[u8])], first: Seq| {
             for (k, (i, _, _)) in chunk.iter().enumerate() {
-                last[*i] = last[*i].max(first + k as i64);
+                last[*i] = last[*i].max(first + k as Seq);
             }
+        };
+        // Every statement is a round trip to sqlx's connection thread, so a
+        // group commit that fits one INSERT runs as that one statement
+        // (atomic on its own); a larger one wraps its INSERTs in a
+        // transaction.
+        if rows.len() <= ROWS_PER_INSERT {
+            let mut conn = self.pool.acquire().await?;
+            let first = insert_updates(&mut conn, &rows).await?;
+            record(&rows, first);
+        } else {
+            let mut tx = self.pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let first = insert_updates(&mut tx, chunk).await?;
+                record(chunk, first);
+            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(last)
     }
 
@@ -136,7 +142,6 @@ impl Store for SqliteStore {
         state: &[u8],
         upto: Seq,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (meeting_id) DO UPDATE
@@ -147,14 +152,17 @@ impl Store for SqliteStore {
         .bind(state)
         .bind(upto)
         .bind(Utc::now())
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn compact_log(&self, id: MeetingId, upto: Seq) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM doc_updates WHERE meeting_id = ? AND seq <= ?")
             .bind(id.as_uuid())
             .bind(upto)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -169,4 +177,53 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Moves committed WAL frames into the database file every
+/// `CHECKPOINT_EVERY`, on a connection of its own. PASSIVE never waits for
+/// the writer, and the writer never waits for it. Ends when the pool closes.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Inserts rows with one multi-row INSERT and returns the first row's seq.
+/// One statement takes consecutive rowids (AUTOINCREMENT, and SQLite lets
+/// no other writer interleave), so the last rowid gives every row's seq.
+/// Reading them back with RETURNING instead streams one row at a time from
+/// sqlx's connection thread: a thread handoff per update.
+async fn insert_updates(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[(usize, uuid::Uuid, &[u8])],
+) -> Result<Seq, StoreError> {
+    let mut insert = QueryBuilder::new("INSERT INTO doc_updates (meeting_id, data) ");
+    insert.push_values(rows, |mut b, (_, meeting, data)| {
+        b.push_bind(*meeting).push_bind(*data);
+    });
+    let done = insert.build().execute(&mut *conn).await?;
+    if done.rows_affected() != rows.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "a {}-row insert inserted {} rows",
+            rows.len(),
+            done.rows_affected()
+        )));
+    }
+    Ok(done.last_insert_rowid() - rows.len() as Seq + 1)
 }

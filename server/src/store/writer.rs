@@ -2,8 +2,18 @@
 //! their accepted updates and wait; it writes whatever has queued up since its
 //! last commit in a single transaction, so many concurrent writers share one
 //! fsync instead of paying one each.
+//!
+//! Snapshots go through the same task, after the appends queued with them.
+//! SQLite has one writer at a time: a snapshot written from elsewhere would
+//! hold the write lock while a group commit waits in SQLite's busy handler,
+//! which sleeps in steps of 1 to 100 ms: tens of milliseconds of tail
+//! latency for every client. Deleting the log rows a snapshot covers is the
+//! expensive part of compaction, and nothing waits for it (loading reads
+//! only the log after the snapshot): it runs when no commit is waiting, at
+//! least every `FORCE_COMPACTION_AFTER` rounds, and for everything left
+//! when the writer stops.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +30,10 @@ const MAX_BATCHES_PER_COMMIT: usize = 1_024;
 /// back-pressure from a slow disk to the clients.
 const QUEUE_CAPACITY: usize = 4_096;
 
+/// Under sustained load the queue is never empty; compact one meeting's
+/// log after this many commit rounds anyway.
+const FORCE_COMPACTION_AFTER: u32 = 64;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitWriterError {
     #[error("the update log could not be written: {0}")]
@@ -28,9 +42,17 @@ pub enum CommitWriterError {
     Stopped,
 }
 
-struct Job {
-    batch: AppendBatch,
-    done: oneshot::Sender<Result<Seq, CommitWriterError>>,
+enum Job {
+    Append {
+        batch: AppendBatch,
+        done: oneshot::Sender<Result<Seq, CommitWriterError>>,
+    },
+    Snapshot {
+        meeting: MeetingId,
+        state: Vec<u8>,
+        upto: Seq,
+        done: oneshot::Sender<Result<(), CommitWriterError>>,
+    },
 }
 
 /// Handle to the group-commit task. Cheap to clone. The task ends when every
@@ -55,8 +77,30 @@ impl CommitWriter {
         updates: Vec<Bytes>,
     ) -> Result<Seq, CommitWriterError> {
         let (done, wait) = oneshot::channel();
-        let job = Job {
+        let job = Job::Append {
             batch: AppendBatch { meeting, updates },
+            done,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| CommitWriterError::Stopped)?;
+        wait.await.map_err(|_| CommitWriterError::Stopped)?
+    }
+
+    /// Writes a snapshot covering the log up to `upto` (already committed)
+    /// and drops the log rows it covers.
+    pub async fn snapshot(
+        &self,
+        meeting: MeetingId,
+        state: Vec<u8>,
+        upto: Seq,
+    ) -> Result<(), CommitWriterError> {
+        let (done, wait) = oneshot::channel();
+        let job = Job::Snapshot {
+            meeting,
+            state,
+            upto,
             done,
         };
         self.jobs
@@ -69,6 +113,10 @@ impl CommitWriter {
 
 async fn run(store: DynStore, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
+    let mut snapshots = Vec::new();
+    // Meeting -> log position its latest snapshot covers, not yet compacted.
+    let mut compactions: HashMap<MeetingId, Seq> = HashMap::new();
+    let mut rounds_since_compaction = 0u32;
     while rx.recv_many(&mut jobs, MAX_BATCHES_PER_COMMIT).await > 0 {
         // Let every task that is ready run once before committing: rooms
         // that were woken by the last commit, or that have frames waiting,
@@ -81,26 +129,82 @@ async fn run(store: DynStore, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let (batches, waiters): (Vec<_>, Vec<_>) =
-            jobs.drain(..).map(|j| (j.batch, j.done)).unzip();
-        let updates: usize = batches.iter().map(|b| b.updates.len()).sum();
-        let started = Instant::now();
-        let result = store.append_updates(&batches).await;
-        metrics::histogram!(metric::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(metric::STORE_COMMIT_UPDATES).record(updates as f64);
-        match result {
-            Ok(seqs) => {
-                for (waiter, seq) in waiters.into_iter().zip(seqs) {
-                    let _ = waiter.send(Ok(seq));
+        let mut batches = Vec::with_capacity(jobs.len());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            match job {
+                Job::Append { batch, done } => {
+                    batches.push(batch);
+                    waiters.push(done);
                 }
+                snapshot @ Job::Snapshot { .. } => snapshots.push(snapshot),
             }
-            Err(e) => {
-                error!(error = %e, batches = batches.len(), updates, "group commit failed");
-                metrics::counter!(metric::STORE_COMMIT_FAILURES).increment(1);
-                let failure = CommitWriterError::Failed(e.to_string());
-                for waiter in waiters {
-                    let _ = waiter.send(Err(failure.clone()));
+        }
+        if !batches.is_empty() {
+            commit(&store, batches, waiters).await;
+        }
+        for job in snapshots.drain(..) {
+            if let Job::Snapshot {
+                meeting,
+                state,
+                upto,
+                done,
+            } = job
+            {
+                let result = store.write_snapshot(meeting, &state, upto).await;
+                if result.is_ok() {
+                    let covered = compactions.entry(meeting).or_default();
+                    *covered = (*covered).max(upto);
                 }
+                let _ = done.send(result.map_err(|e| CommitWriterError::Failed(e.to_string())));
+            }
+        }
+        rounds_since_compaction += 1;
+        if !compactions.is_empty()
+            && (rx.is_empty() || rounds_since_compaction >= FORCE_COMPACTION_AFTER)
+        {
+            rounds_since_compaction = 0;
+            if let Some(&meeting) = compactions.keys().next() {
+                let upto = compactions.remove(&meeting).unwrap_or_default();
+                compact(&store, meeting, upto).await;
+            }
+        }
+    }
+    for (meeting, upto) in compactions {
+        compact(&store, meeting, upto).await;
+    }
+}
+
+async fn compact(store: &DynStore, meeting: MeetingId, upto: Seq) {
+    // A failure only leaves rows that loading skips; a later snapshot of
+    // the meeting covers them again.
+    if let Err(e) = store.compact_log(meeting, upto).await {
+        error!(meeting_id = %meeting, error = %e, "compacting the update log failed");
+    }
+}
+
+async fn commit(
+    store: &DynStore,
+    batches: Vec<AppendBatch>,
+    waiters: Vec<oneshot::Sender<Result<Seq, CommitWriterError>>>,
+) {
+    let updates: usize = batches.iter().map(|b| b.updates.len()).sum();
+    let started = Instant::now();
+    let result = store.append_updates(&batches).await;
+    metrics::histogram!(metric::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(metric::STORE_COMMIT_UPDATES).record(updates as f64);
+    match result {
+        Ok(seqs) => {
+            for (waiter, seq) in waiters.into_iter().zip(seqs) {
+                let _ = waiter.send(Ok(seq));
+            }
+        }
+        Err(e) => {
+            error!(error = %e, batches = batches.len(), updates, "group commit failed");
+            metrics::counter!(metric::STORE_COMMIT_FAILURES).increment(1);
+            let failure = CommitWriterError::Failed(e.to_string());
+            for waiter in waiters {
+                let _ = waiter.send(Err(failure.clone()));
             }
         }
     }

@@ -37,7 +37,7 @@ use super::{
 use crate::{
     guard::{self, Ownership, SectionIndex},
     meeting::MeetingId,
-    store::{CommitWriter, DynStore, Seq, StoreError, StoredDocument},
+    store::{CommitWriter, CommitWriterError, DynStore, Seq, StoreError, StoredDocument},
     telemetry::metric,
 };
 
@@ -113,7 +113,7 @@ pub(super) struct Room {
     snapshot_upto: Seq,
     /// Updates applied since the latest snapshot was started.
     since_snapshot: u64,
-    snapshot_task: Option<JoinHandle<Result<Seq, StoreError>>>,
+    snapshot_task: Option<JoinHandle<Result<Seq, CommitWriterError>>>,
     /// Where every known item lives, for the section guard.
     index: SectionIndex,
     /// Who owns which section, as the agenda says now.
@@ -635,19 +635,20 @@ impl Room {
         self.snapshot_task = Some(self.start_snapshot());
     }
 
-    fn start_snapshot(&mut self) -> JoinHandle<Result<Seq, StoreError>> {
+    fn start_snapshot(&mut self) -> JoinHandle<Result<Seq, CommitWriterError>> {
         let state = self
             .doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
         let upto = self.last_seq;
-        let store = self.ctx.store.clone();
+        let writer = self.ctx.writer.clone();
         let id = self.id;
         self.since_snapshot = 0;
         tokio::spawn(async move {
-            store.write_snapshot(id, &state, upto).await?;
+            let bytes = state.len();
+            writer.snapshot(id, state, upto).await?;
             metrics::counter!(metric::SNAPSHOTS_WRITTEN).increment(1);
-            debug!(meeting_id = %id, upto, bytes = state.len(), "snapshot written");
+            debug!(meeting_id = %id, upto, bytes, "snapshot written");
             Ok(upto)
         })
     }
@@ -656,14 +657,18 @@ impl Room {
         if let Some(task) = self.snapshot_task.take_if(|t| t.is_finished()) {
             // A finished task's result is ready; polling it does not wait.
             let result = futures::FutureExt::now_or_never(task);
-            self.record_snapshot(
-                result
-                    .unwrap_or_else(|| Ok(Err(StoreError::Corrupt("snapshot result lost".into())))),
-            );
+            self.record_snapshot(result.unwrap_or_else(|| {
+                Ok(Err(CommitWriterError::Failed(
+                    "snapshot result lost".into(),
+                )))
+            }));
         }
     }
 
-    fn record_snapshot(&mut self, result: Result<Result<Seq, StoreError>, tokio::task::JoinError>) {
+    fn record_snapshot(
+        &mut self,
+        result: Result<Result<Seq, CommitWriterError>, tokio::task::JoinError>,
+    ) {
         match result {
             Ok(Ok(upto)) => self.snapshot_upto = self.snapshot_upto.max(upto),
             Ok(Err(e)) => {
