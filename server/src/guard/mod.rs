@@ -153,10 +153,16 @@ impl Deleted {
     fn add(&mut self, start: u32, end: u32) {
         let mut start = start;
         let mut end = end;
+        // The stored ranges are disjoint and not touching, so their ends
+        // grow with their starts: walk back from the last range starting at
+        // or before `end` and stop at the first that ends before `start`.
+        // (Filtering the whole `..=end` range instead made loading a long
+        // editing history quadratic: 0.9 s for the B4 trace's deletions.)
         let overlapping: Vec<u32> = self
             .by_start
             .range(..=end)
-            .filter(|(s, e)| **e >= start && **s <= end)
+            .rev()
+            .take_while(|(_, e)| **e >= start)
             .map(|(s, _)| *s)
             .collect();
         for s in overlapping {
@@ -465,6 +471,36 @@ mod tests {
     use yrs::{
         Doc, ReadTxn, Text, Transact, WriteTxn, XmlElementPrelim, XmlFragment, XmlTextPrelim,
     };
+
+    #[test]
+    fn deleted_ranges_merge_like_a_set_of_clocks() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut deleted = Deleted::default();
+        let mut model = vec![false; 300];
+        for _ in 0..2_000 {
+            let start = rng.random_range(0..290u32);
+            let end = start + rng.random_range(1..10u32);
+            deleted.add(start, end);
+            for c in start..end {
+                model[c as usize] = true;
+            }
+            // Stored ranges stay disjoint, not touching, and exactly the model.
+            let ranges: Vec<(u32, u32)> = deleted.by_start.iter().map(|(s, e)| (*s, *e)).collect();
+            assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{ranges:?}");
+            let mut covered = vec![false; 300];
+            for (s, e) in &ranges {
+                for c in *s..*e {
+                    covered[c as usize] = true;
+                }
+            }
+            assert_eq!(covered, model);
+        }
+        let missing = deleted.missing(0, 300);
+        for (s, e) in missing {
+            assert!((s..e).all(|c| !model[c as usize]));
+        }
+    }
 
     fn principal(agency: Option<AgencyId>, role: Option<Role>) -> Principal {
         Principal {
