@@ -289,9 +289,66 @@ async fn a_group_commit_reports_each_meetings_last_row(backend: Backend) {
     assert_eq!(store.log_len(second.id).await.unwrap(), 2);
 }
 
+/// A reopened meeting answers new clients from its stored snapshot while
+/// the document is rebuilt; clients that joined meanwhile then get the
+/// server's state vector, and their edits are applied, stored and
+/// broadcast as usual.
+async fn a_reopened_meeting_serves_its_snapshot_then_takes_edits(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Reopened").await;
+    let mut a = server.synced(meeting.id).await;
+    let mut b = server.synced(meeting.id).await;
+    for i in 0..200 {
+        a.write("section:polis", &format!("p{i} ")).await;
+    }
+    b.until("a's edits", |c| c.section("section:polis").contains("p199"))
+        .await;
+    let before = a.section("section:polis");
+    drop((a, b));
+    server.stop().await;
+    let stored = db
+        .database()
+        .await
+        .docs
+        .load_document(meeting.id)
+        .await
+        .unwrap();
+    assert!(stored.snapshot.is_some() && stored.updates.is_empty());
+
+    let server = TestServer::start(&db).await;
+    // Several clients at once, while the room opens.
+    let (mut c, mut d, e) = tokio::join!(
+        server.synced(meeting.id),
+        server.synced(meeting.id),
+        server.synced(meeting.id)
+    );
+    for client in [&c, &d, &e] {
+        assert_eq!(client.section("section:polis"), before);
+    }
+    c.write("section:skola", "after the restart").await;
+    d.until("c's edit", |x| {
+        x.section("section:skola").contains("after the restart")
+    })
+    .await;
+    d.write("section:skola", " and more").await;
+    c.until("d's edit", |x| {
+        x.section("section:skola").contains("and more")
+    })
+    .await;
+    drop((c, d, e));
+    server.stop().await;
+
+    let server = TestServer::start(&db).await;
+    let reloaded = server.synced(meeting.id).await;
+    assert_eq!(reloaded.section("section:polis"), before);
+    assert!(reloaded.section("section:skola").contains("and more"));
+}
+
 crate::on_both_backends!(
     every_update_is_there_after_a_restart,
     every_broadcast_update_survives_a_sigkill,
     a_meeting_with_100000_logged_updates_reopens_from_a_snapshot,
     a_group_commit_reports_each_meetings_last_row,
+    a_reopened_meeting_serves_its_snapshot_then_takes_edits,
 );
