@@ -88,8 +88,8 @@ impl CommitWriter {
         wait.await.map_err(|_| CommitWriterError::Stopped)?
     }
 
-    /// Writes a snapshot covering the log up to `upto` (already committed)
-    /// and drops the log rows it covers.
+    /// Writes a snapshot covering the log up to `upto` (already committed).
+    /// The log rows it covers are deleted later (see the module docs).
     pub async fn snapshot(
         &self,
         meeting: MeetingId,
