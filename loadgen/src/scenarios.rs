@@ -201,6 +201,33 @@ async fn docs_for(
     Ok((docs, Tokens::load(common.token_file.as_deref())?))
 }
 
+/// Creates the documents and credentials (`docs_for`) and starts the fleet.
+async fn fleet_for(
+    common: &Common,
+    meetings: usize,
+    label: &str,
+    clients_per_meeting: usize,
+    writers_per_meeting: usize,
+    phases: usize,
+) -> anyhow::Result<Fleet> {
+    let (docs, tokens) = docs_for(
+        common,
+        meetings,
+        label,
+        clients_per_meeting,
+        writers_per_meeting,
+    )
+    .await?;
+    Fleet::start(
+        common,
+        &docs,
+        clients_per_meeting,
+        writers_per_meeting,
+        phases,
+        tokens,
+    )
+}
+
 /// CPU and delivery counters at one instant, to take differences of.
 #[derive(Clone, Copy)]
 struct Mark {
@@ -287,22 +314,15 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         bail!("--rate must be positive");
     }
     let writers_per_meeting = a.writers_per_meeting.unwrap_or(a.clients_per_meeting);
-    let (docs, tokens) = docs_for(
+    let fleet = fleet_for(
         c,
         a.meetings,
         "fanout",
         a.clients_per_meeting,
         writers_per_meeting,
+        1,
     )
     .await?;
-    let fleet = Fleet::start(
-        c,
-        &docs,
-        a.clients_per_meeting,
-        writers_per_meeting,
-        1,
-        tokens,
-    )?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     if synced == 0 {
         let errors = fleet.run.errors();
@@ -425,22 +445,15 @@ pub async fn ramp(a: RampArgs) -> anyhow::Result<()> {
         bail!("--rate-start must be positive and --rate-factor above 1");
     }
     let writers_per_meeting = a.writers_per_meeting.unwrap_or(a.clients_per_meeting);
-    let (docs, tokens) = docs_for(
+    let fleet = fleet_for(
         c,
         a.meetings,
         "ramp",
         a.clients_per_meeting,
         writers_per_meeting,
+        a.max_steps,
     )
     .await?;
-    let fleet = Fleet::start(
-        c,
-        &docs,
-        a.clients_per_meeting,
-        writers_per_meeting,
-        a.max_steps,
-        tokens,
-    )?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     if synced == 0 {
         let errors = fleet.run.errors();

@@ -12,49 +12,15 @@ pub async fn meetings(n: usize, via: Option<&str>, label: &str) -> anyhow::Resul
     let Some(base) = via else {
         return Ok((0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect());
     };
-    let url = format!("{}/api/meetings", base.trim_end_matches('/'));
     // Our server wants a signed-in creator; the creator becomes each
     // meeting's secretary, so the same token may then open the documents.
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Ok(token) = std::env::var("PROTOKOLL_TOKEN") {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}")
-                .parse()
-                .context("PROTOKOLL_TOKEN")?,
-        );
-    }
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()?;
-    let ids: Vec<String> = futures::stream::iter(0..n)
-        .map(|i| {
-            let client = client.clone();
-            let url = url.clone();
-            let title = format!("loadgen {label} {i}");
-            async move {
-                let resp = client
-                    .post(&url)
-                    .json(&serde_json::json!({ "title": title }))
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {url}"))?;
-                let status = resp.status();
-                if !status.is_success() {
-                    let body = resp.text().await.unwrap_or_default();
-                    bail!("POST {url}: {status}: {body}");
-                }
-                let v: serde_json::Value = resp.json().await.context("meeting JSON")?;
-                v.get("id")
-                    .and_then(|id| id.as_str())
-                    .map(str::to_owned)
-                    .context("response has no string \"id\"")
-            }
-        })
+    let api = Api::new(base, std::env::var("PROTOKOLL_TOKEN").ok())?;
+    let api = &api;
+    futures::stream::iter(0..n)
+        .map(|i| async move { api.create_meeting(&format!("loadgen {label} {i}")).await })
         .buffered(16)
         .try_collect()
-        .await?;
-    Ok(ids)
+        .await
 }
 
 /// Signs connections in as agency users writing their own sections, the way
@@ -76,7 +42,7 @@ struct Provisioned {
 impl Agencies {
     /// Creates the agencies, users and tokens on the server at `base`.
     pub async fn provision(base: &str, sections: &[String]) -> anyhow::Result<Self> {
-        let api = Api::new(base)?;
+        let api = Api::admin(base)?;
         // Names are unique per run, so runs can share one database.
         let run = format!("{:08x}", rand::random::<u32>());
         let mut provisioned = Vec::with_capacity(sections.len());
@@ -119,17 +85,11 @@ impl Agencies {
     /// Creates `n` meetings, each with one section per agency (owned by it)
     /// and every provisioned user as a member.
     pub async fn meetings(&self, base: &str, n: usize, label: &str) -> anyhow::Result<Vec<String>> {
-        let api = Api::new(base)?;
+        let api = Api::admin(base)?;
         let api = &api;
         futures::stream::iter(0..n)
             .map(|i| async move {
-                let meeting = api
-                    .post(
-                        "/api/meetings",
-                        serde_json::json!({ "title": format!("loadgen {label} {i}") }),
-                    )
-                    .await?;
-                let id = string_field(&meeting, "id")?;
+                let id = api.create_meeting(&format!("loadgen {label} {i}")).await?;
                 for s in &self.sections {
                     api.post(
                         &format!("/api/meetings/{id}/agenda"),
@@ -183,22 +143,38 @@ struct Api {
 }
 
 impl Api {
-    fn new(base: &str) -> anyhow::Result<Self> {
-        let token = std::env::var("PROTOKOLL_TOKEN")
-            .context("signing in as agencies needs an admin API token in PROTOKOLL_TOKEN")?;
+    /// With `token`, every request carries it as a bearer token.
+    fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}")
-                .parse()
-                .context("PROTOKOLL_TOKEN")?,
-        );
+        if let Some(token) = token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}")
+                    .parse()
+                    .context("PROTOKOLL_TOKEN")?,
+            );
+        }
         Ok(Api {
             base: base.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
                 .default_headers(headers)
                 .build()?,
         })
+    }
+
+    /// Signed in with the admin token `PROTOKOLL_TOKEN`.
+    fn admin(base: &str) -> anyhow::Result<Self> {
+        let token = std::env::var("PROTOKOLL_TOKEN")
+            .context("signing in as agencies needs an admin API token in PROTOKOLL_TOKEN")?;
+        Self::new(base, Some(token))
+    }
+
+    /// Creates a meeting (the caller becomes its secretary); returns its id.
+    async fn create_meeting(&self, title: &str) -> anyhow::Result<String> {
+        let meeting = self
+            .post("/api/meetings", serde_json::json!({ "title": title }))
+            .await?;
+        string_field(&meeting, "id")
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {

@@ -47,12 +47,14 @@ enum Job {
         batch: AppendBatch,
         done: oneshot::Sender<Result<Seq, CommitWriterError>>,
     },
-    Snapshot {
-        meeting: MeetingId,
-        state: Vec<u8>,
-        upto: Seq,
-        done: oneshot::Sender<Result<(), CommitWriterError>>,
-    },
+    Snapshot(SnapshotJob),
+}
+
+struct SnapshotJob {
+    meeting: MeetingId,
+    state: Vec<u8>,
+    upto: Seq,
+    done: oneshot::Sender<Result<(), CommitWriterError>>,
 }
 
 /// Handle to the group-commit task. Cheap to clone. The task ends when every
@@ -97,12 +99,12 @@ impl CommitWriter {
         upto: Seq,
     ) -> Result<(), CommitWriterError> {
         let (done, wait) = oneshot::channel();
-        let job = Job::Snapshot {
+        let job = Job::Snapshot(SnapshotJob {
             meeting,
             state,
             upto,
             done,
-        };
+        });
         self.jobs
             .send(job)
             .await
@@ -137,27 +139,25 @@ async fn run(store: DynStore, mut rx: mpsc::Receiver<Job>) {
                     batches.push(batch);
                     waiters.push(done);
                 }
-                snapshot @ Job::Snapshot { .. } => snapshots.push(snapshot),
+                Job::Snapshot(snapshot) => snapshots.push(snapshot),
             }
         }
         if !batches.is_empty() {
             commit(&store, batches, waiters).await;
         }
-        for job in snapshots.drain(..) {
-            if let Job::Snapshot {
-                meeting,
-                state,
-                upto,
-                done,
-            } = job
-            {
-                let result = store.write_snapshot(meeting, &state, upto).await;
-                if result.is_ok() {
-                    let covered = compactions.entry(meeting).or_default();
-                    *covered = (*covered).max(upto);
-                }
-                let _ = done.send(result.map_err(|e| CommitWriterError::Failed(e.to_string())));
+        for SnapshotJob {
+            meeting,
+            state,
+            upto,
+            done,
+        } in snapshots.drain(..)
+        {
+            let result = store.write_snapshot(meeting, &state, upto).await;
+            if result.is_ok() {
+                let covered = compactions.entry(meeting).or_default();
+                *covered = (*covered).max(upto);
             }
+            let _ = done.send(result.map_err(|e| CommitWriterError::Failed(e.to_string())));
         }
         rounds_since_compaction += 1;
         if !compactions.is_empty()

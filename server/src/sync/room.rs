@@ -282,21 +282,10 @@ impl Room {
             Ok(loaded) => loaded,
             Err(e) => {
                 error!(meeting_id = %self.id, error = %e, "rebuilding the document failed");
-                let peers: Vec<_> = self.peers.keys().copied().collect();
-                for peer in peers {
-                    self.close_peer(
-                        peer,
-                        CloseReason::new(
-                            close_code::INTERNAL_ERROR,
-                            "the document could not be loaded",
-                        ),
-                    );
-                }
+                self.close_all("the document could not be loaded");
                 return false;
             }
         };
-        self.doc = loaded.doc;
-        self.index = loaded.index;
         metrics::histogram!(metric::ROOM_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
         info!(
             meeting_id = %self.id,
@@ -304,6 +293,7 @@ impl Room {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "room opened"
         );
+        self.install(loaded);
         // The server's own sync step 1, held back from clients that joined
         // while there was no state vector to send.
         let step_1 = protocol::encode_sync_step_1(&self.doc.transact().state_vector());
@@ -329,15 +319,7 @@ impl Room {
     ) {
         match msg {
             RoomMsg::Join { link, joined } => {
-                let peer = link.id;
-                self.peers.insert(
-                    peer,
-                    Peer {
-                        link,
-                        clients: HashSet::new(),
-                    },
-                );
-                awaiting_step_1.push(peer);
+                awaiting_step_1.push(self.add_peer(link));
                 let _ = joined.send(());
             }
             RoomMsg::Inbound { peer, messages }
@@ -451,19 +433,12 @@ impl Room {
                     server_edits.push(done);
                 }
                 RoomMsg::Join { link, joined } => {
-                    let peer = link.id;
+                    let peer = self.add_peer(link);
                     let sv = self.doc.transact().state_vector();
                     outgoing.push((Target::One(peer), protocol::encode_sync_step_1(&sv)));
                     if let Some(states) = self.awareness.live() {
                         outgoing.push((Target::One(peer), protocol::encode_awareness(&states)));
                     }
-                    self.peers.insert(
-                        peer,
-                        Peer {
-                            link,
-                            clients: HashSet::new(),
-                        },
-                    );
                     let _ = joined.send(());
                 }
                 RoomMsg::Leave { peer } => self.remove_peer(peer),
@@ -522,16 +497,7 @@ impl Room {
                     // everyone resyncs against the stored state.
                     error!(meeting_id = %self.id, error = %e, "updates could not be stored; resetting room");
                     outgoing.clear();
-                    let peers: Vec<_> = self.peers.keys().copied().collect();
-                    for peer in peers {
-                        self.close_peer(
-                            peer,
-                            CloseReason::new(
-                                close_code::INTERNAL_ERROR,
-                                "storage unavailable, reconnect",
-                            ),
-                        );
-                    }
+                    self.close_all("storage unavailable, reconnect");
                     rebuild = true;
                 }
             }
@@ -730,6 +696,35 @@ impl Room {
         }
     }
 
+    fn add_peer(&mut self, link: PeerLink) -> PeerId {
+        let peer = link.id;
+        self.peers.insert(
+            peer,
+            Peer {
+                link,
+                clients: HashSet::new(),
+            },
+        );
+        peer
+    }
+
+    /// Puts a document rebuilt from the store in place.
+    fn install(&mut self, loaded: Loaded) {
+        self.doc = loaded.doc;
+        self.index = loaded.index;
+        self.last_seq = loaded.last_seq;
+        self.snapshot_upto = loaded.snapshot_upto;
+        self.since_snapshot = loaded.log_len;
+    }
+
+    /// Closes every connection with an internal error (1011).
+    fn close_all(&mut self, reason: &'static str) {
+        let peers: Vec<_> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.close_peer(peer, CloseReason::new(close_code::INTERNAL_ERROR, reason));
+        }
+    }
+
     fn send(&mut self, peer: PeerId, frame: Bytes) {
         self.deliver(vec![(Target::One(peer), frame)]);
     }
@@ -759,27 +754,14 @@ impl Room {
         match load(&self.ctx.store, self.id).await {
             Ok(loaded) => {
                 info!(meeting_id = %self.id, "document rebuilt from the store");
-                self.doc = loaded.doc;
-                self.index = loaded.index;
-                self.last_seq = loaded.last_seq;
-                self.snapshot_upto = loaded.snapshot_upto;
-                self.since_snapshot = loaded.log_len;
+                self.install(loaded);
             }
             Err(e) => {
                 // Keep serving is not an option with a document we cannot
                 // vouch for: close everyone; the room unloads when idle and
                 // the next join tries loading again.
                 error!(meeting_id = %self.id, error = %e, "document could not be rebuilt");
-                let peers: Vec<_> = self.peers.keys().copied().collect();
-                for peer in peers {
-                    self.close_peer(
-                        peer,
-                        CloseReason::new(
-                            close_code::INTERNAL_ERROR,
-                            "storage unavailable, reconnect",
-                        ),
-                    );
-                }
+                self.close_all("storage unavailable, reconnect");
             }
         }
     }
