@@ -152,6 +152,9 @@ start_server() {
       "$protokoll" user create bench-admin --name "Bench admin" --admin >/dev/null 2>&1
       PROTOKOLL_TOKEN=$("$protokoll" token issue bench-admin --name compare 2>/dev/null | tail -n1)
       export PROTOKOLL_TOKEN
+      # The load generator opens thousands of sockets from one address with
+      # a handful of accounts: lift the per-user and per-address caps.
+      PROTOKOLL_MAX_SOCKETS_PER_USER=1000000 PROTOKOLL_MAX_SOCKETS_PER_ADDRESS=1000000 \
       PROTOKOLL_BIND=127.0.0.1:$PORT RUST_LOG=warn taskset -c "$cpus" "$protokoll" serve \
         >"$logf" 2>&1 &
       server_pid=$!

@@ -142,6 +142,25 @@ pub struct ServerConfig {
     /// Hägersten-Liljeholmen seed protocol) if it does not exist yet.
     #[arg(long, env = "PROTOKOLL_DEMO")]
     pub demo: bool,
+
+    /// Reverse proxies (addresses or CIDR networks, comma-separated, such as
+    /// `127.0.0.1,::1`) whose `X-Forwarded-For` names the client. Requests
+    /// from anyone else are taken to come from their socket's address, and
+    /// their `X-Forwarded-For` is ignored. Sign-in throttling, connection
+    /// caps and logs use the client address found this way.
+    #[arg(long, env = "PROTOKOLL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::client_addr::ProxyNet>,
+
+    /// WebSockets one user may hold open at once (all meetings, all tabs and
+    /// devices). One more is accepted and closed at once with 4429.
+    #[arg(long, env = "PROTOKOLL_MAX_SOCKETS_PER_USER", default_value_t = 20)]
+    pub max_sockets_per_user: usize,
+
+    /// WebSockets one client address (an IPv6 /64) may hold open at once.
+    /// Generous, because a whole municipality's staff may reach the server
+    /// through one NAT address.
+    #[arg(long, env = "PROTOKOLL_MAX_SOCKETS_PER_ADDRESS", default_value_t = 500)]
+    pub max_sockets_per_address: usize,
 }
 
 impl ServerConfig {
@@ -174,6 +193,9 @@ impl Default for ServerConfig {
             public_origins: Vec::new(),
             section_guard: true,
             demo: false,
+            trusted_proxies: Vec::new(),
+            max_sockets_per_user: 20,
+            max_sockets_per_address: 500,
         }
     }
 }

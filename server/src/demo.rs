@@ -250,6 +250,10 @@ const PEOPLE: &[DemoPerson] = &[
     ),
 ];
 
+/// Demo accounts an administrator has allowed to create meetings (the
+/// administrator always may; the flag shows in `/api/me` all the same).
+const MEETING_CREATORS: &[&str] = &["admin", "sekreterare"];
+
 /// What `--demo` prints: how to sign in.
 pub fn sign_in_help(meeting: &Meeting) -> String {
     let mut out = format!(
@@ -278,6 +282,7 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
         .into_iter()
         .find(|m| m.title.as_str() == DEMO_TITLE)
     {
+        grant_meeting_creators(db).await?;
         return Ok(existing);
     }
     let mut agencies = Vec::new();
@@ -325,6 +330,7 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
             db.dir.set_participant(meeting.id, user.id, *role).await?;
         }
     }
+    grant_meeting_creators(db).await?;
     let mut entries = Vec::new();
     for s in SECTIONS {
         let owner = match agency_id(s.owner) {
@@ -368,6 +374,17 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
         }])
         .await?;
     Ok(meeting)
+}
+
+/// Demo councils made before meeting creation needed the right get it too.
+async fn grant_meeting_creators(db: &Database) -> Result<(), StoreError> {
+    for name in MEETING_CREATORS {
+        let username = Username::parse(name).expect("valid demo username");
+        if let Some(user) = db.dir.user_by_username(&username).await? {
+            db.dir.set_can_create_meetings(user.id, true).await?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod demo;
 pub mod document;
@@ -41,6 +42,15 @@ pub async fn run(
     use axum::serve::ListenerExt;
 
     let metrics = telemetry::prometheus();
+    let budget = http::sockets::descriptor_budget();
+    let sockets = Arc::new(http::sockets::SocketLimits::new(
+        config.max_sockets_per_user,
+        config.max_sockets_per_address,
+        budget.sockets,
+    ));
+    let proxies = Arc::new(client_addr::TrustedProxies::new(
+        config.trusted_proxies.iter().copied(),
+    ));
     let (writer, writer_task) = CommitWriter::spawn(db.docs.clone());
     let tracker = TaskTracker::new();
     let rooms = Rooms::new(
@@ -70,6 +80,8 @@ pub async fn run(
         tracker: tracker.clone(),
         live: Default::default(),
         throttle: Default::default(),
+        proxies,
+        sockets,
     };
     let app = http::router(state);
     // Keystrokes are tiny frames; Nagle's algorithm would hold them back.

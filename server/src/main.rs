@@ -12,8 +12,8 @@ use protokoll::{
     document::{AgendaEntry, write_agenda},
     meeting::{MeetingDetails, MeetingTitle},
     people::{
-        NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, parse_date,
-        parse_name, parse_time,
+        NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, checked_text,
+        parse_date, parse_name, parse_time,
     },
     store::{self, AppendBatch, Database, NewUser},
     telemetry,
@@ -130,17 +130,28 @@ enum UserCommand {
         /// A system administrator.
         #[arg(long)]
         admin: bool,
+        /// May create meetings (administrators always may).
+        #[arg(long)]
+        can_create_meetings: bool,
         #[arg(long)]
         password_stdin: bool,
     },
     /// Set a new password (from standard input, or generated and printed);
-    /// the user's sessions end.
+    /// the user's sessions end and their API tokens are revoked (open
+    /// connections close within a ping interval).
     ResetPassword {
         username: String,
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List users: id, username, agency, admin flag, name.
+    /// Give (`true`) or take (`false`) a user's right to create meetings.
+    SetCreator {
+        username: String,
+        #[arg(action = clap::ArgAction::Set)]
+        allowed: bool,
+    },
+    /// List users: id, username, agency, rights (`admin`, `creator` or `-`),
+    /// name.
     List,
 }
 
@@ -254,6 +265,7 @@ async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()>
             name,
             agency,
             admin,
+            can_create_meetings,
             password_stdin,
         } => {
             let agency = match agency {
@@ -270,13 +282,16 @@ async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()>
             let shown = generated.then(|| pw.expose().to_owned());
             let user = db
                 .dir
-                .create_user(NewUser {
-                    username: Username::parse(&username)?,
-                    display_name: parse_name(&name)?,
-                    agency,
-                    is_admin: admin,
-                    password_hash: Some(password::hash(pw).await?),
-                })
+                .create_user_with(
+                    NewUser {
+                        username: Username::parse(&username)?,
+                        display_name: parse_name(&name)?,
+                        agency,
+                        is_admin: admin,
+                        password_hash: Some(password::hash(pw).await?),
+                    },
+                    can_create_meetings,
+                )
                 .await?;
             println!("{}", user.id);
             if let Some(pw) = shown {
@@ -293,15 +308,30 @@ async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()>
             db.dir
                 .set_password_hash(user.id, &password::hash(pw).await?)
                 .await?;
-            db.dir.delete_sessions_of(user.id).await?;
+            let sessions = db.dir.delete_sessions_of(user.id).await?;
+            let tokens = db.dir.revoke_tokens_of(user.id).await?.len();
+            eprintln!(
+                "{}: {sessions} sessions ended, {tokens} API tokens revoked",
+                user.username.as_str()
+            );
             if let Some(pw) = shown {
                 eprintln!("new password for {}: {pw}", user.username.as_str());
             }
         }
+        UserCommand::SetCreator { username, allowed } => {
+            let user = find_user(db, &username).await?;
+            db.dir.set_can_create_meetings(user.id, allowed).await?;
+        }
         UserCommand::List => {
             for u in db.dir.list_users().await? {
                 let agency = u.agency.map(|a| a.name).unwrap_or_else(|| "-".into());
-                let admin = if u.is_admin { "admin" } else { "-" };
+                let admin = if u.is_admin {
+                    "admin"
+                } else if u.can_create_meetings {
+                    "creator"
+                } else {
+                    "-"
+                };
                 println!(
                     "{}\t{}\t{agency}\t{admin}\t{}",
                     u.id,
@@ -327,11 +357,20 @@ async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Resu
             }
         }
         MeetingCommand::Create(args) => {
+            // The same checks as the API's, so that nothing the API would
+            // refuse gets in through the command line.
+            let optional_text = |s: &str| -> anyhow::Result<String> {
+                Ok(if protokoll::people::trim_text(s).is_empty() {
+                    String::new()
+                } else {
+                    parse_name(s)?
+                })
+            };
             let details = MeetingDetails {
-                body: args.body.trim().to_owned(),
+                body: optional_text(&args.body)?,
                 date: args.date.as_deref().map(parse_date).transpose()?,
                 time: args.time.as_deref().map(parse_time).transpose()?,
-                place: args.place.trim().to_owned(),
+                place: optional_text(&args.place)?,
             };
             // Check everything before creating anything.
             let mut participants = Vec::new();
@@ -368,7 +407,7 @@ async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Resu
                 let title = parse_name(title)?;
                 let section = Section {
                     id: SectionId::from_title(&title),
-                    number: number.trim().to_owned(),
+                    number: checked_text(number, 16, "a § number is 1-16 characters")?,
                     title,
                     owner,
                 };

@@ -61,17 +61,24 @@ impl MeetingTitle {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidTitle> {
-        let trimmed = raw.trim();
+        let trimmed = crate::people::trim_text(raw);
         if trimmed.is_empty() {
             return Err(InvalidTitle::Empty);
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(InvalidTitle::TooLong);
         }
-        if trimmed.chars().any(char::is_control) {
+        if trimmed.chars().any(crate::people::is_forbidden_in_text) {
             return Err(InvalidTitle::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
+    }
+
+    /// A title read back from the store. Stored titles were checked when
+    /// they were written, possibly under older, laxer rules: reading one
+    /// must not fail because the rules have since grown stricter.
+    pub fn from_store(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {
@@ -99,7 +106,10 @@ pub enum InvalidTitle {
     Empty,
     #[error("the title must be at most 200 characters")]
     TooLong,
-    #[error("the title must not contain control characters")]
+    #[error(
+        "the title must not contain control characters, bidirectional controls \
+         (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C) or line separators (U+2028, U+2029)"
+    )]
     ControlCharacter,
 }
 
@@ -158,5 +168,16 @@ mod tests {
             MeetingTitle::parse("a\u{0}b"),
             Err(InvalidTitle::ControlCharacter)
         );
+        for spoof in [
+            "Protokoll\u{202e}fdp.exe",
+            "Titel\u{2028}Falsk rad",
+            "a\u{2067}b",
+            "Titel\u{2029}",
+        ] {
+            assert_eq!(
+                MeetingTitle::parse(spoof),
+                Err(InvalidTitle::ControlCharacter)
+            );
+        }
     }
 }

@@ -49,32 +49,85 @@ macro_rules! uuid_id {
 uuid_id!(AgencyId, "agency");
 uuid_id!(UserId, "user");
 uuid_id!(TokenId, "token");
+uuid_id!(InvitationId, "invitation");
 
 /// A validation failure, with a message fit to show the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidInput(pub &'static str);
 
-fn bounded_text(raw: &str, max: usize, what: &'static str) -> Result<String, InvalidInput> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
+/// Characters refused in every name and title shown to others: control
+/// characters, the bidirectional embeddings, overrides and isolates (U+202A-
+/// U+202E, U+2066-U+2069), the directional marks (U+200E, U+200F, U+061C)
+/// and the line and paragraph separators (U+2028, U+2029). With them a name
+/// can be made to display as something else ("Polis" written backwards after
+/// a U+202E, a title that seems to end early), so they are refused rather
+/// than stripped: what is stored is exactly what was typed.
+pub fn is_forbidden_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+/// Trims surrounding whitespace, but not the line and paragraph separators
+/// (which are whitespace to Unicode): those are refused wherever they are.
+pub fn trim_text(raw: &str) -> &str {
+    raw.trim_matches(|c: char| c.is_whitespace() && !matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
+/// The one check of displayed text (names, titles, places, token names):
+/// trimmed, non-empty, at most `max` characters, nothing
+/// [`is_forbidden_in_text`]. `what` describes the rule to the user.
+pub fn checked_text(raw: &str, max: usize, what: &'static str) -> Result<String, InvalidInput> {
+    let trimmed = trim_text(raw);
+    if trimmed.is_empty() || trimmed.chars().count() > max {
         return Err(InvalidInput(what));
     }
-    if trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
-        return Err(InvalidInput(what));
+    if trimmed.chars().any(is_forbidden_in_text) {
+        return Err(InvalidInput(
+            "names and titles must not contain control characters, bidirectional \
+             controls (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C) or line \
+             separators (U+2028, U+2029)",
+        ));
     }
     Ok(trimmed.to_owned())
 }
 
 /// A login name: 2-64 characters of `a-z 0-9 . _ -`, case-insensitive.
+///
+/// Every way a name enters (account creation, sign-in, invitations, the
+/// CLI, the sign-in throttle) goes through [`Username::parse`], so that
+/// `"skola"`, `"Skola "`, `"\u{a0}skola"` and fullwidth `"ｓｋｏｌａ"` are one
+/// and the same name everywhere: NFKC folds compatibility forms (fullwidth
+/// letters, ligatures, no-break and ideographic spaces) into plain ones,
+/// Unicode whitespace is trimmed, letters are lowercased, and what remains
+/// must be plain ASCII.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let name = raw.trim().to_lowercase();
-        let ok = (2..=64).contains(&name.len())
+        use unicode_normalization::UnicodeNormalization;
+        // Bound the work before normalising: NFKC can expand a character
+        // into several.
+        let ok_len = raw.len() <= 1024;
+        let folded: String = if ok_len {
+            raw.nfkc().collect()
+        } else {
+            String::new()
+        };
+        let name = folded.trim().to_lowercase();
+        let ok = ok_len
+            && (2..=64).contains(&name.len())
             && name.chars().all(|c| {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
             });
@@ -94,11 +147,7 @@ impl Username {
 
 /// A person's or agency's name as shown to others.
 pub fn parse_name(raw: &str) -> Result<String, InvalidInput> {
-    bounded_text(
-        raw,
-        120,
-        "a name is 1-120 characters without control characters",
-    )
+    checked_text(raw, 120, "a name is 1-120 characters")
 }
 
 /// A new password. Long passphrases are encouraged; nothing else is imposed
@@ -143,8 +192,20 @@ pub struct User {
     pub display_name: String,
     pub agency: Option<Agency>,
     pub is_admin: bool,
+    /// Set by an administrator: may create meetings (and so become their
+    /// secretary). See [`User::may_create_meetings`].
+    pub can_create_meetings: bool,
     #[serde(skip)]
     pub has_password: bool,
+}
+
+impl User {
+    /// Who may create meetings: administrators, and those an administrator
+    /// has given the right. Anyone else could otherwise make themselves the
+    /// secretary of a meeting of their own.
+    pub fn may_create_meetings(&self) -> bool {
+        self.is_admin || self.can_create_meetings
+    }
 }
 
 /// A person's role in one meeting.
@@ -310,6 +371,61 @@ mod tests {
         assert!(Username::parse("a").is_err());
         assert!(Username::parse("anna svensson").is_err());
         assert!(Username::parse("åsa").is_err());
+    }
+
+    #[test]
+    fn usernames_fold_padding_and_compatibility_forms() {
+        for raw in [
+            "skola",
+            "skola ",
+            "\u{a0}skola",
+            "\tskola",
+            "skola\u{3000}",
+            "ｓｋｏｌａ",
+            "SKOLA",
+            "\u{2003}Skola\n",
+        ] {
+            assert_eq!(Username::parse(raw).unwrap().as_str(), "skola", "{raw:?}");
+        }
+        assert!(Username::parse("sko la").is_err());
+        assert!(
+            Username::parse("sko\u{200b}la").is_err(),
+            "zero-width space"
+        );
+        assert!(Username::parse("skola\u{202e}").is_err());
+        assert!(Username::parse(&"a".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_bidi_controls_and_separators() {
+        for bad in [
+            "Polis\u{202e}siloP",
+            "\u{202a}x",
+            "a\u{2066}b",
+            "a\u{2069}",
+            "a\u{200e}b",
+            "a\u{200f}b",
+            "a\u{061c}b",
+            "rad\u{2028}två",
+            "stycke\u{2029}två",
+            "slut\u{2029}",
+            "\u{2028}början",
+            "nul\u{0}",
+        ] {
+            let err = parse_name(bad).unwrap_err();
+            assert!(err.0.contains("bidirectional"), "{bad:?}: {err}");
+        }
+        assert_eq!(
+            parse_name("  Räddningstjänsten ").unwrap(),
+            "Räddningstjänsten"
+        );
+        assert_eq!(
+            parse_name("شرطة").unwrap(),
+            "شرطة",
+            "right-to-left text itself is fine"
+        );
+        assert!(parse_name("").is_err());
+        assert!(parse_name(&"x".repeat(121)).is_err());
     }
 
     #[test]

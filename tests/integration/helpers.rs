@@ -355,8 +355,30 @@ impl ProcessServer {
 
     /// Starts the binary with its log (at `filter`) going to `stderr`.
     pub async fn start_logging_to(db: &TestDb, stderr: Stdio, filter: &str) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+        Self::start_command(db, &[], &[], stderr, filter).await
+    }
+
+    /// Starts `WRAPPER... protokoll --bind 127.0.0.1:0 ARGS...` (the wrapper
+    /// being, say, `prlimit --nofile=256:256`).
+    pub async fn start_command(
+        db: &TestDb,
+        wrapper: &[&str],
+        args: &[&str],
+        stderr: Stdio,
+        filter: &str,
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_protokoll");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => tokio::process::Command::new(binary),
+        };
+        let mut child = command
             .args(["--bind", "127.0.0.1:0"])
+            .args(args)
             .env("PROTOKOLL_DATABASE_URL", &db.url)
             .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
@@ -376,6 +398,11 @@ impl ProcessServer {
         .await
         .expect("server starts in time");
         Self { addr, child }
+    }
+
+    /// The server's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// SIGTERM, as an orchestrator stops a service; waits for the exit.

@@ -11,4 +11,5 @@ mod durability;
 mod guard;
 mod interop;
 mod live_sync;
+mod security;
 mod slow_consumer;

@@ -1,6 +1,7 @@
 //! Who is calling: sign-in with a password (a session cookie), personal API
-//! tokens (Bearer header or `token` query parameter), and one-time
-//! invitations. Secrets are never stored or logged in the clear.
+//! tokens (Bearer header, or the `token` query parameter on the WebSocket
+//! endpoint only), and one-time invitations. Secrets are never stored or
+//! logged in the clear.
 
 pub mod password;
 pub mod secret;
@@ -79,6 +80,11 @@ pub enum AuthError {
     SessionExpired,
     #[error("the session is not valid; sign in again")]
     InvalidSession,
+    #[error(
+        "an API token in the URL (?token=) is accepted only on the WebSocket endpoint \
+         /sync/{{meetingId}}; send it as the header `Authorization: Bearer pk_...`"
+    )]
+    TokenInUrl,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,6 +93,8 @@ pub enum AuthError {
 #[derive(Default)]
 pub struct Presented<'a> {
     pub bearer: Option<&'a str>,
+    /// Only ever set for the WebSocket endpoint: URLs end up in proxy logs,
+    /// browser history and `Referer` headers.
     pub query_token: Option<&'a str>,
     pub session_cookie: Option<&'a str>,
 }
@@ -145,6 +153,8 @@ pub enum LoginError {
     #[error("wrong username or password")]
     Invalid,
     #[error(transparent)]
+    Busy(#[from] password::Busy),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -156,6 +166,11 @@ pub struct Session {
 }
 
 /// Checks a password and opens a session.
+///
+/// The attempt takes its throttle slot before the password is checked, so
+/// that concurrent guesses cannot all get past the limit; it counts as a
+/// failure unless it succeeds, and not at all if no password was checked
+/// (the server was too busy, or the store failed).
 pub async fn login(
     dir: &Directory,
     throttle: &throttle::LoginThrottle,
@@ -164,24 +179,36 @@ pub async fn login(
     ip: Option<IpAddr>,
     ttl: chrono::Duration,
 ) -> Result<Session, LoginError> {
-    let now = Instant::now();
-    if let Err(wait) = throttle.check(username, ip, now) {
-        return Err(LoginError::Throttled(wait.as_secs().max(1)));
-    }
-    let found = match Username::parse(username) {
-        Ok(name) => dir.credentials(&name).await?,
-        Err(_) => None,
+    // Input that is no username can match no account: it counts against
+    // the address only, and needs no password check.
+    let username = Username::parse(username).ok();
+    let attempt = throttle
+        .begin(username.as_ref(), ip, Instant::now())
+        .map_err(|wait| LoginError::Throttled(wait.as_secs().max(1)))?;
+    let Some(username) = username else {
+        return Err(LoginError::Invalid);
+    };
+    let found = match dir.credentials(&username).await {
+        Ok(found) => found,
+        Err(e) => {
+            attempt.cancelled();
+            return Err(e.into());
+        }
     };
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    if !password::verify(password, hash).await {
-        throttle.record_failure(username, ip, now);
-        return Err(LoginError::Invalid);
+    match password::verify(password, hash).await {
+        Err(busy) => {
+            attempt.cancelled();
+            return Err(busy.into());
+        }
+        Ok(false) => return Err(LoginError::Invalid),
+        Ok(true) => {}
     }
     let user = user.ok_or(LoginError::Invalid)?;
-    throttle.record_success(username);
+    attempt.succeeded();
     open_session(dir, user, ttl)
         .await
         .map_err(LoginError::Store)

@@ -1,12 +1,12 @@
-//! `/api/admin/...`: agencies, users, passwords and tokens. Administrators
-//! only; everyone else gets 403.
+//! `/api/admin/...`: agencies, users, who may create meetings, passwords and
+//! tokens. Administrators only; everyone else gets 403.
 
 use axum::{
     Json,
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     AppState,
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::password,
-    people::{Agency, AgencyId, NewPassword, TokenId, UserId, Username, parse_name},
+    people::{Agency, AgencyId, ApiToken, NewPassword, TokenId, UserId, Username, parse_name},
     store::NewUser,
     sync::{CloseReason, peer::close_code},
 };
@@ -90,6 +90,9 @@ pub struct NewUserRequest {
     agency_id: Option<AgencyId>,
     #[serde(default)]
     is_admin: bool,
+    /// May create meetings (administrators always may).
+    #[serde(default)]
+    can_create_meetings: bool,
     password: String,
 }
 
@@ -106,22 +109,56 @@ pub async fn create_user(
     let username = Username::parse(&body.username).map_err(invalid)?;
     let display_name = parse_name(&body.display_name).map_err(invalid)?;
     let password = NewPassword::parse(&body.password).map_err(invalid)?;
-    let hash = password::hash(password)
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let hash = password::hash(password).await?;
     let user = app
         .db
         .dir
-        .create_user(NewUser {
-            username,
-            display_name,
-            agency: body.agency_id,
-            is_admin: body.is_admin,
-            password_hash: Some(hash),
-        })
+        .create_user_with(
+            NewUser {
+                username,
+                display_name,
+                agency: body.agency_id,
+                is_admin: body.is_admin,
+                password_hash: Some(hash),
+            },
+            body.can_create_meetings,
+        )
         .await
         .map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Give or take the right to create meetings.
+    can_create_meetings: Option<bool>,
+}
+
+/// Change a user's permissions: whether they may create meetings.
+#[utoipa::path(patch, path = "/api/admin/users/{id}", tag = "admin", request_body = UserChange,
+    responses((status = 200, body = UserView), (status = 403), (status = 404)))]
+pub async fn update_user(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<UserView>, ApiError> {
+    require_admin(&me)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    if let Some(allowed) = body.can_create_meetings {
+        if !app.db.dir.set_can_create_meetings(id, allowed).await? {
+            return Err(ApiError::NotFound("no such user"));
+        }
+    }
+    let user = app
+        .db
+        .dir
+        .user(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    Ok(Json(user.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -130,31 +167,65 @@ pub struct PasswordReset {
     password: String,
 }
 
-/// Set a user's password; their sessions end and their connections close.
+/// What a password reset ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResetOutcome {
+    /// Sign-ins (session cookies) ended.
+    sessions_ended: u64,
+    /// API tokens revoked.
+    tokens_revoked: usize,
+    /// Open WebSockets closed (on this server node; others close within a
+    /// ping interval).
+    connections_closed: usize,
+}
+
+/// Set a user's password. Everything that signed in as them stops working
+/// at once: their sessions end, their API tokens are revoked and their open
+/// connections close. A reset is what one does when an account may be in
+/// the wrong hands.
 #[utoipa::path(post, path = "/api/admin/users/{id}/password", tag = "admin", request_body = PasswordReset,
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 200, body = ResetOutcome), (status = 403), (status = 404)))]
 pub async fn reset_password(
     State(app): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     body: Result<Json<PasswordReset>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<ResetOutcome>, ApiError> {
     require_admin(&me)?;
     let Json(body) = body.map_err(json_rejection)?;
     let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
     let password = NewPassword::parse(&body.password).map_err(invalid)?;
-    let hash = password::hash(password)
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let hash = password::hash(password).await?;
     if !app.db.dir.set_password_hash(id, &hash).await? {
         return Err(ApiError::NotFound("no such user"));
     }
-    app.db.dir.delete_sessions_of(id).await?;
-    app.live.close_user(
+    let sessions_ended = app.db.dir.delete_sessions_of(id).await?;
+    let tokens_revoked = app.db.dir.revoke_tokens_of(id).await?.len();
+    let connections_closed = app.live.close_user(
         id,
         CloseReason::new(close_code::UNAUTHORIZED, "password changed"),
     );
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(ResetOutcome {
+        sessions_ended,
+        tokens_revoked,
+        connections_closed,
+    }))
+}
+
+/// List a user's API tokens, revoked ones too (never their secrets).
+#[utoipa::path(get, path = "/api/admin/users/{id}/tokens", tag = "admin",
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn list_user_tokens(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
+    require_admin(&me)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    if app.db.dir.user(id).await?.is_none() {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    Ok(Json(app.db.dir.list_tokens(id).await?))
 }
 
 /// Issue an API token for a user (for scripts and integrations).

@@ -1,12 +1,12 @@
-//! Sign-in over HTTP: the `CurrentUser` extractor (session cookie, Bearer
-//! token or `token` query parameter, with an Origin check for cookies), and
-//! `/api/login`, `/api/logout`, `/api/me` and personal API tokens.
-
-use std::net::SocketAddr;
+//! Sign-in over HTTP: the `CurrentUser` extractor (session cookie or Bearer
+//! token, with an Origin check for cookies), `SyncUser` for the WebSocket
+//! endpoint (which also takes a `token` query parameter, since browsers
+//! cannot set headers on a WebSocket), and `/api/login`, `/api/logout`,
+//! `/api/me` and personal API tokens.
 
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, Path, State, rejection::JsonRejection},
+    extract::{FromRequestParts, Path, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{AppendHeaders, IntoResponse, Response},
 };
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AppState,
+    client::{ClientIp, has_query_token},
     error::{ApiError, json_rejection, store_error},
 };
 use crate::{
@@ -61,39 +62,64 @@ pub fn origin_allowed(headers: &HeaderMap, config: &ServerConfig) -> bool {
     origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 
+/// The signed-in user opening a WebSocket: like [`CurrentUser`], and a
+/// `token` query parameter is accepted too.
+pub struct SyncUser(pub CurrentUser);
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        // A token in the URL is refused, not ignored: ignoring it would let
+        // a cookie sign the request in while the token leaks into logs.
+        if has_query_token(&parts.uri) {
+            return Err(ApiError::Unauthenticated(auth::AuthError::TokenInUrl));
+        }
+        authenticate(parts, app, None).await
+    }
+}
+
+impl FromRequestParts<AppState> for SyncUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let query = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|q| q.0.token);
-        let cookie = session_cookie(&parts.headers);
-        let user = auth::authenticate(
-            &app.db.dir,
-            Presented {
-                bearer,
-                query_token: query.as_deref(),
-                session_cookie: cookie.as_deref(),
-            },
-            Utc::now(),
-        )
-        .await?;
-        // Cookies ride along on cross-site requests (and WebSocket upgrades,
-        // which CORS does not cover): refuse those from foreign origins.
-        if user.credential.is_ambient() && !origin_allowed(&parts.headers, &app.config) {
-            return Err(ApiError::Forbidden(
-                "requests from this origin are not allowed",
-            ));
-        }
-        Ok(CurrentUser(user))
+        Ok(SyncUser(authenticate(parts, app, query.as_deref()).await?))
     }
+}
+
+async fn authenticate(
+    parts: &Parts,
+    app: &AppState,
+    query_token: Option<&str>,
+) -> Result<CurrentUser, ApiError> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let cookie = session_cookie(&parts.headers);
+    let user = auth::authenticate(
+        &app.db.dir,
+        Presented {
+            bearer,
+            query_token,
+            session_cookie: cookie.as_deref(),
+        },
+        Utc::now(),
+    )
+    .await?;
+    // Cookies ride along on cross-site requests (and WebSocket upgrades,
+    // which CORS does not cover): refuse those from foreign origins.
+    if user.credential.is_ambient() && !origin_allowed(&parts.headers, &app.config) {
+        return Err(ApiError::Forbidden(
+            "requests from this origin are not allowed",
+        ));
+    }
+    Ok(CurrentUser(user))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -113,11 +139,14 @@ pub struct UserView {
     #[schema(value_type = Option<Object>)]
     agency: Option<crate::people::Agency>,
     is_admin: bool,
+    /// May create meetings (administrators always may).
+    can_create_meetings: bool,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {
+            can_create_meetings: u.may_create_meetings(),
             id: u.id,
             username: u.username,
             display_name: u.display_name,
@@ -155,10 +184,10 @@ pub fn signed_in(app: &AppState, session: auth::Session, status: StatusCode) -> 
 
 /// Sign in with username and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/login", tag = "sign-in", request_body = LoginRequest,
-    responses((status = 200, body = UserView), (status = 401), (status = 429)))]
+    responses((status = 200, body = UserView), (status = 401), (status = 429), (status = 503)))]
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;
@@ -167,14 +196,18 @@ pub async fn login(
         &app.throttle,
         &body.username,
         body.password,
-        Some(peer.ip()),
+        Some(client),
         app.config.session_ttl(),
     )
     .await
     {
         Ok(session) => Ok(signed_in(&app, session, StatusCode::OK)),
         Err(LoginError::Invalid) => Err(ApiError::WrongCredentials),
-        Err(e @ LoginError::Throttled(secs)) => Err(ApiError::Throttled(e.to_string(), secs)),
+        Err(e @ LoginError::Throttled(secs)) => {
+            tracing::info!(%client, "sign-in throttled");
+            Err(ApiError::Throttled(e.to_string(), secs))
+        }
+        Err(LoginError::Busy(busy)) => Err(busy.into()),
         Err(LoginError::Store(e)) => Err(ApiError::Store(e)),
     }
 }

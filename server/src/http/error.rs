@@ -34,6 +34,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the server is busy or its database is unreachable")]
     Unavailable,
+    /// Busy for a moment (password hashing or connections at their limit):
+    /// 503 with `Retry-After` in seconds.
+    #[error("{0}")]
+    Busy(&'static str, u64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -59,6 +63,9 @@ impl ApiError {
             ApiError::Unauthenticated(AuthError::InvalidToken) => {
                 (StatusCode::UNAUTHORIZED, "invalid_token")
             }
+            ApiError::Unauthenticated(AuthError::TokenInUrl) => {
+                (StatusCode::UNAUTHORIZED, "token_in_url")
+            }
             ApiError::Unauthenticated(AuthError::Store(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -74,7 +81,26 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy(..) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<crate::auth::password::Busy> for ApiError {
+    fn from(_: crate::auth::password::Busy) -> Self {
+        ApiError::Busy(
+            "too many passwords are being checked at once; try again in a moment",
+            crate::auth::password::BUSY_RETRY_AFTER_SECS,
+        )
+    }
+}
+
+impl From<crate::auth::password::HashError> for ApiError {
+    fn from(e: crate::auth::password::HashError) -> Self {
+        match e {
+            crate::auth::password::HashError::Busy(busy) => busy.into(),
+            crate::auth::password::HashError::Failed => ApiError::Unavailable,
         }
     }
 }
@@ -113,7 +139,7 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::Throttled(_, retry) = self {
+        if let ApiError::Throttled(_, retry) | ApiError::Busy(_, retry) = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(retry),

@@ -23,9 +23,10 @@ use crate::{
     document::{AgendaEntry, write_agenda},
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
-        AgencyId, NewPassword, Participant, Role, Section, SectionId, SectionOwner, UserId,
-        Username, parse_date, parse_name, parse_time,
+        AgencyId, InvitationId, NewPassword, Participant, Role, Section, SectionId, SectionOwner,
+        UserId, Username, checked_text, parse_date, parse_name, parse_time,
     },
+    store::{Acceptance, PendingInvitation},
     sync::{CloseReason, peer::close_code},
 };
 
@@ -125,7 +126,7 @@ pub struct MeetingInput {
 fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails), ApiError> {
     let title = MeetingTitle::parse(&input.title).map_err(invalid)?;
     let optional_text = |s: &str| -> Result<String, ApiError> {
-        if s.trim().is_empty() {
+        if crate::people::trim_text(s).is_empty() {
             Ok(String::new())
         } else {
             parse_name(s).map_err(invalid)
@@ -163,14 +164,20 @@ pub async fn list(
     Ok(Json(app.db.dir.list_meetings(filter).await?))
 }
 
-/// Create a meeting; you become its secretary.
+/// Create a meeting; you become its secretary. Administrators, and people
+/// an administrator has allowed to (`can_create_meetings`), only.
 #[utoipa::path(post, path = "/api/meetings", tag = "meetings", request_body = MeetingInput,
-    responses((status = 201), (status = 401), (status = 422)))]
+    responses((status = 201), (status = 401), (status = 403), (status = 422)))]
 pub async fn create(
     State(app): State<AppState>,
     me: CurrentUser,
     body: Result<Json<MeetingInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Meeting>), ApiError> {
+    if !me.0.user.may_create_meetings() {
+        return Err(ApiError::Forbidden(
+            "only administrators, and people an administrator has allowed to, may create meetings",
+        ));
+    }
     let Json(body) = body.map_err(json_rejection)?;
     let (title, details) = parse_meeting(&body)?;
     let meeting = app
@@ -279,11 +286,7 @@ pub struct NewSection {
 }
 
 fn parse_number(raw: &str) -> Result<String, ApiError> {
-    let n = raw.trim();
-    if n.is_empty() || n.len() > 16 || n.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("a § number is 1-16 characters".into()));
-    }
-    Ok(n.to_owned())
+    checked_text(raw, 16, "a § number is 1-16 characters").map_err(invalid)
 }
 
 /// Add a section at the end of the agenda.
@@ -455,6 +458,9 @@ pub async fn set_participant(
         .set_participant(meeting.id, user, body.role)
         .await
         .map_err(store_error)?;
+    if body.role != Role::Secretary {
+        end_invitations_of_former_manager(&app, meeting.id, user).await?;
+    }
     // A role decides what the connection may write: open connections
     // reconnect (1012) to pick up the new one.
     app.live.close_participant(
@@ -480,12 +486,32 @@ pub async fn remove_participant(
     if !app.db.dir.remove_participant(meeting.id, user).await? {
         return Err(ApiError::NotFound("no such participant"));
     }
+    end_invitations_of_former_manager(&app, meeting.id, user).await?;
     app.live.close_participant(
         meeting.id,
         user,
         CloseReason::new(close_code::FORBIDDEN, "removed from the meeting"),
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Someone who stopped being a meeting's secretary may no longer invite
+/// to it: the invitations they sent and nobody has used yet end. (An
+/// administrator keeps the right, and their invitations.) Acceptance checks
+/// the sender's right again in any case.
+async fn end_invitations_of_former_manager(
+    app: &AppState,
+    meeting: MeetingId,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let still_admin = app.db.dir.user(user).await?.is_some_and(|u| u.is_admin);
+    if !still_admin {
+        let ended = app.db.dir.revoke_invitations_sent_by(meeting, user).await?;
+        if ended > 0 {
+            tracing::info!(%meeting, %user, ended, "ended invitations of a former secretary");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -501,6 +527,9 @@ pub struct InvitationInput {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuedInvitation {
+    /// Identifies the invitation to list or revoke it.
+    #[schema(value_type = String, format = Uuid)]
+    id: InvitationId,
     /// The link to send to the invitee; it works once.
     url: String,
     secret: String,
@@ -508,8 +537,14 @@ pub struct IssuedInvitation {
 }
 
 /// Invite someone new: they choose their own password through the link.
+///
+/// Only administrators may put the newcomer in an agency (`agency_id`); a
+/// secretary's invitations make accounts without one. Whether the username
+/// is taken is not revealed here (any secretary could otherwise probe which
+/// usernames exist): the answer is the same, and only the invitee learns it
+/// when accepting.
 #[utoipa::path(post, path = "/api/meetings/{id}/invitations", tag = "participants", request_body = InvitationInput,
-    responses((status = 201, body = IssuedInvitation), (status = 403), (status = 409)))]
+    responses((status = 201, body = IssuedInvitation), (status = 403), (status = 422)))]
 pub async fn invite(
     State(app): State<AppState>,
     me: CurrentUser,
@@ -520,14 +555,15 @@ pub async fn invite(
     let Json(body) = body.map_err(json_rejection)?;
     let username = Username::parse(&body.username).map_err(invalid)?;
     let display_name = parse_name(&body.display_name).map_err(invalid)?;
-    if app.db.dir.user_by_username(&username).await?.is_some() {
-        return Err(ApiError::Conflict(
-            "that username is taken; add the existing user as a participant",
+    if body.agency_id.is_some() && !me.0.user.is_admin {
+        return Err(ApiError::Forbidden(
+            "only administrators may put a person in an agency; invite without agency_id",
         ));
     }
     let (secret, hash) = secret::generate(auth::INVITATION_PREFIX);
     let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
-    app.db
+    let id = app
+        .db
         .dir
         .create_invitation(
             &hash,
@@ -544,6 +580,7 @@ pub async fn invite(
     Ok((
         StatusCode::CREATED,
         Json(IssuedInvitation {
+            id,
             url: format!("/invite/{secret}"),
             secret,
             expires_at,
@@ -551,15 +588,59 @@ pub async fn invite(
     ))
 }
 
+/// The meeting's pending invitations (not used, revoked or expired).
+#[utoipa::path(get, path = "/api/meetings/{id}/invitations", tag = "participants",
+    responses((status = 200, body = Vec<PendingInvitation>), (status = 403), (status = 404)))]
+pub async fn list_invitations(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<PendingInvitation>>, ApiError> {
+    let meeting = manage(&app, &me, &id).await?;
+    Ok(Json(
+        app.db
+            .dir
+            .pending_invitations(meeting.id, Utc::now())
+            .await?,
+    ))
+}
+
+/// Revoke a pending invitation: its link stops working.
+#[utoipa::path(delete, path = "/api/meetings/{id}/invitations/{invitation}", tag = "participants",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn revoke_invitation(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path((id, invitation)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    const NO_SUCH: ApiError = ApiError::NotFound("no such pending invitation");
+    let meeting = manage(&app, &me, &id).await?;
+    let invitation: InvitationId = invitation.parse().map_err(|_| NO_SUCH)?;
+    if !app.db.dir.revoke_invitation(meeting.id, invitation).await? {
+        return Err(NO_SUCH);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const INVITATION_GONE: ApiError = ApiError::NotFound("this invitation is unknown, used or expired");
+const INVITATION_WITHDRAWN: ApiError = ApiError::Forbidden(
+    "this invitation no longer holds: the person who sent it may no longer invite to this \
+     meeting; ask the meeting's secretary for a new one",
+);
+
+/// A usable invitation: unused, unrevoked, unexpired, and its sender may
+/// still send it.
 async fn pending_invitation(
     app: &AppState,
     secret: &str,
 ) -> Result<(Vec<u8>, crate::store::Invitation), ApiError> {
-    const GONE: ApiError = ApiError::NotFound("this invitation is unknown, used or expired");
     let hash = secret::hash(secret);
-    let invitation = app.db.dir.invitation(&hash).await?.ok_or(GONE)?;
-    if invitation.used || invitation.expires_at <= Utc::now() {
-        return Err(GONE);
+    let invitation = app.db.dir.invitation(&hash).await?.ok_or(INVITATION_GONE)?;
+    if invitation.used || invitation.revoked || invitation.expires_at <= Utc::now() {
+        return Err(INVITATION_GONE);
+    }
+    if !app.db.dir.inviter_may_invite(invitation.id).await? {
+        return Err(INVITATION_WITHDRAWN);
     }
     Ok((hash.to_vec(), invitation))
 }
@@ -577,7 +658,7 @@ pub struct InvitationView {
 
 /// What an invitation is for (no sign-in needed: the link is the key).
 #[utoipa::path(get, path = "/api/invitations/{secret}", tag = "participants",
-    responses((status = 200, body = InvitationView), (status = 404)))]
+    responses((status = 200, body = InvitationView), (status = 403), (status = 404)))]
 pub async fn show_invitation(
     State(app): State<AppState>,
     Path(secret): Path<String>,
@@ -604,9 +685,14 @@ pub struct AcceptInvitation {
     password: String,
 }
 
+const USERNAME_TAKEN: ApiError = ApiError::Conflict(
+    "the username in this invitation belongs to someone else already; contact the meeting's \
+     secretary for a new invitation (or, if it is yours, sign in and ask to be added)",
+);
+
 /// Accept an invitation: choose a password; you are signed in.
 #[utoipa::path(post, path = "/api/invitations/{secret}/accept", tag = "participants", request_body = AcceptInvitation,
-    responses((status = 201, body = UserView), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 201, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422), (status = 503)))]
 pub async fn accept_invitation(
     State(app): State<AppState>,
     Path(secret): Path<String>,
@@ -615,18 +701,29 @@ pub async fn accept_invitation(
     let Json(body) = body.map_err(json_rejection)?;
     let (hash, invitation) = pending_invitation(&app, &secret).await?;
     let password = NewPassword::parse(&body.password).map_err(invalid)?;
-    let password_hash = password::hash(password)
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    let user = app
+    // Checked before the costly hashing; the store checks again.
+    if app
+        .db
+        .dir
+        .user_by_username(&invitation.username)
+        .await?
+        .is_some()
+    {
+        return Err(USERNAME_TAKEN);
+    }
+    let password_hash = password::hash(password).await?;
+    let user = match app
         .db
         .dir
         .accept_invitation(&hash, &invitation, &password_hash)
         .await
         .map_err(store_error)?
-        .ok_or(ApiError::NotFound(
-            "this invitation is unknown, used or expired",
-        ))?;
+    {
+        Acceptance::Accepted(user) => user,
+        Acceptance::Gone => return Err(INVITATION_GONE),
+        Acceptance::Withdrawn => return Err(INVITATION_WITHDRAWN),
+        Acceptance::UsernameTaken => return Err(USERNAME_TAKEN),
+    };
     let user = app
         .db
         .dir

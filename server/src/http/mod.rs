@@ -3,8 +3,10 @@
 
 mod admin;
 mod auth;
+pub mod client;
 mod error;
 mod meetings;
+pub mod sockets;
 mod ws;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use utoipa::OpenApi;
 
 use crate::{
     auth::throttle::LoginThrottle,
+    client_addr::TrustedProxies,
     config::ServerConfig,
     store::Database,
     sync::{LiveConnections, Rooms},
@@ -41,13 +44,18 @@ pub struct AppState {
     pub tracker: TaskTracker,
     pub live: Arc<LiveConnections>,
     pub throttle: Arc<LoginThrottle>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: Arc<TrustedProxies>,
+    /// Open WebSockets per user, per address and in all.
+    pub sockets: Arc<sockets::SocketLimits>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Protokoll", description = "Collaborative meeting protocols. Sign in with \
         POST /api/login (session cookie) or send a personal API token as `Authorization: \
-        Bearer pk_...` (or `?token=` on WebSocket URLs). Errors are \
+        Bearer pk_...` (or `?token=` on the WebSocket URL `/sync/{id}` only; anywhere else a \
+        `token` query parameter is refused with 401). Errors are \
         `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`."),
     paths(
         auth::login, auth::logout, auth::me, auth::create_token, auth::list_tokens, auth::revoke_token,
@@ -57,6 +65,8 @@ pub struct AppState {
         meetings::add_section, meetings::change_section, meetings::reorder, meetings::participants,
         meetings::set_participant, meetings::remove_participant, meetings::invite,
         meetings::show_invitation, meetings::accept_invitation,
+        meetings::list_invitations, meetings::revoke_invitation,
+        admin::update_user, admin::list_user_tokens,
     ),
     tags(
         (name = "sign-in"), (name = "admin", description = "administrators only"),
@@ -66,8 +76,14 @@ pub struct AppState {
 struct ApiDoc;
 
 /// Request spans name the path only: query strings may carry API tokens.
+/// The client address is recorded by `client::client_context`.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        client = tracing::field::Empty,
+    )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -94,7 +110,11 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/users/{id}/password",
             post(admin::reset_password),
         )
-        .route("/api/admin/users/{id}/tokens", post(admin::issue_token))
+        .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route(
+            "/api/admin/users/{id}/tokens",
+            get(admin::list_user_tokens).post(admin::issue_token),
+        )
         .route("/api/admin/tokens/{id}", delete(admin::revoke_any_token))
         .route("/api/meetings", get(meetings::list).post(meetings::create))
         .route(
@@ -118,7 +138,14 @@ pub fn router(state: AppState) -> Router {
             "/api/meetings/{id}/participants/{user}",
             put(meetings::set_participant).delete(meetings::remove_participant),
         )
-        .route("/api/meetings/{id}/invitations", post(meetings::invite))
+        .route(
+            "/api/meetings/{id}/invitations",
+            get(meetings::list_invitations).post(meetings::invite),
+        )
+        .route(
+            "/api/meetings/{id}/invitations/{invitation}",
+            delete(meetings::revoke_invitation),
+        )
         .route("/api/invitations/{secret}", get(meetings::show_invitation))
         .route(
             "/api/invitations/{secret}/accept",
@@ -129,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback_service(web)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client::client_context,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

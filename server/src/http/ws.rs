@@ -13,11 +13,17 @@ use axum::{
     response::Response,
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use chrono::Utc;
 
-use super::{AppState, auth::CurrentUser, error::ApiError};
+use super::{
+    AppState,
+    auth::{CurrentUser, SyncUser},
+    client::ClientIp,
+    error::ApiError,
+    sockets::Refusal,
+};
 use crate::{
     access::Principal,
     auth::{self, Credential},
@@ -38,17 +44,40 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 0;
 
+/// How long a server that is out of descriptors asks clients to wait.
+const FULL_RETRY_AFTER_SECS: u64 = 10;
+
+/// How long an over-cap socket waits for the client to answer its close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
 /// Open a meeting's document. Signed-in participants and administrators
-/// only; the upgrade is refused with 401 or 404 otherwise.
+/// only; the upgrade is refused with 401 or 404 otherwise, and with 503
+/// when the server's sockets are at their limit. A socket over its user's
+/// or address's cap is closed at once with 4429.
 pub async fn sync(
     State(app): State<AppState>,
-    me: CurrentUser,
+    SyncUser(me): SyncUser,
+    ClientIp(client): ClientIp,
     Path(meeting): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let (meeting, access) = super::meetings::open(&app, &me, &meeting).await?;
     let meeting = meeting.id;
     let CurrentUser(me) = me;
+    let slot = match app.sockets.acquire(me.user.id, client) {
+        Ok(slot) => slot,
+        Err(Refusal::Full) => {
+            warn!(%client, "refusing a WebSocket: the server's sockets are at their limit");
+            return Err(ApiError::Busy(
+                "the server has reached its connection limit; try again later",
+                FULL_RETRY_AFTER_SECS,
+            ));
+        }
+        Err(refusal) => {
+            info!(%client, user_id = %me.user.id, %refusal, "closing a WebSocket over its cap");
+            return Ok(ws.on_upgrade(move |socket| refuse(socket, refusal)));
+        }
+    };
     let principal = Principal::new(&me.user, access.role);
     let limit = app.config.max_message_bytes;
     Ok(ws
@@ -57,10 +86,16 @@ pub async fn sync(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
-            let span = info_span!("connection", meeting_id = %meeting);
+            let span = info_span!(
+                "connection",
+                meeting_id = %meeting,
+                user_id = %me.user.id,
+                %client,
+            );
             let tracker = app.tracker.clone();
             async move {
                 let _task = tracker.token();
+                let _slot = slot;
                 metrics::counter!(metric::CONNECTIONS_TOTAL).increment(1);
                 metrics::gauge!(metric::CONNECTIONS_OPEN).increment(1);
                 serve(app, meeting, principal, me.credential, socket).await;
@@ -68,6 +103,27 @@ pub async fn sync(
             }
             .instrument(span)
         }))
+}
+
+/// Closes an accepted socket at once with 4429 and the reason, waiting
+/// briefly for the client's answer so the connection ends cleanly.
+async fn refuse(mut socket: WebSocket, refusal: Refusal) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code::TOO_MANY,
+            reason: refusal.to_string().into(),
+        })))
+        .await;
+    metrics::counter!(metric::CONNECTIONS_CLOSED, "code" => close_code::TOO_MANY.to_string())
+        .increment(1);
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn serve(

@@ -9,6 +9,7 @@
 //! text.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgPool, Row, SqlitePool};
 use uuid::Uuid;
 
@@ -16,8 +17,8 @@ use super::StoreError;
 use crate::{
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
-        Agency, AgencyId, ApiToken, Participant, Role, Section, SectionId, SectionOwner, TokenId,
-        User, UserId, Username,
+        Agency, AgencyId, ApiToken, InvitationId, Participant, Role, Section, SectionId,
+        SectionOwner, TokenId, User, UserId, Username,
     },
 };
 
@@ -41,7 +42,7 @@ macro_rules! with_pool {
     };
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_admin, \
+const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_admin, u.can_create_meetings, \
      (u.password_hash IS NOT NULL) AS has_password, a.id AS agency_id, a.name AS agency_name";
 const USER_FROM: &str = "users u LEFT JOIN agencies a ON a.id = u.agency_id";
 const AGENCY_JOIN: &str = "LEFT JOIN agencies a ON a.id = u.agency_id";
@@ -62,6 +63,7 @@ macro_rules! user_from_row {
                 name,
             }),
             is_admin: row.try_get("is_admin")?,
+            can_create_meetings: row.try_get("can_create_meetings")?,
             has_password: row.try_get("has_password")?,
         }
     }};
@@ -76,8 +78,7 @@ macro_rules! meeting_from_row {
         let title: String = row.try_get("title")?;
         Meeting {
             id: MeetingId::from(id),
-            title: MeetingTitle::parse(&title)
-                .map_err(|_| StoreError::Corrupt(format!("title of meeting {id}")))?,
+            title: MeetingTitle::from_store(title),
             created_at: row.try_get("created_at")?,
             details: MeetingDetails {
                 body: row.try_get("body")?,
@@ -140,9 +141,10 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
-/// A pending invitation, found by its token's hash.
+/// An invitation, found by its token's hash.
 #[derive(Debug, Clone)]
 pub struct Invitation {
+    pub id: InvitationId,
     pub meeting: MeetingId,
     pub username: Username,
     pub display_name: String,
@@ -150,7 +152,55 @@ pub struct Invitation {
     pub role: Role,
     pub expires_at: DateTime<Utc>,
     pub used: bool,
+    pub revoked: bool,
+    pub created_by: UserId,
 }
+
+/// A pending invitation as its meeting's managers see it (never its
+/// secret, which is not stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PendingInvitation {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: InvitationId,
+    #[schema(value_type = String)]
+    pub username: Username,
+    pub display_name: String,
+    #[schema(value_type = Option<Object>)]
+    pub agency: Option<Agency>,
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub created_by: InvitationCreator,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct InvitationCreator {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: UserId,
+    pub display_name: String,
+}
+
+/// What became of an attempt to accept an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    Accepted(UserId),
+    /// Used meanwhile, revoked, or unknown.
+    Gone,
+    /// The person who sent it may no longer invite (no longer the meeting's
+    /// secretary, or no longer an administrator when it names an agency).
+    Withdrawn,
+    /// The invited username belongs to someone already.
+    UsernameTaken,
+}
+
+/// Whether invitation `$1`'s sender may still send it: an administrator, or
+/// (when it puts nobody in an agency) the secretary of its meeting.
+const INVITER_MAY_INVITE: &str =
+    "SELECT 1 AS ok FROM invitations i JOIN users u ON u.id = i.created_by
+     WHERE i.id = $1 AND (u.is_admin OR (i.agency_id IS NULL AND EXISTS (
+         SELECT 1 FROM participants pt
+         WHERE pt.meeting_id = i.meeting_id AND pt.user_id = u.id AND pt.role = 'secretary')))";
 
 impl Directory {
     pub fn new(pool: Pool) -> Self {
@@ -194,10 +244,20 @@ impl Directory {
     // ---- users ------------------------------------------------------------
 
     pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.create_user_with(new, false).await
+    }
+
+    /// Creates a user; `can_create_meetings` gives them the right to create
+    /// meetings.
+    pub async fn create_user_with(
+        &self,
+        new: NewUser,
+        can_create_meetings: bool,
+    ) -> Result<User, StoreError> {
         let id = UserId::new();
         with_pool!(self, p => { sqlx::query(
-            "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at, can_create_meetings)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(id.0)
             .bind(new.username.as_str())
             .bind(&new.display_name)
@@ -205,6 +265,7 @@ impl Directory {
             .bind(new.is_admin)
             .bind(new.password_hash.as_deref())
             .bind(Utc::now())
+            .bind(can_create_meetings)
             .execute(p)
             .await
             .map_err(conflict)?; });
@@ -264,6 +325,20 @@ impl Directory {
         })
     }
 
+    /// Gives or takes the right to create meetings; false if no such user.
+    pub async fn set_can_create_meetings(
+        &self,
+        user: UserId,
+        allowed: bool,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query("UPDATE users SET can_create_meetings = $1 WHERE id = $2")
+            .bind(allowed)
+            .bind(user.0)
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
     pub async fn set_password_hash(&self, user: UserId, hash: &str) -> Result<bool, StoreError> {
         with_pool!(self, p => Ok(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
@@ -314,9 +389,13 @@ impl Directory {
         Ok(())
     }
 
-    pub async fn delete_sessions_of(&self, user: UserId) -> Result<(), StoreError> {
-        with_pool!(self, p => { sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0).execute(p).await?; });
-        Ok(())
+    /// Ends every session of a user; returns how many there were.
+    pub async fn delete_sessions_of(&self, user: UserId) -> Result<u64, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(p)
+            .await?
+            .rows_affected()))
     }
 
     // ---- API tokens -----------------------------------------------------------
@@ -391,6 +470,19 @@ impl Directory {
                     revoked_at: r.try_get("revoked_at")?,
                 }))
                 .collect()
+        })
+    }
+
+    /// Revokes every live token of a user; returns their ids.
+    pub async fn revoke_tokens_of(&self, user: UserId) -> Result<Vec<TokenId>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id")
+                .bind(Utc::now())
+                .bind(user.0)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(|r| Ok(TokenId(r.try_get("id")?))).collect()
         })
     }
 
@@ -672,10 +764,11 @@ impl Directory {
         role: Role,
         created_by: UserId,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<InvitationId, StoreError> {
+        let id = InvitationId::new();
         with_pool!(self, p => { sqlx::query(
-            "INSERT INTO invitations (token_hash, meeting_id, username, display_name, agency_id, role, created_by, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            "INSERT INTO invitations (token_hash, meeting_id, username, display_name, agency_id, role, created_by, created_at, expires_at, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(hash)
             .bind(meeting.as_uuid())
             .bind(username.as_str())
@@ -685,16 +778,18 @@ impl Directory {
             .bind(created_by.0)
             .bind(Utc::now())
             .bind(expires_at)
+            .bind(id.0)
             .execute(p)
             .await
             .map_err(conflict)?; });
-        Ok(())
+        Ok(id)
     }
 
     pub async fn invitation(&self, hash: &[u8]) -> Result<Option<Invitation>, StoreError> {
         with_pool!(self, p => {
             let row = sqlx::query(
-                "SELECT meeting_id, username, display_name, agency_id, role, expires_at, used_at IS NOT NULL AS used
+                "SELECT id, meeting_id, username, display_name, agency_id, role, expires_at, created_by,
+                        used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked
                  FROM invitations WHERE token_hash = $1")
                 .bind(hash)
                 .fetch_optional(p)
@@ -706,6 +801,7 @@ impl Directory {
                     let meeting: Uuid = row.try_get("meeting_id")?;
                     let agency: Option<Uuid> = row.try_get("agency_id")?;
                     Ok(Some(Invitation {
+                        id: InvitationId(row.try_get("id")?),
                         meeting: meeting.into(),
                         username: Username::parse(&username).map_err(|_| StoreError::Corrupt("invitation username".into()))?,
                         display_name: row.try_get("display_name")?,
@@ -713,6 +809,8 @@ impl Directory {
                         role: role.parse().map_err(|_| StoreError::Corrupt("invitation role".into()))?,
                         expires_at: row.try_get("expires_at")?,
                         used: row.try_get("used")?,
+                        revoked: row.try_get("revoked")?,
+                        created_by: UserId(row.try_get("created_by")?),
                     }))
                 }
                 None => Ok(None),
@@ -720,28 +818,130 @@ impl Directory {
         })
     }
 
+    /// Whether the invitation's sender may still send it (see
+    /// `INVITER_MAY_INVITE`).
+    pub async fn inviter_may_invite(&self, invitation: InvitationId) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(INVITER_MAY_INVITE)
+            .bind(invitation.0)
+            .fetch_optional(p)
+            .await?
+            .is_some()))
+    }
+
+    /// A meeting's invitations that are neither used, revoked nor expired.
+    pub async fn pending_invitations(
+        &self,
+        meeting: MeetingId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingInvitation>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT i.id, i.username, i.display_name, i.role, i.created_at, i.expires_at,
+                        a.id AS agency_id, a.name AS agency_name, u.id AS creator_id, u.display_name AS creator_name
+                 FROM invitations i
+                 JOIN users u ON u.id = i.created_by
+                 LEFT JOIN agencies a ON a.id = i.agency_id
+                 WHERE i.meeting_id = $1 AND i.used_at IS NULL AND i.revoked_at IS NULL
+                 ORDER BY i.created_at, i.id")
+                .bind(meeting.as_uuid())
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
+                if expires_at <= now {
+                    continue;
+                }
+                let username: String = row.try_get("username")?;
+                let role: String = row.try_get("role")?;
+                let agency_id: Option<Uuid> = row.try_get("agency_id")?;
+                let agency_name: Option<String> = row.try_get("agency_name")?;
+                out.push(PendingInvitation {
+                    id: InvitationId(row.try_get("id")?),
+                    username: Username::parse(&username).map_err(|_| StoreError::Corrupt("invitation username".into()))?,
+                    display_name: row.try_get("display_name")?,
+                    agency: agency_id.zip(agency_name).map(|(id, name)| Agency { id: AgencyId(id), name }),
+                    role: role.parse().map_err(|_| StoreError::Corrupt("invitation role".into()))?,
+                    created_by: InvitationCreator {
+                        id: UserId(row.try_get("creator_id")?),
+                        display_name: row.try_get("creator_name")?,
+                    },
+                    created_at: row.try_get("created_at")?,
+                    expires_at,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Revokes one of a meeting's unused invitations; false if there is no
+    /// such invitation (or it was used or revoked already).
+    pub async fn revoke_invitation(
+        &self,
+        meeting: MeetingId,
+        id: InvitationId,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE invitations SET revoked_at = $1
+             WHERE meeting_id = $2 AND id = $3 AND used_at IS NULL AND revoked_at IS NULL")
+            .bind(Utc::now())
+            .bind(meeting.as_uuid())
+            .bind(id.0)
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    /// Revokes the unused invitations `sender` sent for `meeting` (when
+    /// they stop being its secretary); returns how many.
+    pub async fn revoke_invitations_sent_by(
+        &self,
+        meeting: MeetingId,
+        sender: UserId,
+    ) -> Result<u64, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE invitations SET revoked_at = $1
+             WHERE meeting_id = $2 AND created_by = $3 AND used_at IS NULL AND revoked_at IS NULL")
+            .bind(Utc::now())
+            .bind(meeting.as_uuid())
+            .bind(sender.0)
+            .execute(p)
+            .await?
+            .rows_affected()))
+    }
+
     /// Uses an invitation once: marks it used, creates the user with the
-    /// given password hash and adds them to the meeting, all or nothing.
-    /// Returns `None` if the invitation was used meanwhile.
+    /// given password hash and adds them to the meeting, all or nothing;
+    /// and only if its sender may still send it, checked in the same
+    /// transaction.
     pub async fn accept_invitation(
         &self,
         hash: &[u8],
         invitation: &Invitation,
         password_hash: &str,
-    ) -> Result<Option<UserId>, StoreError> {
+    ) -> Result<Acceptance, StoreError> {
         let user = UserId::new();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let claimed = sqlx::query("UPDATE invitations SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            let claimed = sqlx::query(
+                "UPDATE invitations SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL")
                 .bind(Utc::now())
                 .bind(hash)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             if claimed != 1 {
-                return Ok(None);
+                return Ok(Acceptance::Gone);
             }
-            sqlx::query(
+            let allowed = sqlx::query(INVITER_MAY_INVITE)
+                .bind(invitation.id.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !allowed {
+                return Ok(Acceptance::Withdrawn);
+            }
+            let inserted = sqlx::query(
                 "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(user.0)
@@ -753,7 +953,11 @@ impl Directory {
                 .bind(Utc::now())
                 .execute(&mut *tx)
                 .await
-                .map_err(conflict)?;
+                .map_err(conflict);
+            match inserted {
+                Err(StoreError::Conflict) => return Ok(Acceptance::UsernameTaken),
+                other => { other?; }
+            }
             sqlx::query("INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)")
                 .bind(invitation.meeting.as_uuid())
                 .bind(user.0)
@@ -762,6 +966,6 @@ impl Directory {
                 .await?;
             tx.commit().await?;
         });
-        Ok(Some(user))
+        Ok(Acceptance::Accepted(user))
     }
 }

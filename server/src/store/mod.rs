@@ -19,7 +19,9 @@ use bytes::Bytes;
 
 use crate::meeting::MeetingId;
 
-pub use directory::{Directory, Invitation, NewUser, Pool};
+pub use directory::{
+    Acceptance, Directory, Invitation, InvitationCreator, NewUser, PendingInvitation, Pool,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};

@@ -33,6 +33,8 @@ pub mod close_code {
     /// after these, which is right for a credential that no longer works.
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
+    /// Too many connections (per user or per client address).
+    pub const TOO_MANY: u16 = 4429;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
