@@ -257,7 +257,36 @@ async fn concurrent_sign_ins_are_throttled_before_hashing_and_memory_stays_bound
         }
     }))
     .await;
+    // Distinct accounts from distinct addresses pass the throttle; the
+    // hasher runs one per core, queues a few and turns the rest away.
+    let spread = join_all((0..240).map(|i| {
+        let (http, base) = (&http, &base);
+        async move {
+            sign_in(
+                http,
+                base,
+                &format!("konto{i}"),
+                "fel lösenord igen",
+                Some(&format!("198.51.100.{}", i + 1)),
+            )
+            .await
+        }
+    }))
+    .await;
+    let rss_after = proc_status_kib(server.pid(), "VmRSS");
+    let peak = proc_status_kib(server.pid(), "VmHWM");
     let count = |list: &[SignIn], status: u16| list.iter().filter(|s| s.status == status).count();
+    let busy = count(&spread, 503);
+    eprintln!(
+        "server RSS: {} MiB before, {} MiB after 390 concurrent sign-ins (peak {} MiB); \
+         one account: {} checked, {} throttled; 240 accounts: {busy} answered 503",
+        rss_before / 1024,
+        rss_after / 1024,
+        peak / 1024,
+        count(&guesses, 401),
+        count(&guesses, 429),
+    );
+
     assert!(
         count(&guesses, 401) <= MAX_FAILURES,
         "at most {MAX_FAILURES} guesses may reach the password check, {} did",
@@ -277,23 +306,6 @@ async fn concurrent_sign_ins_are_throttled_before_hashing_and_memory_stays_bound
     let right = sign_in(&http, &base, "skola", PASSWORD, Some("203.0.113.10")).await;
     assert_eq!(right.status, 429, "even the right password waits");
 
-    // Distinct accounts from distinct addresses pass the throttle; the
-    // hasher runs one per core, queues a few and turns the rest away.
-    let spread = join_all((0..240).map(|i| {
-        let (http, base) = (&http, &base);
-        async move {
-            sign_in(
-                http,
-                base,
-                &format!("konto{i}"),
-                "fel lösenord igen",
-                Some(&format!("198.51.100.{}", i + 1)),
-            )
-            .await
-        }
-    }))
-    .await;
-    let busy = count(&spread, 503);
     assert_eq!(busy + count(&spread, 401), spread.len());
     assert!(busy > 0, "a full hashing queue answers 503 at once");
     assert!(
@@ -301,15 +313,6 @@ async fn concurrent_sign_ins_are_throttled_before_hashing_and_memory_stays_bound
             .iter()
             .filter(|s| s.status == 503)
             .all(|s| s.retry_after && s.code == "busy")
-    );
-
-    let rss_after = proc_status_kib(server.pid(), "VmRSS");
-    let peak = proc_status_kib(server.pid(), "VmHWM");
-    eprintln!(
-        "server RSS: {} MiB before, {} MiB after 390 concurrent sign-ins (peak {} MiB); {busy} of 240 answered 503",
-        rss_before / 1024,
-        rss_after / 1024,
-        peak / 1024
     );
     assert!(
         rss_after.saturating_sub(rss_before) < 96 * 1024,
@@ -1313,7 +1316,31 @@ async fn the_cli_normalises_names_grants_meeting_creation_and_revokes_tokens_on_
     );
 }
 
+async fn the_new_routes_are_in_the_openapi_document(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let doc: Value = reqwest::get(server.http("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/meetings/{id}/invitations", "get"),
+        ("/api/meetings/{id}/invitations/{invitation}", "delete"),
+        ("/api/admin/users/{id}", "patch"),
+        ("/api/admin/users/{id}/tokens", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} documented"
+        );
+    }
+    server.stop().await;
+}
+
 crate::on_both_backends!(
+    the_new_routes_are_in_the_openapi_document,
     concurrent_sign_ins_are_throttled_before_hashing_and_memory_stays_bounded,
     behind_a_trusted_proxy_each_client_is_throttled_on_its_own,
     padded_or_lookalike_usernames_are_one_name_everywhere,
