@@ -111,11 +111,12 @@ pub struct SocketLimits {
     counts: Mutex<Counts>,
 }
 
-/// One open WebSocket's place in the counts.
+/// One open WebSocket's place in the counts. A socket being refused (over
+/// its user's or address's cap, closed with 4429) counts in the total only:
+/// it still holds a descriptor while it closes.
 pub struct SocketSlot {
     limits: Arc<SocketLimits>,
-    user: UserId,
-    address: IpAddr,
+    owner: Option<(UserId, IpAddr)>,
 }
 
 impl SocketLimits {
@@ -147,8 +148,22 @@ impl SocketLimits {
         *counts.addresses.entry(address).or_default() += 1;
         Ok(SocketSlot {
             limits: self.clone(),
-            user,
-            address,
+            owner: Some((user, address)),
+        })
+    }
+
+    /// A slot in the total only, for a socket that is accepted just to be
+    /// closed with a reason; `Err(Full)` if even that would eat into the
+    /// reserve.
+    pub fn acquire_for_refusal(self: &Arc<Self>) -> Result<SocketSlot, Refusal> {
+        let mut counts = self.counts.lock().expect("socket counts");
+        if counts.open >= self.total {
+            return Err(Refusal::Full);
+        }
+        counts.open += 1;
+        Ok(SocketSlot {
+            limits: self.clone(),
+            owner: None,
         })
     }
 
@@ -171,8 +186,10 @@ impl Drop for SocketSlot {
     fn drop(&mut self) {
         let mut counts = self.limits.counts.lock().expect("socket counts");
         counts.open -= 1;
-        release(&mut counts.users, &self.user);
-        release(&mut counts.addresses, &self.address);
+        if let Some((user, address)) = &self.owner {
+            release(&mut counts.users, user);
+            release(&mut counts.addresses, address);
+        }
     }
 }
 
@@ -206,7 +223,19 @@ mod tests {
             limits.acquire(cecilia, ip("192.0.2.8")).err(),
             Some(Refusal::Full)
         );
+        assert_eq!(limits.acquire_for_refusal().err(), Some(Refusal::Full));
         drop(a1);
+        let refusing = limits.acquire_for_refusal().unwrap();
+        assert_eq!(
+            limits.open(),
+            5,
+            "a socket being refused counts in the total"
+        );
+        assert_eq!(
+            limits.acquire(cecilia, ip("192.0.2.8")).err(),
+            Some(Refusal::Full)
+        );
+        drop(refusing);
         assert!(
             limits.acquire(cecilia, ip("192.0.2.8")).is_ok(),
             "a slot freed"

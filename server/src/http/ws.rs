@@ -64,18 +64,27 @@ pub async fn sync(
     let (meeting, access) = super::meetings::open(&app, &me, &meeting).await?;
     let meeting = meeting.id;
     let CurrentUser(me) = me;
+    let full = || {
+        warn!(%client, "refusing a WebSocket: the server's sockets are at their limit");
+        ApiError::Busy(
+            "the server has reached its connection limit; try again later",
+            FULL_RETRY_AFTER_SECS,
+        )
+    };
     let slot = match app.sockets.acquire(me.user.id, client) {
         Ok(slot) => slot,
-        Err(Refusal::Full) => {
-            warn!(%client, "refusing a WebSocket: the server's sockets are at their limit");
-            return Err(ApiError::Busy(
-                "the server has reached its connection limit; try again later",
-                FULL_RETRY_AFTER_SECS,
-            ));
-        }
+        Err(Refusal::Full) => return Err(full()),
         Err(refusal) => {
+            // Accepted only to say why it closes; it still holds a
+            // descriptor meanwhile, so it counts in the total.
+            let Ok(slot) = app.sockets.acquire_for_refusal() else {
+                return Err(full());
+            };
             info!(%client, user_id = %me.user.id, %refusal, "closing a WebSocket over its cap");
-            return Ok(ws.on_upgrade(move |socket| refuse(socket, refusal)));
+            return Ok(ws.on_upgrade(move |socket| async move {
+                refuse(socket, refusal).await;
+                drop(slot);
+            }));
         }
     };
     let principal = Principal::new(&me.user, access.role);
