@@ -5,7 +5,8 @@
 //! For each workload, every update is (1) checked by the guard as the
 //! server does it (decode the blocks, look up every block and deleted
 //! range, record the accepted ones) and (2)
-//! applied as the server does it (decode with yrs, integrate). Prints the
+//! applied as the server does it (decode with yrs, integrate, encode what
+//! was integrated for the log and the broadcast). Prints the
 //! time per update of each and the throughput with the guard on and off.
 
 use std::{
@@ -37,16 +38,25 @@ struct Workload {
     updates: Vec<Vec<u8>>,
 }
 
+/// Positions in UTF-16 units, as Yjs in the browsers counts them.
+fn utf16_doc(client: u64) -> Doc {
+    Doc::with_options(yrs::Options {
+        client_id: yrs::ClientID::new(client),
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..yrs::Options::default()
+    })
+}
+
 fn typing(n: usize) -> Workload {
     let mut setup = Vec::new();
     for (i, section) in SECTIONS.iter().enumerate() {
-        let doc = Doc::with_client_id(1000 + i as u64);
+        let doc = utf16_doc(1000 + i as u64);
         let text = doc.get_or_insert_text(format!("section:{section}").as_str());
         let mut txn = doc.transact_mut();
         text.insert(&mut txn, 0, &"Rapport från förvaltningen. ".repeat(100));
         setup.push(txn.encode_update_v1());
     }
-    let police = Doc::with_client_id(7);
+    let police = utf16_doc(7);
     for u in &setup {
         police
             .transact_mut()
@@ -73,7 +83,7 @@ fn typing(n: usize) -> Workload {
 
 fn paste(n: usize, bytes: usize) -> Workload {
     let mut w = typing(0);
-    let police = Doc::with_client_id(8);
+    let police = utf16_doc(8);
     for u in &w.setup {
         police
             .transact_mut()
@@ -119,7 +129,7 @@ fn run(w: &Workload) {
         is_admin: false,
         role: Some(Role::Member),
     };
-    let doc = Doc::new();
+    let doc = utf16_doc(1);
     let mut index = SectionIndex::default();
     for u in &w.setup {
         index.learn(&guard::decode(u).unwrap());
@@ -134,13 +144,22 @@ fn run(w: &Workload) {
         let t = Instant::now();
         let decoded = guard::decode(u).unwrap();
         decode_time += t.elapsed();
-        let accepted = index.check(&who, &ownership, &decoded).expect("allowed");
+        let accepted = index
+            .check(&who, &ownership, &decoded, |_| None)
+            .unwrap_or_else(|e| panic!("{e}: {decoded:?}"));
         index.record(&accepted);
+        index.record_deletes(decoded.deletes.iter().copied());
         guard_time += t.elapsed();
 
+        // As the room applies an update: integrate it and encode what was
+        // integrated (stored and broadcast instead of the client's bytes).
         let t = Instant::now();
         let update = Update::decode_v1(u).unwrap();
-        doc.transact_mut().apply_update(update).unwrap();
+        let mut txn = doc.transact_mut();
+        txn.apply_update(update).unwrap();
+        let canonical = txn.encode_update_v1();
+        drop(txn);
+        std::hint::black_box(canonical);
         apply_time += t.elapsed();
     }
     let n = w.updates.len() as f64;

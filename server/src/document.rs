@@ -19,6 +19,20 @@ pub fn section_root(section_id: &str) -> String {
     format!("{SECTION_PREFIX}{section_id}")
 }
 
+/// The elements a section may contain: the browser app's editor schema
+/// (TipTap's names), and a few of its common relatives. The section guard
+/// refuses others.
+pub const ELEMENTS: &[&str] = &[
+    "paragraph",
+    "heading",
+    "bulletList",
+    "orderedList",
+    "listItem",
+    "hardBreak",
+    "blockquote",
+    "horizontalRule",
+];
+
 /// One agenda item as the document shows it.
 pub struct AgendaEntry {
     pub id: String,

@@ -14,6 +14,10 @@ enum Attack {
     UndecodableUpdate,
     Oversized,
     Text,
+    /// A valid update followed by bytes no reader should skip over.
+    TrailingBytes,
+    /// A v2-encoded update, which a lenient v1 reader takes as empty.
+    V2Update,
 }
 
 async fn bad_input_closes_only_the_sender(backend: Backend, attack: Attack, expected_code: u16) {
@@ -68,6 +72,21 @@ async fn bad_input_closes_only_the_sender(backend: Backend, attack: Attack, expe
             offender.send_raw(protocol::encode_update(&update)).await
         }
         Attack::Text => offender.send_message(Message::Text("hello".into())).await,
+        Attack::TrailingBytes => {
+            let mut other = yrs::Doc::new();
+            let mut update = sample_update(&mut other);
+            update.extend_from_slice(&[0, 0]);
+            offender.send_raw(protocol::encode_update(&update)).await
+        }
+        Attack::V2Update => {
+            use yrs::{ReadTxn, StateVector, Transact};
+            let mut other = yrs::Doc::new();
+            sample_update(&mut other);
+            let v2 = other
+                .transact()
+                .encode_state_as_update_v2(&StateVector::default());
+            offender.send_raw(protocol::encode_update(&v2)).await
+        }
     }
     let (code, reason) = offender.closed_by_server().await;
     assert_eq!(code, expected_code, "close reason: {reason}");
@@ -124,7 +143,17 @@ async fn text_frame_closes_only_the_sender(backend: Backend) {
     bad_input_closes_only_the_sender(backend, Attack::Text, 1003).await
 }
 
+async fn update_with_trailing_bytes_closes_only_the_sender(backend: Backend) {
+    bad_input_closes_only_the_sender(backend, Attack::TrailingBytes, 1007).await
+}
+
+async fn v2_update_closes_only_the_sender(backend: Backend) {
+    bad_input_closes_only_the_sender(backend, Attack::V2Update, 1007).await
+}
+
 crate::on_both_backends!(
+    update_with_trailing_bytes_closes_only_the_sender,
+    v2_update_closes_only_the_sender,
     garbage_frame_closes_only_the_sender,
     truncated_update_closes_only_the_sender,
     undecodable_update_closes_only_the_sender,

@@ -120,6 +120,198 @@ enum Attack {
     Mixed,
     UnknownItems,
     NewRootType,
+    /// Finding 1: a block ahead of its client's clock under a fresh id,
+    /// then the blocks that fill the hole, one of them in Skola's section.
+    ClockGap,
+    /// Finding 1 with an explicit Skip struct in place of the hole.
+    SkipStruct,
+    /// Finding 2: left origin on a collected item of the sender's own
+    /// (inside a paragraph it deleted), right origin in Skola's text.
+    CollectedLeftOrigin,
+    /// Finding 3: JSON content, which yrs 0.28 reads as one more string
+    /// than Yjs: the guard and yrs see JSON in the police's section and a
+    /// collected range, Yjs sees text in Skola's section.
+    JsonDifferential,
+    /// Bit 4 of the content kind: yrs reads a string, Yjs an unknown kind.
+    OddContentKind,
+    /// A second run of blocks for a client that already had one: yrs
+    /// appends it, Yjs replaces the first.
+    RepeatedClient,
+    /// An element the editor's schema does not have, in the sender's own
+    /// section: every viewer's editor would delete it again, in a section
+    /// the viewer may not write.
+    UnknownElement,
+}
+
+/// The id of the first character of the school's text.
+fn skola_first_char(doc: &Doc) -> (u64, u32) {
+    let mut txn = doc.transact_mut();
+    let text = skola_text(&mut txn);
+    let branch: &yrs::branch::Branch = text.as_ref();
+    let yrs::branch::BranchID::Nested(id) = branch.id() else {
+        panic!("a nested text")
+    };
+    // `school_content` writes the text item and its characters in one
+    // transaction: the characters follow the text's id.
+    (id.client.get(), id.clock + 1)
+}
+
+fn next_clock(doc: &Doc) -> u32 {
+    doc.transact().state_vector().get(&doc.client_id())
+}
+
+/// Updates to send before the attack, which must be accepted, and the
+/// attack itself (one or more updates sent back to back).
+fn crafted(attack: Attack, doc: &Doc) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    use crate::craft::{self, Block, Content, Run};
+    let me = doc.client_id().get();
+    let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+    let text = |s: &str| Content::String(s.into());
+    match attack {
+        Attack::ClockGap => {
+            let ahead = Run {
+                client: fresh,
+                clock: 3,
+                blocks: vec![Block::in_root("section:polis", text("x"))],
+            };
+            let fill = Run {
+                client: fresh,
+                clock: 0,
+                blocks: vec![
+                    Block::in_root("section:skola", Content::Type(3, Some("paragraph".into()))),
+                    Block::in_item((fresh, 0), Content::Type(6, None)),
+                    Block::in_item((fresh, 1), text("I")),
+                ],
+            };
+            (
+                vec![],
+                vec![
+                    craft::encode(&[ahead], &[], &[]),
+                    craft::encode(&[fill], &[], &[]),
+                ],
+            )
+        }
+        Attack::SkipStruct => {
+            let run = Run {
+                client: fresh,
+                clock: 0,
+                blocks: vec![Block::Skip(3), Block::in_root("section:polis", text("x"))],
+            };
+            let fill = Run {
+                client: fresh,
+                clock: 0,
+                blocks: vec![
+                    Block::in_root("section:skola", Content::Type(3, Some("paragraph".into()))),
+                    Block::in_item((fresh, 0), Content::Type(6, None)),
+                    Block::in_item((fresh, 1), text("I")),
+                ],
+            };
+            (
+                vec![],
+                vec![
+                    craft::encode(&[run], &[], &[]),
+                    craft::encode(&[fill], &[], &[]),
+                ],
+            )
+        }
+        Attack::CollectedLeftOrigin => {
+            // The police write a paragraph of their own and delete it: the
+            // text inside is collected.
+            let write = edit(doc, |txn| {
+                let own = txn.get_or_insert_xml_fragment("section:polis");
+                let p = own.push_back(txn, XmlElementPrelim::empty("paragraph"));
+                p.push_back(txn, XmlTextPrelim::new("tillfälligt"));
+            });
+            let inside = {
+                let structure = protokoll::guard::decode(&write).unwrap();
+                let b = structure.blocks.last().unwrap();
+                (b.client, b.clock + 2)
+            };
+            let delete = edit(doc, |txn| {
+                let own = txn.get_or_insert_xml_fragment("section:polis");
+                own.remove_range(txn, 0, 1);
+            });
+            let attack = Run {
+                client: me,
+                clock: next_clock(doc),
+                blocks: vec![Block::beside(
+                    Some(inside),
+                    Some(skola_first_char(doc)),
+                    text("POLIS"),
+                )],
+            };
+            (
+                vec![write, delete],
+                vec![craft::encode(&[attack], &[], &[])],
+            )
+        }
+        Attack::JsonDifferential => {
+            let (skola, clock) = skola_first_char(doc);
+            assert!(
+                skola < 128 && clock < 128,
+                "one-byte ids keep it valid UTF-8"
+            );
+            // What Yjs reads as the next struct after the JSON value: a
+            // string (info 0x44: right origin, string) of 65 characters
+            // placed before the school's first character.
+            let mut hidden = vec![skola as u8, clock as u8, 65];
+            hidden.extend(std::iter::repeat_n(b'X', 65));
+            let hidden = String::from_utf8(hidden).unwrap();
+            assert_eq!(hidden.len(), 68, "its length byte is the info 0x44");
+            let run = Run {
+                client: fresh,
+                clock: 0,
+                blocks: vec![
+                    Block::in_root("section:polis", Content::Json(vec!["1".into()])),
+                    // yrs reads a second JSON string (`hidden`), then this
+                    // collected range; Yjs reads the string above, and takes
+                    // this range's info byte (0) as an empty delete set.
+                    Block::Gc(5),
+                ],
+            };
+            // Count one value, write two strings: what yrs reads.
+            let mut update = craft::encode(&[run], &[], &[]);
+            let json_at = update
+                .windows(3)
+                .position(|w| w == [1, 1, b'1'])
+                .expect("the JSON count and value");
+            let mut tail = update.split_off(json_at + 3);
+            update.push(hidden.len() as u8);
+            update.extend_from_slice(hidden.as_bytes());
+            update.append(&mut tail);
+            (vec![], vec![update])
+        }
+        Attack::OddContentKind => {
+            let run = Run {
+                client: me,
+                clock: next_clock(doc),
+                blocks: vec![Block::Item {
+                    left: None,
+                    right: None,
+                    parent: Some(craft::Parent::Root("section:polis".into())),
+                    key: None,
+                    content: text("x"),
+                    extra_info: 0x10,
+                }],
+            };
+            (vec![], vec![craft::encode(&[run], &[], &[])])
+        }
+        Attack::RepeatedClient => {
+            let clock = next_clock(doc);
+            let first = Run {
+                client: me,
+                clock,
+                blocks: vec![Block::in_root("section:polis", text("a"))],
+            };
+            let second = Run {
+                client: me,
+                clock: clock + 1,
+                blocks: vec![Block::in_root("section:polis", text("b"))],
+            };
+            (vec![], vec![craft::encode(&[first, second], &[], &[])])
+        }
+        other => (vec![], vec![craft(other, doc)]),
+    }
 }
 
 fn craft(attack: Attack, doc: &Doc) -> Vec<u8> {
@@ -181,6 +373,11 @@ fn craft(attack: Attack, doc: &Doc) -> Vec<u8> {
             let m = txn.get_or_insert_map("protokoll-hack");
             m.insert(txn, "x", "y");
         }),
+        Attack::UnknownElement => edit(doc, |txn| {
+            let own = txn.get_or_insert_xml_fragment("section:polis");
+            own.push_back(txn, XmlElementPrelim::empty("script"));
+        }),
+        _ => unreachable!("hand-encoded in `crafted`"),
     }
 }
 
@@ -190,7 +387,10 @@ async fn refused(backend: Backend, attack: Attack, step2: bool) {
     let c = council(backend).await;
     let addr = c.server.addr;
     let id = c.meeting.id;
-    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let mut skola = Client::connect(addr, id, &c.skola).await;
+    // A one-byte client id, which the JSON differential needs.
+    skola.doc = Doc::with_client_id(7);
+    skola.until("synced", |s| s.synced).await;
     let setup = edit(&skola.doc, school_content);
     skola.send_raw(protocol::encode_update(&setup)).await;
     let mut viewer = Client::synced(addr, id, &c.secretary).await;
@@ -207,13 +407,18 @@ async fn refused(backend: Backend, attack: Attack, step2: bool) {
         })
         .await;
 
-    let update = craft(attack, &polis.doc);
-    let frame = if step2 {
-        protocol::encode_sync_step_2(&update)
-    } else {
-        protocol::encode_update(&update)
-    };
-    polis.send_raw(frame).await;
+    let (prep, updates) = crafted(attack, &polis.doc);
+    for update in prep {
+        polis.send_raw(protocol::encode_update(&update)).await;
+    }
+    for update in updates {
+        let frame = if step2 {
+            protocol::encode_sync_step_2(&update)
+        } else {
+            protocol::encode_update(&update)
+        };
+        let _ = polis.try_send(frame).await;
+    }
     let (code, reason) = polis.closed_by_server().await;
     assert_eq!(code, 4403, "{reason}");
     let denied = polis
@@ -281,6 +486,16 @@ mod attack {
         parent_id_attack_inside_sync_step_2_is_refused => Attack::ByParentId, true;
         delete_attack_inside_sync_step_2_is_refused => Attack::Delete, true;
         mixed_attack_inside_sync_step_2_is_refused => Attack::Mixed, true;
+        a_block_ahead_of_its_clients_clock_is_refused => Attack::ClockGap, false;
+        a_clock_gap_inside_sync_step_2_is_refused => Attack::ClockGap, true;
+        a_skip_struct_is_refused => Attack::SkipStruct, false;
+        a_skip_struct_inside_sync_step_2_is_refused => Attack::SkipStruct, true;
+        a_left_origin_on_collected_content_with_a_right_origin_elsewhere_is_refused => Attack::CollectedLeftOrigin, false;
+        json_content_that_yrs_and_yjs_read_differently_is_refused => Attack::JsonDifferential, false;
+        json_content_inside_sync_step_2_is_refused => Attack::JsonDifferential, true;
+        a_content_kind_with_bit_4_set_is_refused => Attack::OddContentKind, false;
+        a_client_repeated_within_one_update_is_refused => Attack::RepeatedClient, false;
+        an_element_the_editor_does_not_have_is_refused => Attack::UnknownElement, false;
     }
 }
 
@@ -314,18 +529,18 @@ async fn a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_anoth
 
     let marker = edit(&skola.doc, |txn| {
         let f = txn.get_or_insert_xml_fragment("section:skola");
-        f.push_back(txn, XmlElementPrelim::empty("marker"));
+        f.push_back(txn, XmlElementPrelim::empty("blockquote"));
     });
     skola.send_raw(protocol::encode_update(&marker)).await;
     let mut viewer = Client::synced(addr, id, &c.secretary).await;
     viewer
         .until("the marker", |v| {
-            v.section("section:skola").contains("<marker")
+            v.section("section:skola").contains("<blockquote")
         })
         .await;
     assert_eq!(
         viewer.section("section:skola"),
-        "<paragraph>skolans text</paragraph><paragraph align=\"left\"></paragraph><marker></marker>"
+        "<paragraph>skolans text</paragraph><paragraph align=\"left\"></paragraph><blockquote></blockquote>"
     );
     assert_eq!(viewer.section("section:polis"), "");
     c.server.stop().await;

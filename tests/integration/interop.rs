@@ -154,3 +154,91 @@ mod refusal {
     use super::*;
     crate::on_both_backends!(a_refused_npm_client_gets_permission_denied_and_is_disconnected);
 }
+
+/// Finding 4 of the guard review: a y-websocket client whose socket drops
+/// reconnects with the same document and client id, and must keep writing
+/// in its section, round after round. Another person using that client id
+/// is refused.
+async fn an_npm_client_keeps_writing_across_ten_dropped_sockets(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    const ROUNDS: usize = 10;
+    let dir = npm_packages().await;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Flaky network").await;
+    let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg("reconnect.mjs")
+        .arg(format!("ws://{}/sync", server.addr))
+        .arg(meeting.id.to_string())
+        .arg(ROUNDS.to_string())
+        .env("PROTOKOLL_TOKEN", server.writer())
+        .env("INTEROP_TIMEOUT_MS", "60000")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut victim = 0u64;
+    for round in 0..ROUNDS {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the node client reports in time")
+            .unwrap();
+        let Some(line) = line else {
+            let out = child.wait_with_output().await.unwrap();
+            panic!(
+                "node client ended in round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[..2], ["wrote", &round.to_string()], "{line}");
+        victim = parts[2].parse().unwrap();
+        let marker = format!("round-{round}");
+        viewer
+            .until(&marker, |v| v.section("section:interop").contains(&marker))
+            .await;
+        stdin.write_all(b"next\n").await.unwrap();
+    }
+    let last = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("the node client finishes in time")
+        .unwrap();
+    assert_eq!(last.as_deref(), Some("done"));
+    let status = child.wait().await.unwrap();
+    assert!(status.success());
+    let expected: String = (0..ROUNDS)
+        .map(|i| format!("<paragraph>round-{i}</paragraph>"))
+        .collect();
+    assert_eq!(viewer.section("section:interop"), expected);
+
+    // Another secretary of the meeting, who may write the same section,
+    // under the first client's id.
+    let (other, token) = user_with_token(&server.db, "scribe2", false).await;
+    server
+        .db
+        .dir
+        .set_participant(meeting.id, other.id, protokoll::people::Role::Secretary)
+        .await
+        .unwrap();
+    let mut impostor = Client::connect(server.addr, meeting.id, &token).await;
+    impostor.doc = yrs::Doc::with_client_id(victim);
+    impostor.until("synced", |c| c.synced).await;
+    impostor.write("section:interop", "impostor").await;
+    let (code, reason) = impostor.closed_by_server().await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(reason.contains("another client"), "{reason}");
+    server.stop().await;
+}
+
+mod reconnect {
+    use super::*;
+    crate::on_both_backends!(an_npm_client_keeps_writing_across_ten_dropped_sockets);
+}

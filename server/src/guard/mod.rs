@@ -2,15 +2,18 @@
 //! every update before it is applied.
 //!
 //! The guard keeps, per meeting, an index from item id ranges (client,
-//! clock) to the region of the document they live in: a section, the
-//! agenda, or another root. It is built from the stored history when a room
+//! clock) to where those items live: the region of the document (a
+//! section, the agenda, another root), the shared type they sit in, and
+//! whether they create one. It is built from the stored history when a room
 //! opens and extended with every accepted update. An incoming update is
-//! decoded (not applied); each new block's region is found from its root
-//! name, its parent item, or its neighbour (which may be in the same
-//! update), and every deleted range's region from the index. The update is
-//! accepted only if the sender may write every region it touches; it is
-//! refused as a whole otherwise, and also if it refers to items the server
-//! has never seen. See `docs/section-guard.md`.
+//! decoded (not applied); each new block is placed by the very rules yrs
+//! and Yjs integrate it by (root name, parent type, neighbours, and what
+//! garbage collection has left of them), and every deleted range is looked
+//! up. The update is accepted only if the sender may write every region it
+//! touches, and only if yrs and Yjs would both integrate all of it, in the
+//! same places: no clock gaps, no dependencies on unknown or later items,
+//! no content kinds the schema does not use. It is refused as a whole
+//! otherwise. See `docs/section-guard.md`.
 //!
 //! This module must never apply anything to a document: it only decides.
 
@@ -22,12 +25,14 @@ use std::{collections::BTreeMap, sync::Arc};
 // still randomly keyed, so clients cannot choose ids that collide.
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
-pub use decode::{Attach, Decoded, Malformed, decode};
+pub use decode::{
+    Block, Content, Decoded, Id, Kind, MAX_CLIENT, Malformed, Parent, Shared, decode,
+};
 
 use crate::{
     access::Principal,
     document::{AGENDA, SECTION_PREFIX},
-    people::{Role, SectionOwner},
+    people::{Role, SectionOwner, UserId},
 };
 
 /// Where an item lives.
@@ -118,8 +123,7 @@ impl<T> Default for Ranges<T> {
 
 impl<T: Clone + PartialEq> Ranges<T> {
     fn get(&self, clock: u32) -> Option<&T> {
-        let (_, (end, value)) = self.by_start.range(..=clock).next_back()?;
-        (clock < *end).then_some(value)
+        self.span(clock).map(|(_, value)| value)
     }
 
     /// The range containing `clock`: its end and value.
@@ -131,11 +135,10 @@ impl<T: Clone + PartialEq> Ranges<T> {
     fn insert(&mut self, start: u32, end: u32, value: T) {
         // Blocks are only ever added beyond what is known, so ranges never
         // overlap; merging with an adjacent equal range keeps the map small.
-        if let Some((&s, (e, v))) = self.by_start.range_mut(..start).next_back()
+        if let Some((_, (e, v))) = self.by_start.range_mut(..start).next_back()
             && *e == start
             && *v == value
         {
-            let _ = s;
             *e = end;
             return;
         }
@@ -173,6 +176,13 @@ impl Deleted {
         self.by_start.insert(start, end);
     }
 
+    fn contains(&self, clock: u32) -> bool {
+        self.by_start
+            .range(..=clock)
+            .next_back()
+            .is_some_and(|(_, e)| clock < *e)
+    }
+
     /// The parts of `[start, end)` not yet deleted.
     fn missing(&self, start: u32, end: u32) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
@@ -205,14 +215,69 @@ impl Deleted {
     }
 }
 
+/// What an item sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Up {
+    /// Directly in a root type.
+    Root,
+    /// In the shared type created by this item.
+    Item(Id),
+    /// Nothing: a garbage-collected range, which has no place and no content.
+    Gc,
+}
+
+/// Where an item lives, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loc {
+    region: Region,
+    up: Up,
+    /// The item creates a shared type (a paragraph, its text) that other
+    /// items can live in.
+    shared: bool,
+    /// The item is a map entry's value (an attribute), not in a sequence.
+    keyed: bool,
+    /// Shared types between the item and its root.
+    depth: u16,
+}
+
+impl Loc {
+    fn gone() -> Loc {
+        Loc {
+            region: Region::Gone,
+            up: Up::Gc,
+            shared: false,
+            keyed: false,
+            depth: 0,
+        }
+    }
+
+    /// An item placed next to `neighbour`: in the same parent, and under
+    /// the same key if the neighbour is a map entry (both libraries copy
+    /// the key from the neighbour).
+    fn beside(neighbour: &Loc, shared: bool) -> Loc {
+        Loc {
+            region: neighbour.region.clone(),
+            up: neighbour.up,
+            shared,
+            keyed: neighbour.keyed,
+            depth: neighbour.depth,
+        }
+    }
+}
+
+/// Deepest nesting of shared types a client may create. ProseMirror lists
+/// nest a few levels; this bounds every walk up the tree.
+pub const MAX_DEPTH: u16 = 48;
+
 /// The per-meeting index of where every known item lives.
 #[derive(Debug, Default, Clone)]
 pub struct SectionIndex {
-    items: HashMap<u64, Ranges<Region>>,
+    items: HashMap<u64, Ranges<Loc>>,
     deleted: HashMap<u64, Deleted>,
     /// The regions each client id has written into.
     client_regions: HashMap<u64, HashSet<Region>>,
-    /// The next clock of each client (what the index has seen).
+    /// The next clock of each client (what the index has seen, which is
+    /// what the document has: nothing is ever left pending in it).
     next: HashMap<u64, u32>,
 }
 
@@ -227,136 +292,380 @@ pub enum Refusal {
     ForeignClient,
     #[error("the update is malformed")]
     Malformed,
+    #[error("the update does not continue its client's history (a gap or an overlap)")]
+    Gap,
+    #[error("the update carries {0}, which a protocol does not use")]
+    Content(&'static str),
+    #[error("the update places an item between neighbours that are not next to each other")]
+    Neighbours,
+    #[error("the update nests content deeper than a protocol allows")]
+    TooDeep,
 }
 
 /// What an accepted update adds to the index.
 #[derive(Debug, Default)]
 pub struct Accepted {
-    blocks: Vec<(u64, u32, u32, Region)>,
-    deletes: Vec<(u64, u32, u32)>,
+    blocks: Vec<(u64, u32, u32, Loc)>,
     /// Regions the update writes or deletes in (for logs).
     pub regions: Vec<Region>,
+    /// Client ids the update writes under that nobody held in this room.
+    pub new_clients: Vec<u64>,
 }
 
+/// The content kinds a client may send: text and the shared types an
+/// editor builds a section from (the editor's elements, their text,
+/// attributes and formatting), and tombstones. An element the editor does
+/// not know would be deleted again by every browser that shows the section
+/// (y-prosemirror removes what its schema cannot hold), as a write in a
+/// section those browsers' users may not write. JSON content is read differently by yrs
+/// (0.28) and Yjs; embeds, binary, sub-documents and other types have no
+/// place in a protocol.
+fn content_refusal(content: Content, odd_kind: bool) -> Option<Refusal> {
+    if odd_kind {
+        return Some(Refusal::Content("an unknown content kind"));
+    }
+    match content {
+        Content::Deleted | Content::String | Content::Format | Content::Any => None,
+        Content::Type(Shared::XmlElement | Shared::XmlText) => None,
+        Content::Type(Shared::Array | Shared::Map | Shared::Text) => {
+            Some(Refusal::Content("a map, array or plain text type"))
+        }
+        Content::Type(Shared::OtherElement) => Some(Refusal::Content(
+            "an element the protocol's editor does not have",
+        )),
+        Content::Type(_) => Some(Refusal::Content(
+            "an XML fragment, hook or sub-document type",
+        )),
+        Content::Json => Some(Refusal::Content("JSON content")),
+        Content::Binary => Some(Refusal::Content("binary content")),
+        Content::Embed => Some(Refusal::Content("an embed")),
+        Content::Doc => Some(Refusal::Content("a sub-document")),
+    }
+}
+
+/// What Yjs writes as a map entry's (an attribute's) value: one value, or
+/// a tombstone. Text or formatting under a key, or several values as one
+/// entry, are split by yrs and Yjs differently.
+fn map_value(kind: &Kind, len: u32) -> bool {
+    match kind {
+        Kind::Item { content, .. } => match content {
+            Content::Deleted => true,
+            Content::String | Content::Format => false,
+            _ => len == 1,
+        },
+        _ => true,
+    }
+}
+
+type Local = HashMap<u64, Ranges<Loc>>;
+
 impl SectionIndex {
-    fn region_at(&self, client: u64, clock: u32) -> Option<&Region> {
-        self.items.get(&client)?.get(clock)
+    fn loc<'a>(&'a self, (client, clock): Id, local: &'a Local) -> Option<&'a Loc> {
+        self.items
+            .get(&client)
+            .and_then(|r| r.get(clock))
+            .or_else(|| local.get(&client).and_then(|r| r.get(clock)))
     }
 
-    /// The region a block attaches to: by root name, or through the item it
-    /// names, known to the index or new in this update (`local`).
-    fn attach_region(
-        &self,
-        attach: &Attach,
-        local: &HashMap<u64, Ranges<Region>>,
-    ) -> Option<Region> {
-        match attach {
-            Attach::Root(name) => Some(Region::of_root(name)),
-            Attach::Gc => Some(Region::Gone),
-            Attach::Parent(c, k) | Attach::Beside(c, k) => self
-                .region_at(*c, *k)
-                .or_else(|| local.get(c).and_then(|r| r.get(*k)))
-                .cloned(),
+    fn is_deleted(&self, (client, clock): Id) -> bool {
+        self.deleted.get(&client).is_some_and(|d| d.contains(clock))
+    }
+
+    fn clock(&self, client: u64) -> u32 {
+        self.next.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Whether the document holds `loc`'s item as garbage: a collected
+    /// range, or anything inside a deleted shared type (deleting a type
+    /// collects everything in it, in yrs and in Yjs alike).
+    fn collected(&self, loc: &Loc, local: &Local) -> bool {
+        let mut up = loc.up;
+        for _ in 0..=MAX_DEPTH + 1 {
+            match up {
+                Up::Root => return false,
+                Up::Gc => return true,
+                Up::Item(parent) => {
+                    if self.is_deleted(parent) {
+                        return true;
+                    }
+                    match self.loc(parent, local) {
+                        Some(l) => up = l.up,
+                        None => return true,
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Where a block goes when it is integrated, by the rules yrs applies
+    /// (`Update::integrate`) and Yjs applies (`Item.getMissing`): by root
+    /// name; into its parent type unless that is deleted or collected; or
+    /// beside its neighbours, the left one first, and collected if a
+    /// neighbour is. `Ok(None)` means it depends on a block of this update
+    /// that has no place yet. `strict` (a client's update) refuses what the
+    /// two libraries would place differently, or what yrs would leave
+    /// pending; otherwise (trusted history) yrs' reading is followed.
+    fn place(&self, b: &Block, local: &Local, strict: bool) -> Result<Option<Loc>, Refusal> {
+        let Kind::Item {
+            left,
+            right,
+            parent,
+            content,
+            keyed,
+            ..
+        } = &b.kind
+        else {
+            return Ok(Some(Loc::gone()));
+        };
+        let shared = matches!(content, Content::Type(_));
+        // yrs integrates a client's blocks in clock order: one that needs a
+        // later block of its own client is left pending.
+        let usable = |id: &Id| {
+            if strict && id.0 == b.client && id.1 >= b.clock {
+                Err(Refusal::UnknownItems)
+            } else {
+                Ok(())
+            }
+        };
+        if left.is_none() && right.is_none() {
+            return match parent {
+                Some(Parent::Root(name)) => Ok(Some(Loc {
+                    region: Region::of_root(name),
+                    up: Up::Root,
+                    shared,
+                    keyed: *keyed,
+                    depth: 0,
+                })),
+                Some(Parent::Item(p)) => {
+                    usable(p)?;
+                    let Some(pl) = self.loc(*p, local) else {
+                        return Ok(None);
+                    };
+                    if !pl.shared {
+                        // yrs fails on such an update half-way; Yjs collects it.
+                        return if strict {
+                            Err(Refusal::Malformed)
+                        } else {
+                            Ok(Some(Loc::gone()))
+                        };
+                    }
+                    if self.is_deleted(*p) || self.collected(pl, local) {
+                        return Ok(Some(Loc::gone()));
+                    }
+                    let depth = pl.depth + 1;
+                    if strict && depth > MAX_DEPTH {
+                        return Err(Refusal::TooDeep);
+                    }
+                    Ok(Some(Loc {
+                        region: pl.region.clone(),
+                        up: Up::Item(*p),
+                        shared,
+                        keyed: *keyed,
+                        depth,
+                    }))
+                }
+                None => Err(Refusal::Malformed),
+            };
+        }
+        let mut sides = [None, None];
+        for (side, id) in sides.iter_mut().zip([left, right]) {
+            if let Some(id) = id {
+                usable(id)?;
+                match self.loc(*id, local) {
+                    Some(l) => *side = Some((l, self.collected(l, local))),
+                    None => return Ok(None),
+                }
+            }
+        }
+        let [l, r] = sides;
+        match (l, r) {
+            // Both libraries collect an item whose neighbours are collected.
+            (Some((_, true)), None | Some((_, true))) | (None, Some((_, true))) => {
+                Ok(Some(Loc::gone()))
+            }
+            // Yjs collects it; yrs places it beside the live one.
+            (Some((live, false)), Some((_, true))) | (Some((_, true)), Some((live, false))) => {
+                if strict {
+                    Err(Refusal::Neighbours)
+                } else {
+                    Ok(Some(Loc::beside(live, shared)))
+                }
+            }
+            (Some((l, false)), Some((r, false))) => {
+                // Honest neighbours are adjacent in one sequence. Ones in
+                // different types send the libraries' conflict resolution
+                // walking different lists, to different results.
+                if strict && (l.up != r.up || l.keyed || r.keyed) {
+                    return Err(Refusal::Neighbours);
+                }
+                Ok(Some(Loc::beside(l, shared)))
+            }
+            (Some((n, false)), None) | (None, Some((n, false))) => Ok(Some(Loc::beside(n, shared))),
+            (None, None) => unreachable!("an origin was given"),
         }
     }
 
-    /// Finds the region of every block the server does not have yet (per
-    /// `known`). Blocks may depend on blocks later in the same update, so
-    /// this repeats until nothing more resolves.
+    /// Finds the place of every block the server does not have yet. In a
+    /// client's update (`strict`), each client's new blocks must continue
+    /// exactly where the document's clock for that client stands, every
+    /// client appears once, and nothing may be skipped. Blocks may depend
+    /// on blocks later in the same update, so this repeats until nothing
+    /// more resolves; what never resolves refers to unknown items.
     fn resolve(
         &self,
         decoded: &Decoded,
-        have: impl Fn(u64) -> u32,
-    ) -> Result<Vec<(u64, u32, u32, Region)>, Refusal> {
-        let mut pending: Vec<(u64, u32, u32, &Attach)> = Vec::new();
+        strict: bool,
+    ) -> Result<Vec<(u64, u32, u32, Loc)>, Refusal> {
+        // yrs appends a repeated client's blocks, Yjs replaces them: refuse
+        // what the two read differently.
+        if strict && decoded.repeated_client {
+            return Err(Refusal::Malformed);
+        }
+        let mut pending: Vec<(&Block, u32)> = Vec::new();
+        let mut expected: Option<(u64, u32)> = None;
         for b in &decoded.blocks {
-            let have = have(b.client);
             let end = b.clock.checked_add(b.len).ok_or(Refusal::Malformed)?;
-            if end <= have {
+            if expected.is_none_or(|(c, _)| c != b.client) {
+                expected = Some((b.client, self.clock(b.client)));
+            }
+            let Some((_, have)) = expected.as_mut() else {
+                unreachable!("set above")
+            };
+            if matches!(b.kind, Kind::Skip) {
+                if strict {
+                    return Err(Refusal::Gap);
+                }
                 continue;
             }
-            let start = b.clock.max(have);
-            pending.push((b.client, start, end, &b.attach));
+            if end <= *have {
+                continue;
+            }
+            if strict && b.clock != *have {
+                // Ahead of the clock: yrs integrates it at once and fills
+                // the hole later, unchecked. Straddling it: yrs trims the
+                // block and attaches it to its own known start, wherever
+                // the block says it goes.
+                return Err(Refusal::Gap);
+            }
+            if strict
+                && let Kind::Item {
+                    content, odd_kind, ..
+                } = &b.kind
+                && let Some(refusal) = content_refusal(*content, *odd_kind)
+            {
+                return Err(refusal);
+            }
+            pending.push((b, b.clock.max(*have)));
+            *have = end;
         }
-        let mut local: HashMap<u64, Ranges<Region>> = HashMap::new();
+        let mut local: Local = HashMap::new();
         let mut resolved = Vec::with_capacity(pending.len());
-        // Only blocks of this update can refer to each other; a lone block
-        // needs no local lookup table.
-        let lone = pending.len() == 1;
         while !pending.is_empty() {
             let before = pending.len();
-            pending.retain(|&(client, start, end, attach)| {
-                let region = self.attach_region(attach, &local);
-                match region {
-                    Some(region) => {
-                        if !lone {
-                            local
-                                .entry(client)
-                                .or_default()
-                                .insert(start, end, region.clone());
-                        }
-                        resolved.push((client, start, end, region));
+            let mut failure = None;
+            pending.retain(|&(b, start)| {
+                if failure.is_some() {
+                    return true;
+                }
+                match self.place(b, &local, strict) {
+                    Ok(Some(loc)) if strict && loc.keyed && !map_value(&b.kind, b.len) => {
+                        failure =
+                            Some(Refusal::Content("text or formatting as an attribute value"));
+                        true
+                    }
+                    Ok(Some(loc)) => {
+                        let end = b.clock + b.len;
+                        local
+                            .entry(b.client)
+                            .or_default()
+                            .insert(start, end, loc.clone());
+                        resolved.push((b.client, start, end, loc));
                         false
                     }
-                    None => true,
+                    Ok(None) => true,
+                    Err(refusal) => {
+                        failure = Some(refusal);
+                        true
+                    }
                 }
             });
+            if let Some(refusal) = failure {
+                return Err(refusal);
+            }
             if pending.len() == before {
-                return Err(Refusal::UnknownItems);
+                if strict {
+                    return Err(Refusal::UnknownItems);
+                }
+                for (b, start) in pending.drain(..) {
+                    resolved.push((b.client, start, b.clock + b.len, Loc::gone()));
+                }
             }
         }
         Ok(resolved)
     }
 
-    /// Decides whether `who` may apply `decoded`. On success returns what
-    /// to record once the update is applied (`record`). Blocks the index has
-    /// seen already are skipped, as yrs skips them when applying.
+    /// Decides whether `who` may apply `decoded`, a client's update. On
+    /// success returns what to record once the update is applied
+    /// (`record`). `owner_of` says which person each client id in the room
+    /// belongs to: writing under someone else's id is refused. Blocks the
+    /// index has seen already are skipped, as yrs skips them when applying.
     pub fn check(
         &self,
         who: &Principal,
         ownership: &Ownership,
         decoded: &Decoded,
+        owner_of: impl Fn(u64) -> Option<UserId>,
     ) -> Result<Accepted, Refusal> {
-        let blocks = self.resolve(decoded, |c| self.next.get(&c).copied().unwrap_or(0))?;
+        let blocks = self.resolve(decoded, true)?;
         let mut regions: Vec<Region> = Vec::new();
         let mut checked_clients: Vec<u64> = Vec::new();
-        for (client, _, _, region) in &blocks {
-            // A client id belongs to whoever writes with it: new blocks under
-            // an id that has written only where the sender may not write
-            // would take over someone else's clock space.
+        let mut new_clients = Vec::new();
+        for (client, _, _, loc) in &blocks {
             if !checked_clients.contains(client) {
-                let ok = match self.client_regions.get(client) {
-                    Some(rs) => rs.iter().any(|r| ownership.may_write(who, r)),
-                    // A client id new to the meeting must bring content of
-                    // its own: tombstones alone under a fresh id would only
-                    // reserve clock space that its real owner is about to use.
-                    None => blocks
-                        .iter()
-                        .any(|(c, _, _, r)| c == client && *r != Region::Gone),
-                };
-                if !ok {
-                    return Err(Refusal::ForeignClient);
-                }
                 checked_clients.push(*client);
+                match owner_of(*client) {
+                    Some(owner) if owner == who.user_id => {}
+                    Some(_) => return Err(Refusal::ForeignClient),
+                    None => {
+                        let ok = match self.client_regions.get(client) {
+                            // Written under before this room knew who: by
+                            // the sender, if it wrote where they may write.
+                            Some(rs) => rs.iter().any(|r| ownership.may_write(who, r)),
+                            // A client id new to the meeting must bring
+                            // content of its own: tombstones alone under a
+                            // fresh id would only reserve clock space that
+                            // its real owner is about to use.
+                            None => blocks
+                                .iter()
+                                .any(|(c, _, _, l)| c == client && l.region != Region::Gone),
+                        };
+                        if !ok {
+                            return Err(Refusal::ForeignClient);
+                        }
+                        new_clients.push(*client);
+                    }
+                }
             }
-            if *region == Region::Gone {
+            if loc.region == Region::Gone {
                 continue;
             }
-            if !ownership.may_write(who, region) {
-                return Err(Refusal::Forbidden(region.clone()));
+            if !ownership.may_write(who, &loc.region) {
+                return Err(Refusal::Forbidden(loc.region.clone()));
             }
-            if !regions.contains(region) {
-                regions.push(region.clone());
+            if !regions.contains(&loc.region) {
+                regions.push(loc.region.clone());
             }
         }
-        let mut local: HashMap<u64, Ranges<Region>> = HashMap::new();
-        for (client, start, end, region) in &blocks {
-            local
-                .entry(*client)
-                .or_default()
-                .insert(*start, *end, region.clone());
+        let mut local: Local = HashMap::new();
+        if !decoded.deletes.is_empty() {
+            for (client, start, end, loc) in &blocks {
+                local
+                    .entry(*client)
+                    .or_default()
+                    .insert(*start, *end, loc.clone());
+            }
         }
-        let mut deletes = Vec::new();
         for &(client, clock, len) in &decoded.deletes {
             let end = clock.checked_add(len).ok_or(Refusal::Malformed)?;
             // Deleting what is already deleted changes nothing: clients send
@@ -377,13 +686,12 @@ impl SectionIndex {
                         regions.push(region);
                     }
                 }
-                deletes.push((client, s, e - s));
             }
         }
         Ok(Accepted {
             blocks,
-            deletes,
             regions,
+            new_clients,
         })
     }
 
@@ -394,76 +702,68 @@ impl SectionIndex {
         client: u64,
         s: u32,
         e: u32,
-        local: &HashMap<u64, Ranges<Region>>,
+        local: &Local,
     ) -> Result<Vec<Region>, Refusal> {
         let mut out: Vec<Region> = Vec::new();
         let mut at = s;
         while at < e {
-            let (end, region) = [self.items.get(&client), local.get(&client)]
+            let (end, loc) = [self.items.get(&client), local.get(&client)]
                 .into_iter()
                 .flatten()
                 .find_map(|r| r.span(at))
                 .ok_or(Refusal::UnknownItems)?;
-            if !out.contains(region) {
-                out.push(region.clone());
+            if !out.contains(&loc.region) {
+                out.push(loc.region.clone());
             }
             at = end;
         }
         Ok(out)
     }
 
-    /// Records an accepted update.
+    /// Records the blocks of an accepted update, once it is applied. Its
+    /// deletions are recorded from what the document actually deleted
+    /// (`record_deletes`), which includes everything inside deleted types.
     pub fn record(&mut self, accepted: &Accepted) {
-        for (client, start, end, region) in &accepted.blocks {
+        self.record_blocks(&accepted.blocks);
+    }
+
+    fn record_blocks(&mut self, blocks: &[(u64, u32, u32, Loc)]) {
+        for (client, start, end, loc) in blocks {
             self.items
                 .entry(*client)
                 .or_default()
-                .insert(*start, *end, region.clone());
+                .insert(*start, *end, loc.clone());
             let next = self.next.entry(*client).or_default();
             *next = (*next).max(*end);
-            if *region != Region::Gone {
+            if loc.region != Region::Gone {
                 self.client_regions
                     .entry(*client)
                     .or_default()
-                    .insert(region.clone());
+                    .insert(loc.region.clone());
             }
         }
-        for (client, clock, len) in &accepted.deletes {
+    }
+
+    /// Records deleted ranges (client, clock, len).
+    pub fn record_deletes(&mut self, deletes: impl IntoIterator<Item = (u64, u32, u32)>) {
+        for (client, clock, len) in deletes {
             self.deleted
-                .entry(*client)
+                .entry(client)
                 .or_default()
-                .add(*clock, clock + len);
+                .add(clock, clock.saturating_add(len));
         }
     }
 
     /// Adds a trusted update (stored history, the server's own edits)
-    /// without checking permissions. Unresolvable blocks count as gone.
+    /// without checking permissions, placing its blocks as yrs does.
     pub fn learn(&mut self, decoded: &Decoded) {
-        let next = self.next.clone();
-        let have = |c: u64| next.get(&c).copied().unwrap_or(0);
-        let blocks = match self.resolve(decoded, have) {
-            Ok(blocks) => blocks,
-            Err(_) => decoded
-                .blocks
-                .iter()
-                .filter(|b| b.clock.saturating_add(b.len) > have(b.client))
-                .map(|b| {
-                    let region = self
-                        .attach_region(&b.attach, &HashMap::new())
-                        .unwrap_or(Region::Gone);
-                    (b.client, b.clock, b.clock.saturating_add(b.len), region)
-                })
-                .collect(),
-        };
-        let accepted = Accepted {
-            blocks,
-            deletes: decoded.deletes.clone(),
-            regions: Vec::new(),
-        };
-        self.record(&accepted);
+        // Trusted history is placed, never refused; the only errors are
+        // overflows that decoding rules out already.
+        let blocks = self.resolve(decoded, false).unwrap_or_default();
+        self.record_blocks(&blocks);
+        self.record_deletes(decoded.deletes.iter().copied());
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,27 +856,27 @@ mod tests {
         let client = Doc::with_client_id(1);
         let update = paragraph(&client, "section:polis", "hej");
         let ok = index
-            .check(&police, &own, &decode(&update).unwrap())
+            .check(&police, &own, &decode(&update).unwrap(), |_| None)
             .unwrap();
         assert_eq!(ok.regions, vec![Region::Section("polis".into())]);
         let update = paragraph(&Doc::with_client_id(2), "section:skola", "hej");
         assert_eq!(
             index
-                .check(&police, &own, &decode(&update).unwrap())
+                .check(&police, &own, &decode(&update).unwrap(), |_| None)
                 .unwrap_err(),
             Refusal::Forbidden(Region::Section("skola".into()))
         );
         let update = paragraph(&Doc::with_client_id(3), "agenda", "x");
         assert!(
             index
-                .check(&police, &own, &decode(&update).unwrap())
+                .check(&police, &own, &decode(&update).unwrap(), |_| None)
                 .is_err()
         );
         let justerare = principal(Some(polis), Some(Role::Justerare));
         let update = paragraph(&Doc::with_client_id(4), "section:polis", "x");
         assert!(
             index
-                .check(&justerare, &own, &decode(&update).unwrap())
+                .check(&justerare, &own, &decode(&update).unwrap(), |_| None)
                 .is_err()
         );
     }
@@ -618,7 +918,7 @@ mod tests {
         for update in [&insert, &delete] {
             assert_eq!(
                 index
-                    .check(&police, &own, &decode(update).unwrap())
+                    .check(&police, &own, &decode(update).unwrap(), |_| None)
                     .unwrap_err(),
                 Refusal::Forbidden(Region::Section("skola".into()))
             );
@@ -626,7 +926,7 @@ mod tests {
         let school_member = principal(Some(skola), Some(Role::Member));
         assert!(
             index
-                .check(&school_member, &own, &decode(&delete).unwrap())
+                .check(&school_member, &own, &decode(&delete).unwrap(), |_| None)
                 .is_ok()
         );
     }
@@ -642,9 +942,10 @@ mod tests {
         // The server never saw `first`, which `second` builds on.
         let index = SectionIndex::default();
         let decoded = decode(&second).unwrap();
+        // Ahead of the client's clock: a gap, before anything is looked up.
         assert_eq!(
-            index.check(&police, &own, &decoded).unwrap_err(),
-            Refusal::UnknownItems
+            index.check(&police, &own, &decoded, |_| None).unwrap_err(),
+            Refusal::Gap
         );
         let _ = first;
     }
@@ -670,7 +971,7 @@ mod tests {
         let index = SectionIndex::default();
         assert_eq!(
             index
-                .check(&police, &ownership(polis, skola), &decoded)
+                .check(&police, &ownership(polis, skola), &decoded, |_| None)
                 .unwrap_err(),
             Refusal::ForeignClient
         );
@@ -700,6 +1001,10 @@ mod tests {
         let police = principal(Some(polis), Some(Role::Member));
         let known = server.transact().state_vector();
         let state = school.transact().encode_state_as_update_v1(&known);
-        assert!(index.check(&police, &own, &decode(&state).unwrap()).is_ok());
+        assert!(
+            index
+                .check(&police, &own, &decode(&state).unwrap(), |_| None)
+                .is_ok()
+        );
     }
 }

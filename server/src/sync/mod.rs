@@ -5,6 +5,7 @@
 //! layer only pumps frames between the WebSocket and these channels.
 
 mod awareness;
+pub mod guarded;
 pub mod live;
 pub mod peer;
 pub mod protocol;
@@ -20,6 +21,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info_span};
 
 use crate::{access::Principal, guard::Ownership, meeting::MeetingId, telemetry::metric};
+pub use guarded::{Applied, GuardedDoc, Rejected};
 pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
 pub use room::{RoomConfig, RoomContext, RoomMsg, ServerEdit};

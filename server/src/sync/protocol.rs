@@ -5,9 +5,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use yrs::{
-    StateVector, Update,
+    ClientID, StateVector, Update,
     encoding::read::{Cursor, Read},
-    sync::awareness::AwarenessUpdate,
+    sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry},
     updates::decoder::Decode,
 };
 
@@ -91,8 +91,7 @@ pub fn decode_frame(frame: &Bytes) -> Result<Vec<Inbound>, ProtocolError> {
                 let buf = cursor
                     .read_buf()
                     .map_err(|_| ProtocolError::Malformed("awareness"))?;
-                let update = AwarenessUpdate::decode_v1(buf)
-                    .map_err(|_| ProtocolError::UndecodableAwareness)?;
+                let update = decode_awareness(buf)?;
                 let frame = frame.slice(start..cursor.next);
                 Inbound::Awareness(IncomingAwareness { update, frame })
             }
@@ -123,15 +122,13 @@ fn decode_sync(frame: &Bytes, cursor: &mut Cursor, start: usize) -> Result<Inbou
         .read_buf()
         .map_err(|_| ProtocolError::Malformed("sync"))?;
     match kind {
-        k if k == SYNC_STEP_1 as u64 => {
-            let sv =
-                StateVector::decode_v1(buf).map_err(|_| ProtocolError::Malformed("sync step 1"))?;
-            Ok(Inbound::SyncStep1(sv))
-        }
+        k if k == SYNC_STEP_1 as u64 => Ok(Inbound::SyncStep1(decode_state_vector(buf)?)),
         k if k == SYNC_STEP_2 as u64 || k == SYNC_UPDATE as u64 => {
-            let update = Update::decode_v1(buf).map_err(|_| ProtocolError::UndecodableUpdate)?;
+            // The guard's reading first: it refuses what yrs must never see
+            // (client ids beyond 53 bits, which yrs asserts against).
             let structure =
                 crate::guard::decode(buf).map_err(|_| ProtocolError::UndecodableUpdate)?;
+            let update = Update::decode_v1(buf).map_err(|_| ProtocolError::UndecodableUpdate)?;
             let payload = frame.slice_ref(buf);
             let whole_frame = start == 0 && cursor.next == frame.len();
             let broadcast = if k == SYNC_UPDATE as u64 && whole_frame {
@@ -149,6 +146,70 @@ fn decode_sync(frame: &Bytes, cursor: &mut Cursor, start: usize) -> Result<Inbou
         }
         other => Err(ProtocolError::UnknownSyncType(other)),
     }
+}
+
+/// Reads a client id as y-protocols writes it, refusing what Yjs could not
+/// read (more than 53 bits) and yrs would silently truncate.
+fn client_id(cursor: &mut Cursor, what: &'static str) -> Result<ClientID, ProtocolError> {
+    let id: u64 = cursor
+        .read_var()
+        .map_err(|_| ProtocolError::Malformed(what))?;
+    if id > crate::guard::MAX_CLIENT {
+        return Err(ProtocolError::Malformed(what));
+    }
+    Ok(ClientID::new(id))
+}
+
+/// A state vector: (client, clock) pairs; nothing may follow.
+fn decode_state_vector(buf: &[u8]) -> Result<StateVector, ProtocolError> {
+    const WHAT: &str = "sync step 1";
+    let mut cursor = Cursor::new(buf);
+    let n: u32 = cursor
+        .read_var()
+        .map_err(|_| ProtocolError::Malformed(WHAT))?;
+    let mut sv = StateVector::default();
+    for _ in 0..n {
+        let client = client_id(&mut cursor, WHAT)?;
+        let clock: u32 = cursor
+            .read_var()
+            .map_err(|_| ProtocolError::Malformed(WHAT))?;
+        sv.set_max(client, clock);
+    }
+    if cursor.has_content() {
+        return Err(ProtocolError::Malformed(WHAT));
+    }
+    Ok(sv)
+}
+
+/// An awareness update: (client, clock, JSON state) triples; nothing may
+/// follow.
+fn decode_awareness(buf: &[u8]) -> Result<AwarenessUpdate, ProtocolError> {
+    const WHAT: &str = "awareness";
+    let mut cursor = Cursor::new(buf);
+    let n: u32 = cursor
+        .read_var()
+        .map_err(|_| ProtocolError::Malformed(WHAT))?;
+    let mut clients = std::collections::HashMap::new();
+    for _ in 0..n {
+        let client = client_id(&mut cursor, WHAT)?;
+        let clock: u32 = cursor
+            .read_var()
+            .map_err(|_| ProtocolError::Malformed(WHAT))?;
+        let json = cursor
+            .read_string()
+            .map_err(|_| ProtocolError::UndecodableAwareness)?;
+        clients.insert(
+            client,
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+    }
+    if cursor.has_content() {
+        return Err(ProtocolError::Malformed(WHAT));
+    }
+    Ok(AwarenessUpdate { clients })
 }
 
 fn put_var(buf: &mut BytesMut, mut n: u64) {

@@ -13,7 +13,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -23,20 +22,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 use yrs::{
-    ClientID, Doc, ReadTxn, StateVector, Transact, Update,
+    ClientID, StateVector,
     sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry},
-    updates::decoder::Decode,
 };
 
 use super::{
     Rooms,
     awareness::{self, AwarenessState},
+    guarded::{GuardedDoc, Rejected},
     peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, SERVER_PEER, close_code},
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
 };
 use crate::{
-    guard::{self, Ownership, SectionIndex},
+    access::Principal,
+    guard::{self, Ownership},
     meeting::MeetingId,
+    people::UserId,
     store::{CommitWriter, CommitWriterError, DynStore, Seq, StoreError, StoredDocument},
     telemetry::metric,
 };
@@ -104,10 +105,13 @@ enum Target {
 pub(super) struct Room {
     id: MeetingId,
     ctx: Arc<RoomContext>,
-    doc: Doc,
+    doc: GuardedDoc,
     awareness: AwarenessState,
-    /// Which connection speaks for each awareness client id.
-    awareness_owner: HashMap<ClientID, PeerId>,
+    /// Which person each client id (of the document and of presence)
+    /// belongs to: nobody else may write or speak under it.
+    owners: ClientOwners,
+    /// Which connection speaks for each presence client id now.
+    speakers: HashMap<ClientID, PeerId>,
     peers: HashMap<PeerId, Peer>,
     /// Log position of the last update this room has applied and stored.
     last_seq: Seq,
@@ -116,8 +120,6 @@ pub(super) struct Room {
     /// Updates applied since the latest snapshot was started.
     since_snapshot: u64,
     snapshot_task: Option<JoinHandle<Result<Seq, CommitWriterError>>>,
-    /// Where every known item lives, for the section guard.
-    index: SectionIndex,
     /// Who owns which section, as the agenda says now.
     ownership: Ownership,
     /// Set while the document is being rebuilt after the room opened.
@@ -150,8 +152,7 @@ fn lower_this_threads_priority() {
 
 /// A document rebuilt from the store.
 struct Loaded {
-    doc: Doc,
-    index: SectionIndex,
+    doc: GuardedDoc,
     last_seq: Seq,
     snapshot_upto: Seq,
     log_len: u64,
@@ -166,37 +167,29 @@ async fn load(store: &DynStore, id: MeetingId) -> Result<Loaded, StoreError> {
 }
 
 fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
-    let doc = Doc::new();
-    let mut index = SectionIndex::default();
+    let mut doc = GuardedDoc::default();
     let last_seq = stored.last_seq();
     let snapshot_upto = stored.snapshot.as_ref().map_or(0, |s| s.upto);
     let log_len = stored.updates.len() as u64;
-    {
-        // One transaction per stored update: yrs integrates a long run of
-        // updates inside a single transaction in quadratic time (100,000
-        // typing updates: ~20 s against ~0.2 s this way).
-        let snapshot = stored.snapshot.map(|s| (s.upto, s.state));
-        for (seq, data) in snapshot.into_iter().chain(stored.updates) {
-            // Stored updates were validated when accepted; a failure here
-            // means a damaged row, which must not keep the rest from loading.
-            match Update::decode_v1(&data) {
-                Ok(update) => {
-                    if let Err(e) = doc.transact_mut().apply_update(update) {
-                        error!(meeting_id = %id, seq, error = %e, "stored update does not apply");
-                    }
-                    if let Ok(structure) = guard::decode(&data) {
-                        index.learn(&structure);
-                    }
-                }
-                Err(e) => {
-                    error!(meeting_id = %id, seq, error = %e, "stored update does not decode")
-                }
-            }
+    // One transaction per stored update: yrs integrates a long run of
+    // updates inside a single transaction in quadratic time (100,000 typing
+    // updates: ~20 s against ~0.2 s this way).
+    let snapshot = stored.snapshot.map(|s| (s.upto, s.state));
+    for (seq, data) in snapshot.into_iter().chain(stored.updates) {
+        // Stored updates were validated when accepted; a failure here means
+        // a damaged row, which must not keep the rest from loading.
+        if !doc.apply_trusted(&data) {
+            error!(meeting_id = %id, seq, "stored update does not decode or apply");
         }
+    }
+    // History stored before the guard refused clock gaps may leave blocks
+    // pending; they must not wait in the document for a later update to
+    // complete them unchecked.
+    if doc.drop_pending() {
+        warn!(meeting_id = %id, "stored history left blocks pending; dropped them");
     }
     Loaded {
         doc,
-        index,
         last_seq,
         snapshot_upto,
         log_len,
@@ -235,15 +228,15 @@ impl Room {
         Ok(Room {
             id,
             ctx,
-            doc: Doc::new(),
+            doc: GuardedDoc::default(),
             awareness: AwarenessState::default(),
-            awareness_owner: HashMap::new(),
+            owners: ClientOwners::default(),
+            speakers: HashMap::new(),
             peers: HashMap::new(),
             last_seq,
             snapshot_upto,
             since_snapshot: log_len,
             snapshot_task: None,
-            index: SectionIndex::default(),
             ownership,
             warming: Some(Warming {
                 build,
@@ -296,7 +289,7 @@ impl Room {
         self.install(loaded);
         // The server's own sync step 1, held back from clients that joined
         // while there was no state vector to send.
-        let step_1 = protocol::encode_sync_step_1(&self.doc.transact().state_vector());
+        let step_1 = protocol::encode_sync_step_1(&self.doc.state_vector());
         for peer in awaiting_step_1 {
             if self.peers.contains_key(&peer) {
                 self.send(peer, step_1.clone());
@@ -416,15 +409,7 @@ impl Room {
                     if let Some(ownership) = ownership {
                         self.ownership = ownership;
                     }
-                    let update = {
-                        let mut txn = self.doc.transact_mut();
-                        edit(&mut txn);
-                        txn.encode_update_v1()
-                    };
-                    if let Ok(structure) = guard::decode(&update) {
-                        self.index.learn(&structure);
-                    }
-                    let payload = Bytes::from(update);
+                    let payload = Bytes::from(self.doc.edit(edit));
                     staged.push(Staged {
                         peer: SERVER_PEER,
                         broadcast: protocol::encode_update(&payload),
@@ -434,7 +419,7 @@ impl Room {
                 }
                 RoomMsg::Join { link, joined } => {
                     let peer = self.add_peer(link);
-                    let sv = self.doc.transact().state_vector();
+                    let sv = self.doc.state_vector();
                     outgoing.push((Target::One(peer), protocol::encode_sync_step_1(&sv)));
                     if let Some(states) = self.awareness.live() {
                         outgoing.push((Target::One(peer), protocol::encode_awareness(&states)));
@@ -450,7 +435,7 @@ impl Room {
                         }
                         match message {
                             Inbound::SyncStep1(sv) => {
-                                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                                let diff = self.doc.diff(&sv);
                                 outgoing
                                     .push((Target::One(peer), protocol::encode_sync_step_2(&diff)));
                             }
@@ -527,81 +512,63 @@ impl Room {
             return None;
         }
         let principal = self.peers[&peer].link.principal.clone();
-        // The section guard: decide on the whole update before applying any
-        // of it.
-        let accepted = if self.ctx.config.section_guard {
-            let started = std::time::Instant::now();
-            // A client id announced in presence by another connection is
-            // that connection's: writing under it would hijack its clock
-            // space.
-            let foreign = incoming.structure.blocks.iter().any(|b| {
-                self.awareness_owner
-                    .get(&ClientID::new(b.client))
-                    .is_some_and(|owner| *owner != peer)
-            });
-            let verdict = if foreign {
-                Err(guard::Refusal::ForeignClient)
-            } else {
-                self.index
-                    .check(&principal, &self.ownership, &incoming.structure)
-            };
-            metrics::histogram!(metric::GUARD_SECONDS).record(started.elapsed().as_secs_f64());
-            match verdict {
-                Ok(accepted) => Some(accepted),
-                Err(refusal) => {
-                    warn!(
-                        meeting_id = %self.id,
-                        user_id = %principal.user_id,
-                        agency = principal.agency.as_deref().unwrap_or("-"),
-                        reason = %refusal,
-                        "update refused by the section guard"
-                    );
-                    metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden")
-                        .increment(1);
-                    let message = format!("permission denied: {refusal}");
-                    let reason = CloseReason::new(close_code::FORBIDDEN, message.clone())
-                        .with_last_frame(protocol::encode_permission_denied(&message));
-                    self.close_peer(peer, reason);
-                    return None;
+        let owners = &self.owners;
+        let outcome = self.doc.apply_client(
+            &principal,
+            &self.ownership,
+            |client| owners.get(client),
+            incoming.update,
+            &incoming.structure,
+            self.ctx.config.section_guard,
+        );
+        match outcome {
+            Ok(applied) => {
+                for client in applied.new_clients {
+                    self.owners.bind(client, principal.user_id);
                 }
-            }
-        } else {
-            None
-        };
-        let IncomingUpdate {
-            update,
-            payload,
-            broadcast,
-            ..
-        } = incoming;
-        // yrs may fail (or, on hostile input, panic) half-way through
-        // integrating an update. Either way the in-memory document can no
-        // longer be trusted and is rebuilt from the store after this batch.
-        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.doc.transact_mut().apply_update(update)
-        }));
-        match applied {
-            Ok(Ok(())) => {
-                if let Some(accepted) = accepted {
-                    self.index.record(&accepted);
-                }
+                // `None`: nothing new (a sync step 2 of what the server has).
+                let payload = Bytes::from(applied.canonical?);
+                let broadcast = protocol::encode_update(&payload);
                 Some((payload, broadcast))
             }
-            outcome => {
-                let detail = match outcome {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "panic while integrating".to_owned(),
-                };
-                warn!(meeting_id = %self.id, peer, error = %detail, "update does not apply");
-                metrics::counter!(metric::UPDATES_REJECTED, "reason" => "invalid").increment(1);
-                self.close_peer(
-                    peer,
-                    CloseReason::new(close_code::INVALID_PAYLOAD, "update could not be applied"),
-                );
-                *rebuild = true;
+            Err(rejected) => {
+                *rebuild |= rejected.must_rebuild();
+                match rejected {
+                    Rejected::Refused(refusal) | Rejected::RefusedAfterApplying(refusal) => {
+                        self.refuse(peer, &principal, &refusal)
+                    }
+                    Rejected::Invalid(detail) => {
+                        warn!(meeting_id = %self.id, peer, error = %detail, "update does not apply");
+                        metrics::counter!(metric::UPDATES_REJECTED, "reason" => "invalid")
+                            .increment(1);
+                        self.close_peer(
+                            peer,
+                            CloseReason::new(
+                                close_code::INVALID_PAYLOAD,
+                                "update could not be applied",
+                            ),
+                        );
+                    }
+                }
                 None
             }
         }
+    }
+
+    /// Refuses a client's update: the auth message and close code 4403.
+    fn refuse(&mut self, peer: PeerId, principal: &Principal, refusal: &guard::Refusal) {
+        warn!(
+            meeting_id = %self.id,
+            user_id = %principal.user_id,
+            agency = principal.agency.as_deref().unwrap_or("-"),
+            reason = %refusal,
+            "update refused by the section guard"
+        );
+        metrics::counter!(metric::UPDATES_REJECTED, "reason" => "forbidden").increment(1);
+        let message = format!("permission denied: {refusal}");
+        let reason = CloseReason::new(close_code::FORBIDDEN, message.clone())
+            .with_last_frame(protocol::encode_permission_denied(&message));
+        self.close_peer(peer, reason);
     }
 
     /// Presence cannot be forged: a client id belongs to the first
@@ -615,9 +582,9 @@ impl Room {
         let mut accepted = HashMap::new();
         for (client, entry) in incoming.update.clients {
             if self
-                .awareness_owner
-                .get(&client)
-                .is_some_and(|owner| *owner != peer)
+                .owners
+                .get(client.get())
+                .is_some_and(|owner| owner != principal.user_id)
             {
                 continue;
             }
@@ -643,7 +610,15 @@ impl Room {
             p.clients.extend(changed.iter().copied());
         }
         for client in &changed {
-            self.awareness_owner.insert(*client, peer);
+            self.owners.bind(client.get(), principal.user_id);
+            // A reconnecting client speaks for its id on its new connection;
+            // the old one, when it finally ends, must not remove it.
+            if let Some(previous) = self.speakers.insert(*client, peer)
+                && previous != peer
+                && let Some(p) = self.peers.get_mut(&previous)
+            {
+                p.clients.remove(client);
+            }
         }
         let clients = update
             .clients
@@ -698,6 +673,7 @@ impl Room {
 
     fn add_peer(&mut self, link: PeerLink) -> PeerId {
         let peer = link.id;
+        self.owners.person_joined(link.principal.user_id);
         self.peers.insert(
             peer,
             Peer {
@@ -711,7 +687,6 @@ impl Room {
     /// Puts a document rebuilt from the store in place.
     fn install(&mut self, loaded: Loaded) {
         self.doc = loaded.doc;
-        self.index = loaded.index;
         self.last_seq = loaded.last_seq;
         self.snapshot_upto = loaded.snapshot_upto;
         self.since_snapshot = loaded.log_len;
@@ -740,6 +715,19 @@ impl Room {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
+        for client in &p.clients {
+            if self.speakers.get(client) == Some(&peer) {
+                self.speakers.remove(client);
+            }
+        }
+        let user = p.link.principal.user_id;
+        if !self
+            .peers
+            .values()
+            .any(|q| q.link.principal.user_id == user)
+        {
+            self.owners.person_left(user);
+        }
         if let Some(removal) = self.awareness.remove(p.clients) {
             self.deliver(vec![(
                 Target::AllBut(peer),
@@ -782,10 +770,7 @@ impl Room {
     }
 
     fn start_snapshot(&mut self) -> JoinHandle<Result<Seq, CommitWriterError>> {
-        let state = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
+        let state = self.doc.diff(&StateVector::default());
         let upto = self.last_seq;
         let writer = self.ctx.writer.clone();
         let id = self.id;
@@ -840,6 +825,52 @@ impl Room {
             let result = task.await;
             self.record_snapshot(result);
         }
+    }
+}
+
+/// How long a person keeps their client ids after their last connection to
+/// the room ends: a client that reconnects within it (y-websocket keeps its
+/// id across reconnects) continues under its id, and nobody else can take it
+/// over meanwhile.
+const RELEASE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Which person each client id (document and presence) belongs to. The
+/// first person to write or speak under an id holds it.
+#[derive(Debug, Default)]
+struct ClientOwners {
+    by_client: HashMap<u64, (UserId, Option<Instant>)>,
+}
+
+impl ClientOwners {
+    fn get(&self, client: u64) -> Option<UserId> {
+        match self.by_client.get(&client)? {
+            (_, Some(since)) if since.elapsed() >= RELEASE_AFTER => None,
+            (user, _) => Some(*user),
+        }
+    }
+
+    fn bind(&mut self, client: u64, user: UserId) {
+        self.by_client.insert(client, (user, None));
+    }
+
+    fn person_joined(&mut self, user: UserId) {
+        for (owner, idle) in self.by_client.values_mut() {
+            if *owner == user {
+                *idle = None;
+            }
+        }
+    }
+
+    /// The person's last connection to the room has ended: their ids are
+    /// released once `RELEASE_AFTER` has passed.
+    fn person_left(&mut self, user: UserId) {
+        let now = Instant::now();
+        self.by_client.retain(|_, (owner, idle)| {
+            if *owner == user {
+                *idle = Some(now);
+            }
+            idle.is_none_or(|since| now.duration_since(since) < RELEASE_AFTER)
+        });
     }
 }
 
