@@ -63,14 +63,15 @@ export async function connected(page) {
 
 export const editor = (page, id) => page.locator(`[data-section="${id}"] .ProseMirror`)
 
+/** The text of a section as its editor holds it (carets and labels excluded). */
 export async function textOf(page, id) {
-  return editor(page, id).evaluate((el) => el.textContent ?? '')
+  return editor(page, id).evaluate((el) => el.editor.state.doc.textContent)
 }
 
 /** Waits until section `id` in `page` contains `text`. */
 export async function waitForText(page, id, text) {
   await page.waitForFunction(
-    ([id, text]) => document.querySelector(`[data-section="${id}"] .ProseMirror`)?.textContent?.includes(text),
+    ([id, text]) => document.querySelector(`[data-section="${id}"] .ProseMirror`)?.editor?.state.doc.textContent.includes(text),
     [id, text],
     { timeout: TIMEOUT },
   )

@@ -57,7 +57,7 @@ async function liveTyping(browser) {
     for (const id of ids) {
       const el = document.querySelector(`[data-section="${id}"] .ProseMirror`)
       const log = (window.__seen[id] = [])
-      new MutationObserver(() => log.push([performance.timeOrigin + performance.now(), el.textContent.length])).observe(el, {
+      new MutationObserver(() => log.push([performance.timeOrigin + performance.now(), el.editor.state.doc.textContent.length])).observe(el, {
         subtree: true,
         childList: true,
         characterData: true,
@@ -107,7 +107,8 @@ async function liveTyping(browser) {
   }
 
   // The member can edit nothing: no editable element, and typing changes nothing.
-  assert((await member.locator('[contenteditable="true"]').count()) === 0, 'nothing is editable for the member')
+  const editable = await member.$$eval('[contenteditable="true"]', (els) => els.map((e) => e.outerHTML.slice(0, 120)))
+  assert(editable.length === 0, `nothing is editable for the member: ${editable.join(' | ')}`)
   const sections = await member.locator('[data-section]').count()
   assert((await member.locator('[data-section] .ProseMirror[contenteditable="false"]').count()) === sections, 'every section is read-only')
   const before = await textOf(member, 'polis')
@@ -120,7 +121,7 @@ async function liveTyping(browser) {
 
 async function readOnlyIsQuiet(browser) {
   const probe = await newPage(browser)
-  await until('no open connections', async () => (await metrics(probe.request))['protokoll_connections_open'] === 0 || 'open')
+  await until('no open connections', async () => ((await metrics(probe.request))['protokoll_connections_open'] ?? 0) === 0 || 'open')
   const before = await metrics(probe.request)
 
   const member = await newPage(browser)
@@ -140,7 +141,7 @@ async function readOnlyIsQuiet(browser) {
     await member.keyboard.press('Enter')
   }
   await member.context().close()
-  await until('the member disconnected', async () => (await metrics(probe.request))['protokoll_connections_open'] === 0 || 'open')
+  await until('the member disconnected', async () => ((await metrics(probe.request))['protokoll_connections_open'] ?? 0) === 0 || 'open')
 
   // Client side: the page never sent a Yjs update, and its sync step 2
   // replies carried nothing (an empty update is 0x00 0x00).

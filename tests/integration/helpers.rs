@@ -2,10 +2,7 @@
 //! child process when a test needs to kill it), its own database per test,
 //! and a y-websocket client built on tokio-tungstenite and yrs.
 
-use std::{
-    collections::HashMap, net::SocketAddr, path::PathBuf, process::Stdio, sync::Once,
-    time::Duration,
-};
+use std::{collections::HashMap, net::SocketAddr, process::Stdio, sync::Once, time::Duration};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -162,7 +159,6 @@ impl Drop for TestDb {
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
-        web_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web"),
         ..ServerConfig::default()
     }
 }
@@ -355,8 +351,33 @@ impl ProcessServer {
 
     /// Starts the binary with its log (at `filter`) going to `stderr`.
     pub async fn start_logging_to(db: &TestDb, stderr: Stdio, filter: &str) -> Self {
+        Self::spawn(db, &[], stderr, filter).await.0
+    }
+
+    /// Starts the binary with `--demo` and returns the demo meeting's id
+    /// (from the sign-in help it prints before listening).
+    pub async fn start_demo(db: &TestDb) -> (Self, MeetingId) {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let (server, printed) = Self::spawn(db, &["--demo"], stderr, "info").await;
+        let meeting = printed
+            .iter()
+            .find_map(|l| l.strip_prefix("demo meeting: "))
+            .and_then(|l| l.rsplit_once('('))
+            .and_then(|(_, id)| id.trim_end_matches(')').parse().ok())
+            .expect("the server prints the demo meeting's id");
+        (server, meeting)
+    }
+
+    /// Starts the binary with extra arguments; returns it and the lines it
+    /// printed before listening.
+    async fn spawn(db: &TestDb, args: &[&str], stderr: Stdio, filter: &str) -> (Self, Vec<String>) {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
             .args(["--bind", "127.0.0.1:0"])
+            .args(args)
             .env("PROTOKOLL_DATABASE_URL", &db.url)
             .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
@@ -365,17 +386,19 @@ impl ProcessServer {
             .spawn()
             .expect("start the protokoll binary");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
         let addr = tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(url) = line.strip_prefix("protokoll listening on http://") {
                     return url.parse::<SocketAddr>().unwrap();
                 }
+                printed.push(line);
             }
             panic!("server exited before listening");
         })
         .await
         .expect("server starts in time");
-        Self { addr, child }
+        (Self { addr, child }, printed)
     }
 
     /// SIGTERM, as an orchestrator stops a service; waits for the exit.

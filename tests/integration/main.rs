@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod api;
 mod bad_input;
+mod browser;
 mod cli;
 mod durability;
 mod guard;

@@ -104,10 +104,12 @@ export interface PresentPerson {
 }
 
 /** People connected now, one entry per person (several tabs are one). */
-export function present(awareness: Awareness, doc: Y.Doc): PresentPerson[] {
+export function present(awareness: Awareness, doc: Y.Doc, me: StampedUser): PresentPerson[] {
   const byUser = new Map<string, PresentPerson>()
   awareness.getStates().forEach((state, client) => {
-    const user = stampedUser(state)
+    // Our own state is stamped only on its way through the server; locally
+    // we are who /api/me says.
+    const user = client === awareness.clientID ? me : stampedUser(state)
     if (!user) return
     const entry = byUser.get(user.id) ?? { user, self: false, sections: [] }
     if (client === awareness.clientID) entry.self = true

@@ -64,6 +64,8 @@ export class MeetingSync {
       if (!this.wasReady) {
         this.wasReady = true
         this.events.ready()
+      } else {
+        this.reannounce()
       }
     })
     this.provider.on('connection-close', (event: CloseEvent | null) => {
@@ -97,6 +99,20 @@ export class MeetingSync {
     window.removeEventListener('offline', this.onBrowserOffline)
     this.provider.destroy()
     this.doc.destroy()
+  }
+
+  /**
+   * After a reconnect: the server marked our presence as gone with a clock
+   * one above ours, and ignores a state that is not newer (y-protocols'
+   * rule). Two local changes make ours newer, so we reappear at once
+   * instead of at the next 15 s renewal.
+   */
+  private reannounce(): void {
+    const awareness = this.provider.awareness
+    const state = awareness.getLocalState()
+    if (state === null) return
+    awareness.setLocalState({ ...state })
+    awareness.setLocalState({ ...state })
   }
 
   private readonly onBrowserOffline = (): void => {

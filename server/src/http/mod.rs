@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod error;
 mod meetings;
+mod web;
 mod ws;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::{services::ServeDir, trace::TraceLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::{
@@ -57,6 +58,7 @@ pub struct AppState {
         meetings::add_section, meetings::change_section, meetings::reorder, meetings::participants,
         meetings::set_participant, meetings::remove_participant, meetings::invite,
         meetings::show_invitation, meetings::accept_invitation,
+        meetings::remove_section, meetings::people, meetings::agencies,
     ),
     tags(
         (name = "sign-in"), (name = "admin", description = "administrators only"),
@@ -71,7 +73,6 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 }
 
 pub fn router(state: AppState) -> Router {
-    let web = ServeDir::new(&state.config.web_dir).append_index_html_on_directories(true);
     Router::new()
         .route("/sync/{meeting}", get(ws::sync))
         .route("/api/login", post(auth::login))
@@ -108,7 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}/agenda/order", put(meetings::reorder))
         .route(
             "/api/meetings/{id}/agenda/{section}",
-            patch(meetings::change_section),
+            patch(meetings::change_section).delete(meetings::remove_section),
         )
         .route(
             "/api/meetings/{id}/participants",
@@ -124,11 +125,14 @@ pub fn router(state: AppState) -> Router {
             "/api/invitations/{secret}/accept",
             post(meetings::accept_invitation),
         )
+        .route("/api/people", get(meetings::people))
+        .route("/api/agencies", get(meetings::agencies))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback_service(web)
+        .fallback(web::serve)
+        .layer(axum::middleware::from_fn(web::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -740,6 +740,14 @@ impl Room {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
+        // Its client ids are free again: the same browser tab reconnects
+        // with the same Yjs client id and must be able to write under it
+        // (its offline edits above all).
+        for client in &p.clients {
+            if self.awareness_owner.get(client) == Some(&peer) {
+                self.awareness_owner.remove(client);
+            }
+        }
         if let Some(removal) = self.awareness.remove(p.clients) {
             self.deliver(vec![(
                 Target::AllBut(peer),

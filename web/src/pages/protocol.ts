@@ -47,6 +47,8 @@ class ProtocolPage {
   private readonly announcer = new Announcer()
   private console: Console | null = null
   private presenceFrame = 0
+  /** People seen in presence who were not participants when last loaded. */
+  private readonly askedAbout = new Set<string>()
 
   private readonly headerEl = h('header', { class: 'protocol-head' })
   private readonly attendanceEl = h('section', { class: 'attendance', 'aria-labelledby': 'present-h' })
@@ -404,7 +406,9 @@ class ProtocolPage {
 
   private renderPresence(): void {
     const c = t()
-    const people = present(this.sync.provider.awareness, this.sync.doc)
+    const me = this.app.me
+    const self = { id: me?.id ?? '', name: me?.display_name ?? '', agency: me?.agency?.name ?? null }
+    const people = present(this.sync.provider.awareness, this.sync.doc, self)
     if (this.sync.state === 'connected') this.announcer.update(people)
     const agenda = readAgenda(this.sync.doc)
     const label = (id: string) => {
@@ -412,6 +416,16 @@ class ProtocolPage {
       return item ? itemLabel(item) : id
     }
     const others = people.filter((p) => !p.self)
+    if (this.canManage()) {
+      // Someone new is here (a newcomer who just accepted an invitation):
+      // reload the participants so the console can give them a section.
+      const known = new Set(this.view.participants.map((p) => p.user.id))
+      const fresh = people.filter((p) => !known.has(p.user.id) && !this.askedAbout.has(p.user.id))
+      if (fresh.length) {
+        for (const p of fresh) this.askedAbout.add(p.user.id)
+        void this.reloadView()
+      }
+    }
     clear(
       this.presenceList,
       people.map((p) =>
@@ -502,7 +516,7 @@ function toolbar(editor: Editor, section: string): HTMLElement {
     { label: c.orderedList, key: '1.', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
     {
       label: c.link,
-      key: '🔗',
+      key: c.link,
       run: () => {
         const previous = (editor.getAttributes('link').href as string | undefined) ?? ''
         const url = window.prompt(c.linkPrompt, previous)
