@@ -481,11 +481,19 @@ async function accessibility(browser) {
   const dir = process.env.SCREENSHOT_DIR
   if (dir) {
     await mkdir(dir, { recursive: true })
+    // Writing: the police in their section (formatting bar showing), the
+    // school's caret with its name in the next section.
+    await skola.keyboard.type(' Skolan skriver')
+    await polis.locator('[data-section="skola"] .caret-label').waitFor()
+    await polis.evaluate(() => {
+      const el = document.querySelector('[data-section="information"]')
+      window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY + 160)
+    })
+    await polis.screenshot({ path: `${dir}/protocol-writing.png` })
     await polis.locator('[data-section="polis"] .ProseMirror').evaluate((el) => el.blur())
     await polis.evaluate(() => window.scrollTo(0, 0))
     await polis.screenshot({ path: `${dir}/protocol-desktop.png` })
     await polis.setViewportSize({ width: 768, height: 1024 })
-    await polis.locator('[data-section="polis"]').scrollIntoViewIfNeeded()
     await polis.evaluate(() => window.scrollTo(0, 0))
     await polis.screenshot({ path: `${dir}/protocol-tablet.png` })
     await polis.setViewportSize({ width: 1440, height: 1000 })

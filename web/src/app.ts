@@ -78,7 +78,15 @@ export class App {
     }
     this.page = page
     clear(this.slot, page.el)
+    // Focus where the person starts (a form's first field), else the new
+    // page's main region, so keyboard and screen reader users begin there.
+    const start = page.el.querySelector<HTMLElement>('[data-autofocus]')
+    if (start) start.focus()
+    else if (this.rendered) page.el.focus({ preventScroll: true })
+    this.rendered = true
   }
+
+  private rendered = false
 
   /** Re-renders the shell and the current page (after a language switch). */
   refresh(): Promise<void> {

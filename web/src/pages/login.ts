@@ -13,7 +13,14 @@ export async function loginPage(app: App): Promise<Page> {
   }
   document.title = `${c.signInTitle} – ${c.appName}`
   const error = h('p', { id: 'login-error', class: 'error', role: 'alert' })
-  const username = h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, 'aria-describedby': 'login-error' })
+  const username = h('input', {
+    id: 'username',
+    name: 'username',
+    autocomplete: 'username',
+    required: true,
+    'aria-describedby': 'login-error',
+    'data-autofocus': true,
+  })
   const password = h('input', {
     id: 'password',
     name: 'password',
@@ -61,6 +68,5 @@ export async function loginPage(app: App): Promise<Page> {
     h('p', null, c.signInIntro),
     form,
   )
-  queueMicrotask(() => username.focus())
   return { el }
 }
