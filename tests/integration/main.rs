@@ -13,3 +13,4 @@ mod guard;
 mod interop;
 mod live_sync;
 mod slow_consumer;
+mod web_app;
