@@ -98,6 +98,34 @@ async function liveTyping(browser) {
     max: Math.round(Math.max(...latencies) * 10) / 10,
   })
 
+  // Paste from Word: cleaned to the schema's nodes and marks, and accepted.
+  await caretAtEnd(polis, 'polis')
+  await polis.evaluate(() => {
+    const html = `<html xmlns:o="urn:schemas-microsoft-com:office:office"><head><style>p.MsoNormal{margin:0}</style></head>
+      <body><!--StartFragment--><h1>Rubrik fran Word</h1><p class=MsoNormal><b>Fet</b> och <i>kursiv</i>
+      <span style='color:red;mso-bidi-font-weight:bold'>text</span><o:p></o:p></p>
+      <table><tr><td>Cell i tabell</td></tr></table><img src="data:image/png;base64,AAAA">
+      <ul><li>Punkt ett</li></ul><p><a href="javascript:alert(1)">farlig lank</a></p><!--EndFragment--></body></html>`
+    const data = new DataTransfer()
+    data.setData('text/html', html)
+    data.setData('text/plain', 'Rubrik fran Word')
+    document.activeElement.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }))
+  })
+  await waitForText(member, 'polis', 'Punkt ett')
+  const used = await polis.evaluate(() => {
+    const found = new Set()
+    const walk = (node) => {
+      found.add(node.type)
+      for (const mark of node.marks ?? []) found.add(`mark:${mark.type}:${mark.attrs?.href ?? ''}`)
+      for (const child of node.content ?? []) walk(child)
+    }
+    walk(document.querySelector('[data-section="polis"] .ProseMirror').editor.getJSON())
+    return [...found]
+  })
+  const allowed = ['doc', 'paragraph', 'heading', 'bulletList', 'orderedList', 'listItem', 'text', 'hardBreak', 'mark:bold:', 'mark:italic:']
+  assert(used.every((t) => allowed.includes(t) || /^mark:link:https?:/.test(t)), `pasted content stays in the schema: ${used}`)
+  await waitForText(member, 'polis', 'Cell i tabell')
+
   // After a reload everything is there, for the member and the typists.
   for (const page of [member, polis]) {
     await page.reload()
@@ -230,6 +258,8 @@ async function secretaryReassigns(browser) {
   const skola = await newPage(browser)
   await signIn(skola, 'skola')
   await openMeeting(skola)
+  // Joins are announced once, politely, to screen readers on the other pages.
+  await polis.locator('[aria-live="polite"]').filter({ hasText: 'Skolan (demo) (Skola) anslöt.' }).waitFor({ state: 'attached' })
   await openConsole(secretary)
 
   // Reorder: the police item moves down, below the fire service.
@@ -496,6 +526,8 @@ async function accessibility(browser) {
     await polis.setViewportSize({ width: 768, height: 1024 })
     await polis.evaluate(() => window.scrollTo(0, 0))
     await polis.screenshot({ path: `${dir}/protocol-tablet.png` })
+    const overflow = await polis.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    assert(overflow <= 0, `no horizontal scrolling at 768 px (${overflow} px too wide)`)
     await polis.setViewportSize({ width: 1440, height: 1000 })
   }
 

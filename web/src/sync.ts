@@ -95,6 +95,7 @@ export class MeetingSync {
   }
 
   destroy(): void {
+    if (this.destroyed) return
     this.destroyed = true
     window.removeEventListener('offline', this.onBrowserOffline)
     this.provider.destroy()

@@ -132,6 +132,8 @@ class ProtocolPage {
   private destroySync(): void {
     for (const s of this.sections.values()) s.editor.destroy()
     this.sections.clear()
+    // The document may still hold edits the server refused: it goes, and
+    // a fresh one is synced (see restart()).
     this.sync.destroy()
   }
 
