@@ -296,33 +296,49 @@ async function secretaryReassigns(browser) {
 
 // ---- 4. offline typing reaches the others on reconnect ----------------------------------
 
-/** A TCP proxy to the server that can be cut like a network. */
+/**
+ * A TCP proxy to the server that can be cut like a network: the browser's
+ * side is dropped, while the server's side is left open and silent, as
+ * when a Wi-Fi connection goes away without a goodbye (the server notices
+ * only by its pings).
+ */
 async function proxy(target) {
-  const sockets = new Set()
+  const pairs = new Set()
   let up = true
   const server = net.createServer((client) => {
     if (!up) return client.destroy()
     const upstream = net.connect(target.port, target.hostname)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    client.pipe(upstream).pipe(client)
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+    const pair = { client, upstream, cut: false }
+    pairs.add(pair)
+    for (const s of [client, upstream]) s.on('error', () => {})
+    client.pipe(upstream)
+    upstream.on('data', (chunk) => {
+      if (!pair.cut) client.write(chunk)
+    })
+    client.on('close', () => {
+      if (!pair.cut) upstream.destroy()
+    })
+    upstream.on('close', () => {
+      client.destroy()
+      pairs.delete(pair)
+    })
   })
   await new Promise((r) => server.listen(0, '127.0.0.1', r))
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     cut() {
       up = false
-      for (const s of sockets) s.destroy()
+      for (const pair of pairs) {
+        pair.cut = true
+        pair.client.unpipe(pair.upstream)
+        pair.client.destroy()
+      }
     },
     restore() {
       up = true
     },
     close() {
+      for (const pair of pairs) pair.upstream.destroy()
       server.close()
     },
   }

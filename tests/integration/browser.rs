@@ -60,7 +60,9 @@ async fn scenario(backend: Backend, name: &str) {
     let browser = chromium();
     let _turn = ONE_AT_A_TIME.lock().await;
     let db = TestDb::new(backend).await;
-    let (server, meeting) = ProcessServer::start_demo(&db).await;
+    // Pings every 2 s: a connection cut without a goodbye (the offline
+    // scenario) is noticed within seconds rather than a minute.
+    let (server, meeting) = ProcessServer::start_demo(&db, &["--ping-interval-secs", "2"]).await;
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     let child = tokio::process::Command::new("node")
         .arg("scenarios.mjs")

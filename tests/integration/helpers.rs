@@ -354,15 +354,16 @@ impl ProcessServer {
         Self::spawn(db, &[], stderr, filter).await.0
     }
 
-    /// Starts the binary with `--demo` and returns the demo meeting's id
-    /// (from the sign-in help it prints before listening).
-    pub async fn start_demo(db: &TestDb) -> (Self, MeetingId) {
+    /// Starts the binary with `--demo` (and `args`) and returns the demo
+    /// meeting's id (from the sign-in help it prints before listening).
+    pub async fn start_demo(db: &TestDb, args: &[&str]) -> (Self, MeetingId) {
         let stderr = if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
         } else {
             Stdio::null()
         };
-        let (server, printed) = Self::spawn(db, &["--demo"], stderr, "info").await;
+        let args: Vec<&str> = ["--demo"].iter().chain(args).copied().collect();
+        let (server, printed) = Self::spawn(db, &args, stderr, "info").await;
         let meeting = printed
             .iter()
             .find_map(|l| l.strip_prefix("demo meeting: "))

@@ -392,3 +392,46 @@ on_both_backends!(
     removing_an_agenda_item_takes_it_out_of_the_document_and_the_guard,
     an_invitation_names_its_meeting,
 );
+
+/// A browser whose network vanished without a goodbye leaves a connection
+/// the server must notice by its pings and drop: until then it holds the
+/// tab's Yjs client id, and the tab's offline edits cannot come back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stops_answering_pings_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init_logs();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start_with(
+        &db,
+        protokoll::config::ServerConfig {
+            ping_interval_secs: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    let meeting = server.meeting("Tyst").await;
+    // A WebSocket by hand: the handshake, then never a byte back (no pong).
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /sync/{}?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        meeting.id,
+        server.writer(),
+        server.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(DEADLINE, tcp.read_to_end(&mut received))
+        .await
+        .expect("the server drops the silent connection")
+        .unwrap();
+    assert!(received.starts_with(b"HTTP/1.1 101"), "upgraded");
+    // The server's close frame (unmasked): 0x88, length, code 1001.
+    assert!(
+        received
+            .windows(4)
+            .any(|w| w[0] == 0x88 && w[2] == 0x03 && w[3] == 0xE9),
+        "closed with 1001 (no answer to ping)"
+    );
+    server.stop().await;
+}

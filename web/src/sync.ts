@@ -26,6 +26,8 @@ export interface SyncEvents {
   restarted(): void
   /** Whether local edits are waiting to reach the server. */
   pending(unsynced: boolean): void
+  /** Every completed sync, the first and after each reconnect. */
+  synced?(): void
 }
 
 export class MeetingSync {
@@ -61,6 +63,7 @@ export class MeetingSync {
       if (!synced) return
       this.setState('connected')
       this.setUnsynced(false)
+      this.events.synced?.()
       if (!this.wasReady) {
         this.wasReady = true
         this.events.ready()

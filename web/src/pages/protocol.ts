@@ -18,6 +18,9 @@ import { Announcer, colourOf, describe, present } from '../presence'
 import { CLOSE, type ConnectionState, MeetingSync } from '../sync'
 import { secretaryConsole, type Console } from './console'
 
+/** About two minutes of retries: longer than the server's ping timeout. */
+const CLIENT_ID_RETRIES = 12
+
 interface SectionView {
   id: string
   el: HTMLElement
@@ -47,6 +50,8 @@ class ProtocolPage {
   private readonly announcer = new Announcer()
   private console: Console | null = null
   private presenceFrame = 0
+  /** Reconnects tried while the server still held our old connection. */
+  private clientIdRetries = 0
   /** People seen in presence who were not participants when last loaded. */
   private readonly askedAbout = new Set<string>()
 
@@ -114,8 +119,11 @@ class ProtocolPage {
     this.sync = new MeetingSync(this.meetingId, {
       state: (state) => this.showConnection(state),
       ready: () => this.renderItems(),
-      terminal: (code) => void this.onTerminal(code),
+      terminal: (code, reason) => void this.onTerminal(code, reason),
       restarted: () => void this.reloadView(),
+      synced: () => {
+        this.clientIdRetries = 0
+      },
       pending: (unsynced) => {
         this.pendingEl.hidden = !unsynced
         this.pendingEl.textContent = unsynced ? t().unsyncedEdits : ''
@@ -184,8 +192,18 @@ class ProtocolPage {
     clear(this.alertEl, h('div', { class: 'alert' }, h('p', null, message), h('div', { class: 'alert-actions' }, act, close)))
   }
 
-  private async onTerminal(code: number): Promise<void> {
+  private async onTerminal(code: number, reason: string): Promise<void> {
     const c = t()
+    if (code === CLOSE.FORBIDDEN && reason.includes('writes as another client') && this.clientIdRetries < CLIENT_ID_RETRIES) {
+      // Not a forbidden edit: the server still holds our previous
+      // connection (a network that dropped without closing it) and with
+      // it our Yjs client id, until its ping timeout. Keep the edits and
+      // try again shortly instead of throwing them away.
+      this.clientIdRetries += 1
+      this.showConnection('offline')
+      window.setTimeout(() => this.sync.reconnect(), Math.min(2000 * this.clientIdRetries, 15_000))
+      return
+    }
     switch (code) {
       case CLOSE.UNAUTHORIZED:
         this.destroySync()
