@@ -58,7 +58,7 @@ class ProtocolPage {
   private readonly headerEl = h('header', { class: 'protocol-head' })
   private readonly attendanceEl = h('section', { class: 'attendance', 'aria-labelledby': 'present-h' })
   private readonly itemsEl = h('div', { class: 'items' })
-  private readonly footerEl = h('footer', { class: 'signatures', 'aria-labelledby': 'signatures-h' })
+  private readonly footerEl = h('footer', { class: 'signatures' })
   private readonly connectionEl = h('p', { class: 'connection', role: 'status', 'data-connection-state': 'connecting' })
   private readonly pendingEl = h('p', { class: 'pending', hidden: true })
   private readonly alertEl = h('div', { class: 'alert-slot', role: 'alert' })
