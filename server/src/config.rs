@@ -113,9 +113,10 @@ pub struct ServerConfig {
     #[arg(long, env = "PROTOKOLL_PING_INTERVAL_SECS", default_value_t = 30)]
     pub ping_interval_secs: u64,
 
-    /// Folder with the browser app.
-    #[arg(long, env = "PROTOKOLL_WEB_DIR", default_value = "web")]
-    pub web_dir: PathBuf,
+    /// Serve the browser app from this folder (e.g. `web/dist`, for
+    /// development) instead of the copy embedded in the binary.
+    #[arg(long, env = "PROTOKOLL_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 
     /// How long a sign-in lasts, in seconds. Open connections are closed
     /// when their session expires.
@@ -187,7 +188,7 @@ impl Default for ServerConfig {
             room_grace_ms: 5_000,
             snapshot_every: 1_000,
             ping_interval_secs: 30,
-            web_dir: PathBuf::from("web"),
+            web_dir: None,
             session_ttl_secs: 12 * 3600,
             secure_cookies: false,
             public_origins: Vec::new(),

@@ -43,8 +43,14 @@ föregående protokoll lades till handlingarna och dagordningen godkändes.",
         number: "2",
         title: "Information",
         owner: "secretary",
-        paragraphs: &["Lokal samverkansöverenskommelse mellan polis och kommun. \
-Samverkansöverenskommelsen har reviderats och tas upp på stadsdelsnämnden 180315 som ett anmälningsärende."],
+        paragraphs: &[
+            "Lokal samverkansöverenskommelse mellan polis och kommun. \
+Samverkansöverenskommelsen har reviderats och tas upp på stadsdelsnämnden 180315 som ett anmälningsärende. \
+Stadsdelen Västertorp och ungdomar är två nya prioriterade områden i Hägersten-Liljeholmen.",
+            "Handlingsplan mot våldsbejakande extremism. Hägersten-Liljeholmens handlingsplan mot \
+våldsbejakande extremism (VBE) ska revideras utifrån ny lägesbild och genomförda aktiviteter och ska \
+vara klar till tertialrapport 1.",
+        ],
     },
     SeedSection {
         id: "polis",
@@ -53,7 +59,11 @@ Samverkansöverenskommelsen har reviderats och tas upp på stadsdelsnämnden 180
         owner: "Polis",
         paragraphs: &[
             "Polisen får signaler från skolorna, både grundskolor men främst gymnasieskolor, \
-att det är problem med droger, främst cannabis, bland ungdomar.",
+att det är problem med droger, främst cannabis, bland ungdomar. Polisen, stadsdelsförvaltningen och \
+skolan ska tillsammans formulera en gemensam drogpolicy för samtliga grundskolor i stadsdelsområdet.",
+            "Inbrott ökar i hela Stockholms stad och i Hägersten-Liljeholmen. Polisen jobbar med \
+grannsamverkan och polisvolontär kommer att gå ut och informera i utsatta områden mellan \
+kl. 16.00–19.00 i vecka 9.",
         ],
     },
     SeedSection {
@@ -63,7 +73,9 @@ att det är problem med droger, främst cannabis, bland ungdomar.",
         owner: "Räddningstjänsten",
         paragraphs: &[
             "Det har varit en relativt lugn period sedan sensommaren, inga stora bränder, \
-trafikolyckor eller bilbränder.",
+trafikolyckor eller bilbränder. Mycket larm så som lägenhetsbränder och larm om hjärtstopp.",
+            "Brandförsvarets brandinstruktörer informerar och utbildar på olika boenden. Det \
+förekommer vissa brister i brandskyddet på de tillfälliga boendena då de inte är permanenta.",
         ],
     },
     SeedSection {
@@ -73,7 +85,8 @@ trafikolyckor eller bilbränder.",
         owner: "Stadsdelsförvaltningen",
         paragraphs: &[
             "Enheten har jobbat mycket med fritidsgårdarna, rekrytering, värdegrund och att \
-bygga trygga personalgrupper.",
+bygga trygga personalgrupper. Fritidsgårdarna kommer att ha mer riktad verksamhet med bland annat \
+sjuankvällar.",
         ],
     },
     SeedSection {
@@ -84,6 +97,7 @@ bygga trygga personalgrupper.",
         paragraphs: &[
             "Skolan ser behov av verksamhet för barn och ungdomar på eftermiddagar, efter \
 skolans slut och innan barnen går hem till sina föräldrar.",
+            "I övrigt finns inga avvikelser att rapportera från skolorna i området.",
         ],
     },
     SeedSection {
@@ -106,7 +120,9 @@ skolans slut och innan barnen går hem till sina föräldrar.",
         title: "Förskoleavdelningen",
         owner: "Förskola",
         paragraphs: &[
-            "Stadsdelsområdet växer och det är mycket planering kring nya förskolor och byggnationer.",
+            "Stadsdelsområdet växer och det är mycket planering kring nya förskolor och byggnationer. \
+Polisen vill gärna ha information så fort situationer med oro i anslutning till förskolor uppstår. \
+I övrigt lugnt inom förskoleavdelningen.",
         ],
     },
     SeedSection {
@@ -130,7 +146,11 @@ skolans slut och innan barnen går hem till sina föräldrar.",
         number: "5",
         title: "Prioriteringar utifrån problembild",
         owner: "secretary",
-        paragraphs: &["Samverkansöverenskommelsen, revidera och arbeta utifrån prioriteringar."],
+        paragraphs: &[
+            "Samverkansöverenskommelsen, revidera och arbeta utifrån prioriteringar, \
+formulera en gemensam drogpolicy för grundskolorna i stadsdelsområdet och ha möte med gymnasieskolorna \
+för att hitta samverkansformer för att motverka droganvändande.",
+        ],
     },
     SeedSection {
         id: "motestider",
@@ -192,13 +212,8 @@ const PEOPLE: &[DemoPerson] = &[
         Some(Role::Justerare),
         false,
     ),
-    (
-        "ledamot",
-        "Ledamot (demo)",
-        Some("Stadsdelsförvaltningen"),
-        Some(Role::Member),
-        false,
-    ),
+    // A member who speaks for no agency: reads everything, writes nothing.
+    ("ledamot", "Ledamot (demo)", None, Some(Role::Member), false),
     (
         "polis",
         "Kommunpolis (demo)",

@@ -9,7 +9,7 @@ use protokoll::{
     auth::{self, password, secret},
     config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
-    document::{AgendaEntry, write_agenda},
+    document::{AgendaEntry, seed_empty_sections, write_agenda},
     meeting::{MeetingDetails, MeetingTitle},
     people::{
         NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, checked_text,
@@ -434,7 +434,11 @@ async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Resu
                 // A new meeting has no open room yet, so its first update can
                 // go straight into the log.
                 let doc = Doc::new();
-                write_agenda(&mut doc.transact_mut(), &entries);
+                {
+                    let mut txn = doc.transact_mut();
+                    write_agenda(&mut txn, &entries);
+                    seed_empty_sections(&mut txn, entries.iter().map(|e| e.id.as_str()));
+                }
                 let state = doc
                     .transact()
                     .encode_state_as_update_v1(&StateVector::default());

@@ -2,10 +2,7 @@
 //! child process when a test needs to kill it), its own database per test,
 //! and a y-websocket client built on tokio-tungstenite and yrs.
 
-use std::{
-    collections::HashMap, net::SocketAddr, path::PathBuf, process::Stdio, sync::Once,
-    time::Duration,
-};
+use std::{collections::HashMap, net::SocketAddr, process::Stdio, sync::Once, time::Duration};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -162,7 +159,6 @@ impl Drop for TestDb {
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
-        web_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web"),
         ..ServerConfig::default()
     }
 }
@@ -358,6 +354,25 @@ impl ProcessServer {
         Self::start_command(db, &[], &[], stderr, filter).await
     }
 
+    /// Starts the binary with `--demo` (and `args`) and returns the demo
+    /// meeting's id (from the sign-in help it prints before listening).
+    pub async fn start_demo(db: &TestDb, args: &[&str]) -> (Self, MeetingId) {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let args: Vec<&str> = ["--demo"].iter().chain(args).copied().collect();
+        let (server, printed) = Self::spawn(db, &[], &args, stderr, "info").await;
+        let meeting = printed
+            .iter()
+            .find_map(|l| l.strip_prefix("demo meeting: "))
+            .and_then(|l| l.rsplit_once('('))
+            .and_then(|(_, id)| id.trim_end_matches(')').parse().ok())
+            .expect("the server prints the demo meeting's id");
+        (server, meeting)
+    }
+
     /// Starts `WRAPPER... protokoll --bind 127.0.0.1:0 ARGS...` (the wrapper
     /// being, say, `prlimit --nofile=256:256`).
     pub async fn start_command(
@@ -367,6 +382,18 @@ impl ProcessServer {
         stderr: Stdio,
         filter: &str,
     ) -> Self {
+        Self::spawn(db, wrapper, args, stderr, filter).await.0
+    }
+
+    /// Starts the binary (under `wrapper`, if any) with extra arguments;
+    /// returns it and the lines it printed before listening.
+    async fn spawn(
+        db: &TestDb,
+        wrapper: &[&str],
+        args: &[&str],
+        stderr: Stdio,
+        filter: &str,
+    ) -> (Self, Vec<String>) {
         let binary = env!("CARGO_BIN_EXE_protokoll");
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -387,17 +414,19 @@ impl ProcessServer {
             .spawn()
             .expect("start the protokoll binary");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
         let addr = tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(url) = line.strip_prefix("protokoll listening on http://") {
                     return url.parse::<SocketAddr>().unwrap();
                 }
+                printed.push(line);
             }
             panic!("server exited before listening");
         })
         .await
         .expect("server starts in time");
-        Self { addr, child }
+        (Self { addr, child }, printed)
     }
 
     /// The server's process id (for `/proc/<pid>/status`).

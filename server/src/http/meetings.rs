@@ -20,7 +20,7 @@ use super::{
 use crate::{
     access::MeetingAccess,
     auth::{self, password, secret},
-    document::{AgendaEntry, write_agenda},
+    document::{AgendaEntry, seed_empty_sections, write_agenda},
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
         AgencyId, InvitationId, NewPassword, Participant, Role, Section, SectionId, SectionOwner,
@@ -103,7 +103,10 @@ pub async fn sync_agenda(app: &AppState, meeting: MeetingId) -> Result<(), ApiEr
         .server_edit(
             meeting,
             ownership,
-            Box::new(move |txn| write_agenda(txn, &entries)),
+            Box::new(move |txn| {
+                write_agenda(txn, &entries);
+                seed_empty_sections(txn, entries.iter().map(|e| e.id.as_str()));
+            }),
         )
         .await
         .map_err(|_| ApiError::Unavailable)
@@ -121,6 +124,11 @@ pub struct MeetingInput {
     time: Option<String>,
     #[serde(default)]
     place: String,
+    /// Create from this earlier meeting (only on `POST`): its agenda, the
+    /// sections' owners and its participants with their roles are copied.
+    /// You must be able to read it.
+    #[serde(default)]
+    from: Option<String>,
 }
 
 fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails), ApiError> {
@@ -153,15 +161,40 @@ fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails),
     ))
 }
 
-/// Meetings you take part in (all of them, for administrators).
-#[utoipa::path(get, path = "/api/meetings", tag = "meetings", responses((status = 200), (status = 401)))]
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeetingListItem {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    meeting: Meeting,
+    /// Your role in the meeting, if you are a participant.
+    #[schema(value_type = Option<String>)]
+    your_role: Option<Role>,
+}
+
+/// Meetings you take part in (all of them, for administrators), each with
+/// your role in it.
+#[utoipa::path(get, path = "/api/meetings", tag = "meetings",
+    responses((status = 200, body = Vec<MeetingListItem>), (status = 401)))]
 pub async fn list(
     State(app): State<AppState>,
     me: CurrentUser,
-) -> Result<Json<Vec<Meeting>>, ApiError> {
+) -> Result<Json<Vec<MeetingListItem>>, ApiError> {
     let user = &me.0.user;
     let filter = (!user.is_admin).then_some(user.id);
-    Ok(Json(app.db.dir.list_meetings(filter).await?))
+    let roles: std::collections::HashMap<_, _> =
+        app.db.dir.roles_of(user.id).await?.into_iter().collect();
+    Ok(Json(
+        app.db
+            .dir
+            .list_meetings(filter)
+            .await?
+            .into_iter()
+            .map(|meeting| MeetingListItem {
+                your_role: roles.get(&meeting.id).copied(),
+                meeting,
+            })
+            .collect(),
+    ))
 }
 
 /// Create a meeting; you become its secretary. Administrators, and people
@@ -180,12 +213,40 @@ pub async fn create(
     }
     let Json(body) = body.map_err(json_rejection)?;
     let (title, details) = parse_meeting(&body)?;
+    // Read the earlier meeting first: nothing is created if it is not
+    // yours to read (404, as for any meeting you cannot see).
+    let earlier = match &body.from {
+        Some(from) => {
+            let (source, _) = open(&app, &me, from).await?;
+            Some((
+                app.db.dir.sections(source.id).await?,
+                app.db.dir.participants(source.id).await?,
+            ))
+        }
+        None => None,
+    };
     let meeting = app
         .db
         .dir
         .create_meeting(title, details, Some(me.0.user.id))
         .await
         .map_err(store_error)?;
+    if let Some((sections, participants)) = earlier {
+        for p in participants.iter().filter(|p| p.user.id != me.0.user.id) {
+            app.db
+                .dir
+                .set_participant(meeting.id, p.user.id, p.role)
+                .await?;
+        }
+        for section in &sections {
+            app.db
+                .dir
+                .add_section(meeting.id, section)
+                .await
+                .map_err(store_error)?;
+        }
+        sync_agenda(&app, meeting.id).await?;
+    }
     Ok((StatusCode::CREATED, Json(meeting)))
 }
 
@@ -373,6 +434,25 @@ pub async fn change_section(
         .map_err(store_error)?;
     sync_agenda(&app, meeting.id).await?;
     Ok(Json(current))
+}
+
+/// Remove a section from the agenda. Its text stays in the document but is
+/// no longer shown, and nobody may write it.
+#[utoipa::path(delete, path = "/api/meetings/{id}/agenda/{section}", tag = "agenda",
+    responses((status = 204), (status = 403), (status = 404)))]
+pub async fn remove_section(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path((id, section)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    const NO_SUCH_SECTION: ApiError = ApiError::NotFound("no such section");
+    let meeting = manage(&app, &me, &id).await?;
+    let section = SectionId::parse(&section).map_err(|_| NO_SUCH_SECTION)?;
+    if !app.db.dir.remove_section(meeting.id, &section).await? {
+        return Err(NO_SUCH_SECTION);
+    }
+    sync_agenda(&app, meeting.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -648,6 +728,9 @@ async fn pending_invitation(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
     meeting_title: String,
+    /// Where the invitee lands after accepting.
+    #[schema(value_type = String, format = Uuid)]
+    meeting_id: MeetingId,
     #[schema(value_type = String)]
     username: Username,
     display_name: String,
@@ -672,6 +755,7 @@ pub async fn show_invitation(
         .ok_or(NO_SUCH_MEETING)?;
     Ok(Json(InvitationView {
         meeting_title: meeting.title.as_str().to_owned(),
+        meeting_id: meeting.id,
         username: invitation.username,
         display_name: invitation.display_name,
         role: invitation.role,
@@ -732,4 +816,69 @@ pub async fn accept_invitation(
         .ok_or(ApiError::NotFound("no such user"))?;
     let session = auth::open_session(&app.db.dir, user, app.config.session_ttl()).await?;
     Ok(signed_in(&app, session, StatusCode::CREATED))
+}
+
+/// Who may look people and agencies up: administrators and anyone who runs
+/// at least one meeting (they add participants and assign sections).
+async fn may_pick_people(app: &AppState, me: &CurrentUser) -> Result<(), ApiError> {
+    let user = &me.0.user;
+    if user.is_admin
+        || app
+            .db
+            .dir
+            .roles_of(user.id)
+            .await?
+            .iter()
+            .any(|(_, role)| *role == Role::Secretary)
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "only secretaries and administrators look people up",
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PersonView {
+    #[schema(value_type = String, format = Uuid)]
+    id: UserId,
+    display_name: String,
+    #[schema(value_type = Option<Object>)]
+    agency: Option<crate::people::Agency>,
+}
+
+/// People to add to a meeting or to give a section: id, name and agency
+/// (no usernames). For secretaries and administrators.
+#[utoipa::path(get, path = "/api/people", tag = "participants",
+    responses((status = 200, body = Vec<PersonView>), (status = 401), (status = 403)))]
+pub async fn people(
+    State(app): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<PersonView>>, ApiError> {
+    may_pick_people(&app, &me).await?;
+    Ok(Json(
+        app.db
+            .dir
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| PersonView {
+                id: u.id,
+                display_name: u.display_name,
+                agency: u.agency,
+            })
+            .collect(),
+    ))
+}
+
+/// Agencies that sections can be assigned to. For secretaries and
+/// administrators.
+#[utoipa::path(get, path = "/api/agencies", tag = "participants",
+    responses((status = 200), (status = 401), (status = 403)))]
+pub async fn agencies(
+    State(app): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<crate::people::Agency>>, ApiError> {
+    may_pick_people(&app, &me).await?;
+    Ok(Json(app.db.dir.list_agencies().await?))
 }

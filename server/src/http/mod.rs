@@ -7,6 +7,7 @@ pub mod client;
 mod error;
 mod meetings;
 pub mod sockets;
+mod web;
 mod ws;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::{services::ServeDir, trace::TraceLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::{
@@ -67,6 +68,7 @@ pub struct AppState {
         meetings::show_invitation, meetings::accept_invitation,
         meetings::list_invitations, meetings::revoke_invitation,
         admin::update_user, admin::list_user_tokens,
+        meetings::remove_section, meetings::people, meetings::agencies,
     ),
     tags(
         (name = "sign-in"), (name = "admin", description = "administrators only"),
@@ -87,7 +89,6 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 }
 
 pub fn router(state: AppState) -> Router {
-    let web = ServeDir::new(&state.config.web_dir).append_index_html_on_directories(true);
     Router::new()
         .route("/sync/{meeting}", get(ws::sync))
         .route("/api/login", post(auth::login))
@@ -128,7 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}/agenda/order", put(meetings::reorder))
         .route(
             "/api/meetings/{id}/agenda/{section}",
-            patch(meetings::change_section),
+            patch(meetings::change_section).delete(meetings::remove_section),
         )
         .route(
             "/api/meetings/{id}/participants",
@@ -151,11 +152,14 @@ pub fn router(state: AppState) -> Router {
             "/api/invitations/{secret}/accept",
             post(meetings::accept_invitation),
         )
+        .route("/api/people", get(meetings::people))
+        .route("/api/agencies", get(meetings::agencies))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback_service(web)
+        .fallback(web::serve)
+        .layer(axum::middleware::from_fn(web::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             client::client_context,

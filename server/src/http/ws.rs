@@ -183,6 +183,9 @@ async fn serve(
     // A client that sends nothing, not even a pong, for two ping intervals
     // is gone.
     let silence = ping_every * 2;
+    // A deadline, not a timeout around each read: the recheck tick below
+    // restarts the loop every interval and must not restart the count.
+    let mut heard = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
             _ = closer.closed() => break,
@@ -201,18 +204,21 @@ async fn serve(
                 }
                 continue;
             }
-            next = tokio::time::timeout(silence, stream.next()) => next,
-        };
-        let frame = match next {
-            Err(_) => {
+            _ = tokio::time::sleep_until(heard + silence) => {
                 closer.close(CloseReason::new(
                     close_code::GOING_AWAY,
                     "no answer to ping",
                 ));
                 break;
             }
-            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
-            Ok(Some(Err(e))) => {
+            next = stream.next() => {
+                heard = tokio::time::Instant::now();
+                next
+            }
+        };
+        let frame = match next {
+            None | Some(Ok(Message::Close(_))) => break,
+            Some(Err(e)) => {
                 if is_too_big(&e) {
                     reject(
                         &closer,
@@ -224,7 +230,7 @@ async fn serve(
                 }
                 break;
             }
-            Ok(Some(Ok(Message::Text(_)))) => {
+            Some(Ok(Message::Text(_))) => {
                 reject(
                     &closer,
                     close_code::UNSUPPORTED_DATA,
@@ -232,8 +238,8 @@ async fn serve(
                 );
                 break;
             }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(Some(Ok(Message::Binary(frame)))) => frame,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(frame))) => frame,
         };
         metrics::counter!(metric::BYTES_IN).increment(frame.len() as u64);
         let messages = match decode_frame(&frame) {

@@ -751,6 +751,41 @@ impl Directory {
         Ok(())
     }
 
+    /// Removes a section from the agenda; its text stays in the document,
+    /// where nobody may write it any more.
+    pub async fn remove_section(
+        &self,
+        meeting: MeetingId,
+        section: &SectionId,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query("DELETE FROM sections WHERE meeting_id = $1 AND id = $2")
+            .bind(meeting.as_uuid())
+            .bind(section.as_str())
+            .execute(p)
+            .await?
+            .rows_affected() == 1))
+    }
+
+    /// The user's role in every meeting they take part in.
+    pub async fn roles_of(&self, user: UserId) -> Result<Vec<(MeetingId, Role)>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT meeting_id, role FROM participants WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let meeting: Uuid = row.try_get("meeting_id")?;
+                let role: String = row.try_get("role")?;
+                out.push((
+                    MeetingId::from(meeting),
+                    role.parse().map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
     // ---- invitations ------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]

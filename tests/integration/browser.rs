@@ -1,0 +1,125 @@
+//! The browser app end to end: the release-built server binary (as the
+//! README runs it, with `--demo`) on a real database, and Debian's chromium
+//! driven by playwright-core (`tests/e2e/`, pinned in its lock file; never a
+//! downloaded browser). Each scenario is a Node script in
+//! `tests/e2e/scenarios.mjs`; it prints its figures (typing-to-visible
+//! latency, axe results) as `figure:` lines, shown with `--nocapture`.
+//!
+//! Chromium must be installed (`.ci/run` installs it): a missing browser
+//! fails these tests rather than skipping them.
+
+use std::{path::PathBuf, process::Stdio};
+
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::{helpers::*, on_both_backends};
+
+fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e")
+}
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("PROTOKOLL_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "chromium is needed for the browser tests: apt-get install chromium \
+         (or set PROTOKOLL_CHROMIUM); .ci/run installs it"
+    );
+    path
+}
+
+/// Installs the pinned npm packages once per test run, if not yet there.
+async fn npm_packages() -> &'static PathBuf {
+    static DIR: OnceCell<PathBuf> = OnceCell::const_new();
+    DIR.get_or_init(|| async {
+        let dir = e2e_dir();
+        if !dir.join("node_modules/playwright-core").exists() {
+            let status = tokio::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .current_dir(&dir)
+                .status()
+                .await
+                .expect("npm must be installed for the browser tests");
+            assert!(status.success(), "npm ci failed in {}", dir.display());
+        }
+        dir
+    })
+    .await
+}
+
+/// One browser scenario at a time: each starts chromium with several
+/// pages, and the machine has two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// Runs `tests/e2e/scenarios.mjs NAME` against a fresh demo server.
+async fn scenario(backend: Backend, name: &str) {
+    let dir = npm_packages().await;
+    let browser = chromium();
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let db = TestDb::new(backend).await;
+    // Pings every 2 s: a connection cut without a goodbye (the offline
+    // scenario) is noticed within seconds rather than a minute.
+    let (server, meeting) = ProcessServer::start_demo(&db, &["--ping-interval-secs", "2"]).await;
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    let child = tokio::process::Command::new("node")
+        .arg("scenarios.mjs")
+        .arg(name)
+        .env("BASE_URL", format!("http://{}", server.addr))
+        .env("MEETING_ID", meeting.to_string())
+        .env("CHROMIUM", browser)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .env("SCREENSHOT_DIR", screenshots)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed for the browser tests");
+    let out = tokio::time::timeout(DEADLINE * 5, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("scenario {name} finishes in time"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser scenario {name} failed on {backend:?}:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("scenario {name}: passed")),
+        "scenario {name} reported no pass:\n{stdout}"
+    );
+    server.terminate().await;
+}
+
+async fn two_agencies_type_at_once_and_a_member_watches(backend: Backend) {
+    scenario(backend, "live-typing").await;
+}
+
+on_both_backends!(two_agencies_type_at_once_and_a_member_watches);
+
+macro_rules! sqlite_scenarios {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                init_logs();
+                scenario(Backend::Sqlite, $name).await;
+            }
+        )*
+    };
+}
+
+sqlite_scenarios! {
+    a_member_who_only_reads_sends_no_update => "read-only-is-quiet",
+    an_edit_forced_into_another_agencys_section_is_refused_and_the_page_recovers => "forbidden-edit",
+    pages_follow_the_secretary_reordering_and_reassigning_live => "secretary-reassigns",
+    typing_offline_reaches_the_others_on_reconnect => "offline",
+    a_newcomer_invited_to_a_meeting_from_an_earlier_one_writes_their_section => "newcomer",
+    keyboard_alone_signs_in_reaches_a_section_and_moves_an_agenda_item => "keyboard-only",
+    axe_finds_no_wcag_violations_and_screenshots_are_taken => "accessibility",
+}

@@ -1,0 +1,572 @@
+// The protocol page at /meetings/{id}: the whole protocol in the shape of a
+// municipal protocol (header, who is present, the numbered items with each
+// section's text, the signature lines), live. Sections the person may write
+// are editors; every other section is read-only and follows its owner's
+// typing. Test contract: `data-section="{id}"` per item with its
+// `.ProseMirror` inside, `contenteditable="true"` exactly where the person
+// may write, and one `data-connection-state` element.
+
+import type { Editor } from '@tiptap/core'
+import { type AgendaItem, itemLabel, readAgenda } from '../agenda'
+import { ApiError, type MeetingView, type Participant, api, mayWrite, parseOwnerLabel } from '../api'
+import { type App, type Page, notFoundPage } from '../app'
+import { clear, h } from '../dom'
+import { type EditorLabels, createSectionEditor, setWritable } from '../editor'
+import { clock, longDate } from '../format'
+import { t } from '../i18n'
+import { Announcer, colourOf, describe, present } from '../presence'
+import { CLOSE, type ConnectionState, MeetingSync } from '../sync'
+import { secretaryConsole, type Console } from './console'
+
+/** About two minutes of retries: longer than the server's ping timeout. */
+const CLIENT_ID_RETRIES = 12
+
+interface SectionView {
+  id: string
+  el: HTMLElement
+  heading: HTMLHeadingElement
+  ownerLine: HTMLElement
+  hereLine: HTMLElement
+  toolbarSlot: HTMLElement
+  editor: Editor
+  labels: EditorLabels
+  writable: boolean
+}
+
+export async function protocolPage(app: App, meetingId: string): Promise<Page> {
+  let view: MeetingView
+  try {
+    view = await api.meeting(meetingId)
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return notFoundPage()
+    throw e
+  }
+  return new ProtocolPage(app, meetingId, view).page()
+}
+
+class ProtocolPage {
+  private sync!: MeetingSync
+  private readonly sections = new Map<string, SectionView>()
+  private readonly announcer = new Announcer()
+  private console: Console | null = null
+  private presenceFrame = 0
+  /** Reconnects tried while the server still held our old connection. */
+  private clientIdRetries = 0
+  /** People seen in presence who were not participants when last loaded. */
+  private readonly askedAbout = new Set<string>()
+
+  private readonly headerEl = h('header', { class: 'protocol-head' })
+  private readonly attendanceEl = h('section', { class: 'attendance', 'aria-labelledby': 'present-h' })
+  private readonly itemsEl = h('div', { class: 'items' })
+  private readonly footerEl = h('footer', { class: 'signatures' })
+  private readonly connectionEl = h('p', { class: 'connection', role: 'status', 'data-connection-state': 'connecting' })
+  private readonly pendingEl = h('p', { class: 'pending', hidden: true })
+  private readonly alertEl = h('div', { class: 'alert-slot', role: 'alert' })
+  private readonly presenceList = h('ul', { class: 'people' })
+  private readonly mineEl = h('div', { class: 'mine' })
+  private readonly consoleSlot = h('div')
+
+  constructor(
+    private readonly app: App,
+    private readonly meetingId: string,
+    private view: MeetingView,
+  ) {}
+
+  page(): Page {
+    const c = t()
+    document.title = `${this.view.title} – ${c.appName}`
+    const article = h(
+      'article',
+      { class: 'protocol', 'aria-labelledby': 'protocol-title' },
+      this.headerEl,
+      this.attendanceEl,
+      h('h2', { class: 'visually-hidden', id: 'agenda-h' }, c.agenda),
+      this.itemsEl,
+      this.footerEl,
+    )
+    const aside = h(
+      'aside',
+      { class: 'side', 'aria-label': c.connection },
+      this.connectionEl,
+      this.pendingEl,
+      this.mineEl,
+      h(
+        'section',
+        { class: 'presence', 'aria-labelledby': 'presence-h' },
+        h('h2', { id: 'presence-h' }, c.presenceTitle),
+        this.presenceList,
+      ),
+      this.consoleSlot,
+      this.announcer.el,
+    )
+    const el = h('main', { id: 'main', tabindex: '-1', class: 'protocol-page' }, this.alertEl, h('div', { class: 'layout' }, article, aside))
+    this.renderStatic()
+    this.connect()
+    window.addEventListener('beforeunload', this.beforeUnload)
+    return {
+      el,
+      destroy: () => this.destroy(),
+      confirmLeave: () => !this.sync.hasUnsentEdits() || window.confirm(t().unsyncedEdits),
+    }
+  }
+
+  private get locked(): boolean {
+    return (this.view.state ?? 'draft') !== 'draft'
+  }
+
+  private connect(): void {
+    clear(this.itemsEl, h('p', { class: 'loading' }, t().documentLoading))
+    this.sync = new MeetingSync(this.meetingId, {
+      state: (state) => this.showConnection(state),
+      ready: () => this.renderItems(),
+      terminal: (code, reason) => void this.onTerminal(code, reason),
+      restarted: () => void this.reloadView(),
+      synced: () => {
+        this.clientIdRetries = 0
+      },
+      pending: (unsynced) => {
+        this.pendingEl.hidden = !unsynced
+        this.pendingEl.textContent = unsynced ? t().unsyncedEdits : ''
+      },
+    })
+    const agenda = this.sync.doc.getArray('agenda')
+    agenda.observeDeep(() => this.renderItems())
+    this.sync.provider.awareness.on('change', () => this.schedulePresence())
+    this.showConnection('connecting')
+    this.schedulePresence()
+    if (this.canManage()) void this.mountConsole()
+  }
+
+  private destroySync(): void {
+    for (const s of this.sections.values()) s.editor.destroy()
+    this.sections.clear()
+    // The document may still hold edits the server refused: it goes, and
+    // a fresh one is synced (see restart()).
+    this.sync.destroy()
+  }
+
+  private destroy(): void {
+    window.removeEventListener('beforeunload', this.beforeUnload)
+    cancelAnimationFrame(this.presenceFrame)
+    this.announcer.destroy()
+    this.console?.destroy()
+    this.destroySync()
+  }
+
+  private readonly beforeUnload = (event: BeforeUnloadEvent): void => {
+    if (this.sync.hasUnsentEdits()) {
+      event.preventDefault()
+      event.returnValue = ''
+    }
+  }
+
+  private canManage(): boolean {
+    return !!this.app.me && (this.app.me.is_admin || this.view.your_role === 'secretary')
+  }
+
+  // ---- connection and refusals ---------------------------------------------
+
+  private showConnection(state: ConnectionState): void {
+    const c = t()
+    this.connectionEl.dataset.connectionState = state
+    this.connectionEl.textContent = state === 'connected' ? c.connConnected : state === 'offline' ? c.connOffline : c.connConnecting
+    if (state === 'offline') this.announcer.reset()
+  }
+
+  private showAlert(message: string, action?: { label: string; run: () => void }): void {
+    const c = t()
+    const close = h('button', { type: 'button', class: 'link-button', onclick: () => clear(this.alertEl) }, c.dismiss)
+    const act = action
+      ? h(
+          'button',
+          {
+            type: 'button',
+            onclick: () => {
+              clear(this.alertEl)
+              action.run()
+            },
+          },
+          action.label,
+        )
+      : null
+    clear(this.alertEl, h('div', { class: 'alert' }, h('p', null, message), h('div', { class: 'alert-actions' }, act, close)))
+  }
+
+  private async onTerminal(code: number, reason: string): Promise<void> {
+    const c = t()
+    if (code === CLOSE.FORBIDDEN && reason.includes('writes as another client') && this.clientIdRetries < CLIENT_ID_RETRIES) {
+      // Not a forbidden edit: the server still holds our previous
+      // connection (a network that dropped without closing it) and with
+      // it our Yjs client id, until its ping timeout. Keep the edits and
+      // try again shortly instead of throwing them away.
+      this.clientIdRetries += 1
+      this.showConnection('offline')
+      window.setTimeout(() => this.sync.reconnect(), Math.min(2000 * this.clientIdRetries, 15_000))
+      return
+    }
+    switch (code) {
+      case CLOSE.UNAUTHORIZED:
+        this.destroySync()
+        this.app.signIn()
+        return
+      case CLOSE.FORBIDDEN:
+        // The document holds a change the server refused: throw it away
+        // and load the meeting afresh.
+        this.showAlert(c.refused)
+        await this.restart()
+        return
+      case CLOSE.LOCKED:
+        this.showAlert(c.locked)
+        this.view = { ...this.view, state: 'locked' }
+        await this.restart()
+        return
+      case CLOSE.TOO_MANY:
+        this.showAlert(c.tooManyConnections, { label: c.retry, run: () => this.sync.reconnect() })
+        return
+      default:
+        this.showAlert(c.genericError, { label: c.retry, run: () => this.sync.reconnect() })
+    }
+  }
+
+  private async restart(): Promise<void> {
+    this.destroySync()
+    this.console?.destroy()
+    this.console = null
+    clear(this.consoleSlot)
+    try {
+      this.view = { ...(await api.meeting(this.meetingId)), state: this.view.state }
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        clear(this.itemsEl)
+        this.showAlert(t().accessLost)
+        this.showConnection('offline')
+        return
+      }
+      if (e instanceof ApiError && e.status === 401) {
+        this.app.signIn()
+        return
+      }
+    }
+    this.renderStatic()
+    this.connect()
+  }
+
+  /** The meeting's details, participants or our role changed. */
+  private async reloadView(): Promise<void> {
+    try {
+      const fresh = await api.meeting(this.meetingId)
+      this.view = fresh
+    } catch {
+      return
+    }
+    this.renderStatic()
+    this.renderItems()
+    this.console?.update(this.view, readAgenda(this.sync.doc))
+  }
+
+  // ---- the protocol ---------------------------------------------------------
+
+  private renderStatic(): void {
+    const c = t()
+    const v = this.view
+    const state = v.state ?? 'draft'
+    const meta: Array<[string, string]> = []
+    if (v.date) meta.push([c.dateLabel, longDate(v.date)])
+    if (v.time) meta.push([c.timeLabel, clock(v.time)])
+    if (v.place) meta.push([c.placeLabel, v.place])
+    clear(
+      this.headerEl,
+      v.body ? h('p', { class: 'body-name' }, v.body) : null,
+      h('p', { class: 'doc-kind' }, c.protocol, ' ', h('span', { class: `state state-${state}` }, c.states[state] ?? state)),
+      h('h1', { id: 'protocol-title' }, v.title),
+      meta.length ? h('dl', { class: 'meta' }, meta.map(([k, val]) => h('div', null, h('dt', null, k), h('dd', null, val)))) : null,
+    )
+    clear(this.attendanceEl, h('h2', { id: 'present-h' }, c.present), attendance(v.participants))
+    const secretaries = v.participants.filter((p) => p.role === 'secretary')
+    const verifiers = v.participants.filter((p) => p.role === 'chair').concat(v.participants.filter((p) => p.role === 'justerare'))
+    clear(
+      this.footerEl,
+      h('h2', { id: 'signatures-h', class: 'visually-hidden' }, c.signatures),
+      h(
+        'div',
+        { class: 'signature-block' },
+        h('p', { class: 'signature-head' }, c.atTheProtocol),
+        secretaries.length
+          ? secretaries.map((p) => signature(p.user.display_name, c.roles.secretary ?? ''))
+          : h('p', { class: 'muted' }, c.noSecretary),
+      ),
+      verifiers.length
+        ? h(
+            'div',
+            { class: 'signature-block' },
+            h('p', { class: 'signature-head' }, c.verifiedBy),
+            verifiers.map((p) => signature(p.user.display_name, c.roles[p.role] ?? p.role, state === 'verified' ? null : c.notSigned)),
+          )
+        : null,
+    )
+  }
+
+  private mayWrite(item: AgendaItem): boolean {
+    const me = this.app.me
+    if (!me || this.locked) return false
+    return mayWrite(me, this.view.your_role, parseOwnerLabel(item.owner))
+  }
+
+  private renderItems(): void {
+    const agenda = readAgenda(this.sync.doc)
+    if (agenda.length === 0) {
+      for (const s of this.sections.values()) s.editor.destroy()
+      this.sections.clear()
+      if (this.sync.provider.synced) clear(this.itemsEl, h('p', { class: 'muted' }, t().emptyAgenda))
+      this.renderMine(agenda)
+      this.console?.update(this.view, agenda)
+      return
+    }
+    this.itemsEl.querySelector(':scope > p')?.remove()
+    const seen = new Set<string>()
+    agenda.forEach((item, index) => {
+      seen.add(item.id)
+      const sub = item.number.includes('.') && agenda.slice(0, index).some((i) => !i.number.includes('.'))
+      let s = this.sections.get(item.id)
+      if (!s) {
+        s = this.createSection(item)
+        this.sections.set(item.id, s)
+      }
+      this.updateSection(s, item, sub)
+      const at = this.itemsEl.children[index]
+      if (at !== s.el) this.itemsEl.insertBefore(s.el, at ?? null)
+    })
+    for (const [id, s] of this.sections) {
+      if (!seen.has(id)) {
+        s.editor.destroy()
+        s.el.remove()
+        this.sections.delete(id)
+      }
+    }
+    this.renderMine(agenda)
+    this.schedulePresence()
+    this.console?.update(this.view, agenda)
+  }
+
+  private createSection(item: AgendaItem): SectionView {
+    const headingId = `h-${item.id}`
+    const ownerId = `owner-${item.id}`
+    const labels = { labelledBy: headingId, describedBy: ownerId }
+    const heading = h('h2', { id: headingId })
+    const ownerLine = h('p', { class: 'owner', id: ownerId })
+    const hereLine = h('p', { class: 'here' })
+    const toolbarSlot = h('div', { class: 'toolbar-slot' })
+    const host = h('div', { class: 'editor-host' })
+    const el = h('section', { class: 'item', 'data-section': item.id, id: `section-${item.id}`, 'aria-labelledby': headingId }, heading, ownerLine, toolbarSlot, host, hereLine)
+    const writable = this.mayWrite(item)
+    const editor = createSectionEditor(host, this.sync.doc.getXmlFragment(`section:${item.id}`), this.sync.provider.awareness, writable, labels)
+    const s: SectionView = { id: item.id, el, heading, ownerLine, hereLine, toolbarSlot, editor, labels, writable }
+    if (writable) clear(toolbarSlot, toolbar(editor, itemLabel(item)))
+    return s
+  }
+
+  private updateSection(s: SectionView, item: AgendaItem, sub: boolean): void {
+    const c = t()
+    const level = sub ? 'H3' : 'H2'
+    if (s.heading.tagName !== level) {
+      const replacement = h(sub ? 'h3' : 'h2', { id: s.heading.id })
+      s.heading.replaceWith(replacement)
+      s.heading = replacement
+    }
+    s.el.classList.toggle('sub', sub)
+    clear(s.heading, item.number ? h('span', { class: 'num' }, `§ ${item.number}`) : null, ' ', item.title)
+    const writable = this.mayWrite(item)
+    const ownerName = item.owner === 'secretary' ? c.secretaryOwner : item.ownerName || '–'
+    clear(
+      s.ownerLine,
+      c.writtenBy(ownerName),
+      writable ? h('strong', { class: 'badge mine-badge' }, c.youMayWrite) : h('span', { class: 'badge' }, c.readOnly),
+    )
+    if (writable !== s.writable) {
+      s.writable = writable
+      setWritable(s.editor, writable, s.labels)
+      clear(s.toolbarSlot, writable ? toolbar(s.editor, itemLabel(item)) : null)
+    }
+    s.el.classList.toggle('writable', writable)
+  }
+
+  private renderMine(agenda: AgendaItem[]): void {
+    const c = t()
+    const mine = agenda.filter((i) => this.sections.get(i.id)?.writable)
+    if (mine.length === 0) {
+      clear(this.mineEl, h('p', { class: 'muted' }, c.noSectionOfYours))
+      return
+    }
+    clear(
+      this.mineEl,
+      h('p', null, c.yourSections(mine.map(itemLabel).join(', '))),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'primary jump',
+          onclick: () => {
+            const first = mine[0] && this.sections.get(mine[0].id)
+            if (!first) return
+            first.el.scrollIntoView({ block: 'start' })
+            first.editor.commands.focus('end', { scrollIntoView: false })
+          },
+        },
+        c.jumpToMySection,
+      ),
+    )
+  }
+
+  // ---- presence -------------------------------------------------------------
+
+  private schedulePresence(): void {
+    cancelAnimationFrame(this.presenceFrame)
+    this.presenceFrame = requestAnimationFrame(() => this.renderPresence())
+  }
+
+  private renderPresence(): void {
+    const c = t()
+    const me = this.app.me
+    const self = { id: me?.id ?? '', name: me?.display_name ?? '', agency: me?.agency?.name ?? null }
+    const people = present(this.sync.provider.awareness, this.sync.doc, self)
+    if (this.sync.state === 'connected') this.announcer.update(people)
+    const agenda = readAgenda(this.sync.doc)
+    const label = (id: string) => {
+      const item = agenda.find((i) => i.id === id)
+      return item ? itemLabel(item) : id
+    }
+    const others = people.filter((p) => !p.self)
+    if (this.canManage()) {
+      // Someone new is here (a newcomer who just accepted an invitation):
+      // reload the participants so the console can give them a section.
+      const known = new Set(this.view.participants.map((p) => p.user.id))
+      const fresh = people.filter((p) => !known.has(p.user.id) && !this.askedAbout.has(p.user.id))
+      if (fresh.length) {
+        for (const p of fresh) this.askedAbout.add(p.user.id)
+        void this.reloadView()
+      }
+    }
+    clear(
+      this.presenceList,
+      people.map((p) =>
+        h(
+          'li',
+          null,
+          swatch(colourOf(p.user).solid),
+          h('span', null, describe(p.user), p.self ? ` (${c.you})` : ''),
+          h('span', { class: 'where' }, ' – ', p.sections.length ? c.inSection(p.sections.map(label).join(', ')) : c.reading),
+        ),
+      ),
+      others.length === 0 ? h('li', { class: 'muted' }, c.nobodyElse) : null,
+    )
+    for (const s of this.sections.values()) {
+      const here = others.filter((p) => p.sections.includes(s.id))
+      s.hereLine.textContent = here.length ? c.hereNow(here.map((p) => describe(p.user)).join(', ')) : ''
+      s.hereLine.hidden = here.length === 0
+    }
+  }
+
+  // ---- secretary console ----------------------------------------------------
+
+  private async mountConsole(): Promise<void> {
+    this.console?.destroy()
+    this.console = secretaryConsole({
+      meetingId: this.meetingId,
+      me: this.app.me!,
+      view: this.view,
+      agenda: () => readAgenda(this.sync.doc),
+      changed: () => void this.reloadView(),
+    })
+    clear(this.consoleSlot, this.console.el)
+    this.console.update(this.view, readAgenda(this.sync.doc))
+  }
+}
+
+function swatch(colour: string): HTMLElement {
+  const el = h('span', { class: 'swatch', 'aria-hidden': 'true' })
+  el.style.backgroundColor = colour
+  return el
+}
+
+function attendance(participants: Participant[]): HTMLElement {
+  const c = t()
+  if (participants.length === 0) return h('p', { class: 'muted' }, c.noParticipants)
+  const groups = new Map<string, Participant[]>()
+  for (const p of participants) {
+    const key = p.user.agency?.name ?? c.otherParticipants
+    groups.set(key, [...(groups.get(key) ?? []), p])
+  }
+  const names = [...groups.keys()].sort((a, b) =>
+    a === c.otherParticipants ? 1 : b === c.otherParticipants ? -1 : a.localeCompare(b, c.locale),
+  )
+  return h(
+    'dl',
+    { class: 'present' },
+    names.map((agency) =>
+      h(
+        'div',
+        null,
+        h('dt', null, agency),
+        (groups.get(agency) ?? []).map((p) =>
+          h('dd', null, p.user.display_name, p.role !== 'member' ? h('span', { class: 'role' }, `, ${(c.roles[p.role] ?? p.role).toLowerCase()}`) : null),
+        ),
+      ),
+    ),
+  )
+}
+
+function signature(name: string, role: string, note: string | null = null): HTMLElement {
+  return h(
+    'div',
+    { class: 'signature' },
+    h('div', { class: 'signature-line', 'aria-hidden': 'true' }),
+    h('p', { class: 'signature-name' }, name),
+    h('p', { class: 'signature-role' }, role, note ? ` · ${note}` : ''),
+  )
+}
+
+function toolbar(editor: Editor, section: string): HTMLElement {
+  const c = t()
+  type Item = { label: string; key: string; run: () => void; active?: () => boolean }
+  const items: Item[] = [
+    { label: c.bold, key: 'B', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
+    { label: c.italic, key: 'I', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
+    { label: c.heading, key: 'H', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
+    { label: c.bulletList, key: '•', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
+    { label: c.orderedList, key: '1.', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
+    {
+      label: c.link,
+      key: c.link,
+      run: () => {
+        const previous = (editor.getAttributes('link').href as string | undefined) ?? ''
+        const url = window.prompt(c.linkPrompt, previous)
+        if (url === null) return
+        if (url.trim() === '') editor.chain().focus().extendMarkRange('link').unsetLink().run()
+        else editor.chain().focus().extendMarkRange('link').setLink({ href: url.trim() }).run()
+      },
+      active: () => editor.isActive('link'),
+    },
+    { label: c.undo, key: '↶', run: () => editor.commands.undo() },
+    { label: c.redo, key: '↷', run: () => editor.commands.redo() },
+  ]
+  const buttons = items.map((item) => {
+    const b = h(
+      'button',
+      {
+        type: 'button',
+        title: item.label,
+        'aria-label': item.label,
+        'aria-pressed': item.active ? 'false' : null,
+        onmousedown: (e: Event) => e.preventDefault(),
+        onclick: () => item.run(),
+      },
+      h('span', { 'aria-hidden': 'true' }, item.key),
+    )
+    return { b, item }
+  })
+  const refresh = () => {
+    for (const { b, item } of buttons) if (item.active) b.setAttribute('aria-pressed', String(item.active()))
+  }
+  editor.on('transaction', refresh)
+  return h('div', { role: 'toolbar', 'aria-label': c.formatting(section), class: 'format-bar' }, buttons.map((x) => x.b))
+}

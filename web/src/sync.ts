@@ -1,0 +1,137 @@
+// One meeting's live document: the Y.Doc, the y-websocket provider and what
+// the page needs to know about the connection (state, unsynced edits, the
+// server's refusals).
+
+import { WebsocketProvider } from 'y-websocket'
+import * as Y from 'yjs'
+
+export type ConnectionState = 'connecting' | 'connected' | 'offline'
+
+/** Close codes the server uses (server/src/sync/peer.rs). */
+export const CLOSE = {
+  SERVICE_RESTART: 1012,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+  LOCKED: 4423,
+  TOO_MANY: 4429,
+} as const
+
+export interface SyncEvents {
+  state(state: ConnectionState): void
+  /** The first complete sync with the server. */
+  ready(): void
+  /** A close after which y-websocket does not reconnect (4400-4499). */
+  terminal(code: number, reason: string): void
+  /** The server asked us to reconnect because something about us changed. */
+  restarted(): void
+  /** Whether local edits are waiting to reach the server. */
+  pending(unsynced: boolean): void
+  /** Every completed sync, the first and after each reconnect. */
+  synced?(): void
+}
+
+export class MeetingSync {
+  readonly doc = new Y.Doc()
+  readonly provider: WebsocketProvider
+  state: ConnectionState = 'connecting'
+  /** Local edits made while not connected, not yet sent to the server. */
+  unsynced = false
+  private wasReady = false
+  private destroyed = false
+
+  constructor(
+    readonly meetingId: string,
+    private readonly events: SyncEvents,
+  ) {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+    this.provider = new WebsocketProvider(`${scheme}://${location.host}/sync`, meetingId, this.doc, {
+      // Tabs must not hand each other edits behind the server's back: a
+      // refused edit would travel to a tab the server never refused.
+      disableBc: true,
+      maxBackoffTime: 2500,
+    })
+    this.provider.on('status', ({ status }) => {
+      if (status === 'connected') {
+        this.setState(this.provider.synced ? 'connected' : this.state === 'offline' ? 'offline' : 'connecting')
+      } else if (status === 'disconnected') {
+        this.setState('offline')
+      } else if (this.state !== 'offline') {
+        this.setState('connecting')
+      }
+    })
+    this.provider.on('sync', (synced: boolean) => {
+      if (!synced) return
+      this.setState('connected')
+      this.setUnsynced(false)
+      this.events.synced?.()
+      if (!this.wasReady) {
+        this.wasReady = true
+        this.events.ready()
+      } else {
+        this.reannounce()
+      }
+    })
+    this.provider.on('connection-close', (event: CloseEvent | null) => {
+      if (this.destroyed) return
+      if (event?.code === CLOSE.SERVICE_RESTART) this.events.restarted()
+      if (!this.provider.synced) this.setState('offline')
+    })
+    this.provider.on('closed', ({ code, reason }: { code: number; reason: string }) => {
+      if (!this.destroyed) this.events.terminal(code, reason)
+    })
+    this.doc.on('update', (_update: Uint8Array, origin: unknown) => {
+      if (origin === this.provider) return
+      if (!(this.provider.wsconnected && this.provider.synced)) this.setUnsynced(true)
+    })
+    window.addEventListener('offline', this.onBrowserOffline)
+  }
+
+  /** Edits typed but possibly not yet with the server. */
+  hasUnsentEdits(): boolean {
+    const ws = this.provider.ws
+    return this.unsynced || (ws !== null && ws.bufferedAmount > 0)
+  }
+
+  /** After a 4429 or similar: try once more on request. */
+  reconnect(): void {
+    this.provider.connect()
+  }
+
+  destroy(): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    window.removeEventListener('offline', this.onBrowserOffline)
+    this.provider.destroy()
+    this.doc.destroy()
+  }
+
+  /**
+   * After a reconnect: the server marked our presence as gone with a clock
+   * one above ours, and ignores a state that is not newer (y-protocols'
+   * rule). Two local changes make ours newer, so we reappear at once
+   * instead of at the next 15 s renewal.
+   */
+  private reannounce(): void {
+    const awareness = this.provider.awareness
+    const state = awareness.getLocalState()
+    if (state === null) return
+    awareness.setLocalState({ ...state })
+    awareness.setLocalState({ ...state })
+  }
+
+  private readonly onBrowserOffline = (): void => {
+    this.setState('offline')
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return
+    this.state = state
+    this.events.state(state)
+  }
+
+  private setUnsynced(value: boolean): void {
+    if (this.unsynced === value) return
+    this.unsynced = value
+    this.events.pending(value)
+  }
+}
