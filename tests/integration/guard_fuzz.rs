@@ -260,6 +260,11 @@ impl World {
         );
         let mut refusal = None;
         let (accepted, canonical) = match outcome {
+            Ok(applied) if applied.ignored => {
+                assert_eq!(self.state(), base, "an ignored update changes nothing");
+                refusal = Some("ignored (formatting clean-up)".to_owned());
+                (false, None)
+            }
             Ok(applied) => {
                 for c in applied.new_clients {
                     self.owners.insert(c, who.user_id);

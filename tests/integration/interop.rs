@@ -242,3 +242,135 @@ mod reconnect {
     use super::*;
     crate::on_both_backends!(an_npm_client_keeps_writing_across_ten_dropped_sockets);
 }
+
+/// Yjs tidies redundant formatting marks (left by two people formatting the
+/// same words at once) in every document that receives them, as a change of
+/// its own: a browser showing a section it may not write sends such a
+/// deletion too. It must stay connected (the deletion is not applied).
+async fn a_viewer_whose_yjs_tidies_another_sections_formatting_stays_connected(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use yrs::{Text, WriteTxn, XmlFragment, XmlOut, types::Attrs};
+
+    let dir = npm_packages().await;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let dir_ = &server.db.dir;
+    let polis_agency = dir_.create_agency("Polis").await.unwrap().id;
+    let skola_agency = dir_.create_agency("Skola").await.unwrap().id;
+    let meeting = create_meeting(&server.db, "Formatting").await;
+    let (polis, polis_token) =
+        agency_user_with_token(&server.db, "polis", false, Some(polis_agency)).await;
+    let (skola, skola_token) =
+        agency_user_with_token(&server.db, "skola", false, Some(skola_agency)).await;
+    for user in [&polis, &skola] {
+        dir_.set_participant(meeting.id, user.id, protokoll::people::Role::Member)
+            .await
+            .unwrap();
+    }
+    for (id, agency) in [("polis", polis_agency), ("skola", skola_agency)] {
+        dir_.add_section(
+            meeting.id,
+            &protokoll::people::Section {
+                id: protokoll::people::SectionId::parse(id).unwrap(),
+                number: "2".into(),
+                title: id.into(),
+                owner: protokoll::people::SectionOwner::Agency { agency_id: agency },
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mut first = Client::synced(server.addr, meeting.id, &skola_token).await;
+    first.write("section:skola", "skolans text").await;
+    let mut second = Client::synced(server.addr, meeting.id, &skola_token).await;
+    second
+        .until("the text", |c| {
+            c.section("section:skola").contains("skolans")
+        })
+        .await;
+    let mut child = tokio::process::Command::new("node")
+        .arg("tidy.mjs")
+        .arg(format!("ws://{}/sync", server.addr))
+        .arg(meeting.id.to_string())
+        .arg("section:skola")
+        .arg("section:polis")
+        .env("PROTOKOLL_TOKEN", &polis_token)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the node client reports in time")
+            .unwrap()
+            .expect("a line")
+    };
+    assert_eq!(next_line().await, r#"{"synced":true}"#);
+    // Both make the same words bold at once, neither seeing the other's.
+    let bold = |doc: &yrs::Doc| {
+        let mut txn = doc.transact_mut();
+        let f = txn.get_or_insert_xml_fragment("section:skola");
+        let Some(XmlOut::Element(p)) = f.get(&txn, 0) else {
+            panic!("the paragraph")
+        };
+        let Some(XmlOut::Text(t)) = p.get(&txn, 0) else {
+            panic!("its text")
+        };
+        t.format(&mut txn, 0, 7, Attrs::from([("bold".into(), true.into())]));
+        txn.encode_update_v1()
+    };
+    let (a, b) = (bold(&first.doc), bold(&second.doc));
+    first.send_raw(protocol_update(&a)).await;
+    second.send_raw(protocol_update(&b)).await;
+    let mut observer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
+    let done = |doc: &yrs::Doc| doc.transact().state_vector();
+    let (first_sv, second_sv) = (done(&first.doc), done(&second.doc));
+    let (first_id, second_id) = (first.doc.client_id(), second.doc.client_id());
+    observer
+        .until("both bolds", |c| {
+            let sv = c.doc.transact().state_vector();
+            sv.get(&first_id) >= first_sv.get(&first_id)
+                && sv.get(&second_id) >= second_sv.get(&second_id)
+        })
+        .await;
+
+    let first_line = next_line().await;
+    let tidied: Value = serde_json::from_str(&first_line).unwrap();
+    assert!(
+        tidied["tidied"].as_u64().unwrap() > 0,
+        "Yjs tidied the school's formatting: {tidied}"
+    );
+    // Its own paragraph, sent after the clean-up, arrives: the connection
+    // carried on past the clean-up.
+    observer
+        .until("the viewer's own paragraph", |c| {
+            c.section("section:polis").contains("after-tidy")
+        })
+        .await;
+    stdin.write_all(b"report\n").await.unwrap();
+    let report = next_line().await;
+    assert_eq!(report, r#"{"connected":true}"#);
+    assert!(child.wait().await.unwrap().success());
+    // The school's text keeps every mark the school wrote.
+    let stored = stored_doc(server.store(), meeting.id).await;
+    assert_eq!(
+        fragment_text(&stored, "section:skola"),
+        observer.section("section:skola")
+    );
+    server.stop().await;
+}
+
+fn protocol_update(update: &[u8]) -> bytes::Bytes {
+    protokoll::sync::protocol::encode_update(update)
+}
+
+mod tidy {
+    use super::*;
+    crate::on_both_backends!(a_viewer_whose_yjs_tidies_another_sections_formatting_stays_connected);
+}

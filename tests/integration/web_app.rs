@@ -170,9 +170,29 @@ async fn a_meeting_from_an_earlier_one_copies_agenda_owners_and_participants(bac
     let server = TestServer::start(&db).await;
     let (earlier, agency, polis_token) = meeting_with_agenda(&server).await;
     let secretary = bearer_client(&server.writer());
+    let scribe = server
+        .db
+        .dir
+        .user_by_username(&protokoll::people::Username::parse("scribe").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    server
+        .db
+        .dir
+        .set_can_create_meetings(scribe.id, true)
+        .await
+        .unwrap();
 
-    // Someone who cannot read the earlier meeting gets 404 and nothing is made.
-    let (_, stranger) = user_with_token(&server.db, "stranger", false).await;
+    // Someone who may create meetings but cannot read the earlier one gets
+    // 404 and nothing is made.
+    let (stranger_user, stranger) = user_with_token(&server.db, "stranger", false).await;
+    server
+        .db
+        .dir
+        .set_can_create_meetings(stranger_user.id, true)
+        .await
+        .unwrap();
     let r = bearer_client(&stranger)
         .post(server.http("/api/meetings"))
         .json(&json!({ "title": "Kopia", "from": earlier }))

@@ -236,6 +236,8 @@ struct Loc {
     shared: bool,
     /// The item is a map entry's value (an attribute), not in a sequence.
     keyed: bool,
+    /// The item is a formatting mark (bold on, bold off, ...).
+    format: bool,
     /// Shared types between the item and its root.
     depth: u16,
 }
@@ -247,6 +249,7 @@ impl Loc {
             up: Up::Gc,
             shared: false,
             keyed: false,
+            format: false,
             depth: 0,
         }
     }
@@ -260,6 +263,7 @@ impl Loc {
             up: neighbour.up,
             shared,
             keyed: neighbour.keyed,
+            format: false,
             depth: neighbour.depth,
         }
     }
@@ -310,6 +314,10 @@ pub struct Accepted {
     pub regions: Vec<Region>,
     /// Client ids the update writes under that nobody held in this room.
     pub new_clients: Vec<u64>,
+    /// The update only deletes formatting marks, some of them where the
+    /// sender may not write: Yjs tidying up redundant marks after another
+    /// client's edit. It is not applied (see `check`).
+    pub ignore: bool,
 }
 
 /// The content kinds a client may send: text and the shared types an
@@ -435,6 +443,7 @@ impl SectionIndex {
                     up: Up::Root,
                     shared,
                     keyed: *keyed,
+                    format: false,
                     depth: 0,
                 })),
                 Some(Parent::Item(p)) => {
@@ -462,6 +471,7 @@ impl SectionIndex {
                         up: Up::Item(*p),
                         shared,
                         keyed: *keyed,
+                        format: false,
                         depth,
                     }))
                 }
@@ -574,7 +584,14 @@ impl SectionIndex {
                             Some(Refusal::Content("text or formatting as an attribute value"));
                         true
                     }
-                    Ok(Some(loc)) => {
+                    Ok(Some(mut loc)) => {
+                        loc.format = matches!(
+                            b.kind,
+                            Kind::Item {
+                                content: Content::Format,
+                                ..
+                            }
+                        );
                         let end = b.clock + b.len;
                         local
                             .entry(b.client)
@@ -666,6 +683,8 @@ impl SectionIndex {
                     .insert(*start, *end, loc.clone());
             }
         }
+        // A formatting mark deleted where the sender may not write.
+        let mut tidied: Option<Region> = None;
         for &(client, clock, len) in &decoded.deletes {
             let end = clock.checked_add(len).ok_or(Refusal::Malformed)?;
             // Deleting what is already deleted changes nothing: clients send
@@ -675,36 +694,59 @@ impl SectionIndex {
                 None => vec![(clock, end)],
             };
             for (s, e) in missing {
-                for region in self.regions_between(client, s, e, &local)? {
+                for (region, format) in self.regions_between(client, s, e, &local)? {
                     if region == Region::Gone {
                         continue;
                     }
-                    if !ownership.may_write(who, &region) {
+                    if ownership.may_write(who, &region) {
+                        if !regions.contains(&region) {
+                            regions.push(region);
+                        }
+                    } else if format {
+                        tidied.get_or_insert(region);
+                    } else {
                         return Err(Refusal::Forbidden(region));
-                    }
-                    if !regions.contains(&region) {
-                        regions.push(region);
                     }
                 }
             }
+        }
+        // After applying another client's edit, Yjs deletes formatting marks
+        // that have become redundant (a bold start right before a bold end,
+        // left by concurrent edits), in every document that receives the
+        // edit, as a change of its own. A browser showing a section it may
+        // not write sends such a deletion too. Refusing it would disconnect
+        // an honest viewer; applying it would let anyone remove formatting
+        // anywhere. Such an update (deletions of marks and nothing else) is
+        // not applied: the sender's document keeps a few redundant marks
+        // fewer than everyone else's, which formats nothing differently.
+        if let Some(region) = tidied {
+            if !blocks.is_empty() {
+                return Err(Refusal::Forbidden(region));
+            }
+            return Ok(Accepted {
+                ignore: true,
+                ..Accepted::default()
+            });
         }
         Ok(Accepted {
             blocks,
             regions,
             new_clients,
+            ignore: false,
         })
     }
 
     /// The regions of every item in `[s, e)` of `client`, known or new in
-    /// this update; an id in neither is unknown.
+    /// this update, each with whether only formatting marks lie there; an
+    /// id in neither is unknown.
     fn regions_between(
         &self,
         client: u64,
         s: u32,
         e: u32,
         local: &Local,
-    ) -> Result<Vec<Region>, Refusal> {
-        let mut out: Vec<Region> = Vec::new();
+    ) -> Result<Vec<(Region, bool)>, Refusal> {
+        let mut out: Vec<(Region, bool)> = Vec::new();
         let mut at = s;
         while at < e {
             let (end, loc) = [self.items.get(&client), local.get(&client)]
@@ -712,8 +754,9 @@ impl SectionIndex {
                 .flatten()
                 .find_map(|r| r.span(at))
                 .ok_or(Refusal::UnknownItems)?;
-            if !out.contains(&loc.region) {
-                out.push(loc.region.clone());
+            match out.iter_mut().find(|(r, _)| *r == loc.region) {
+                Some((_, format)) => *format &= loc.format,
+                None => out.push((loc.region.clone(), loc.format)),
             }
             at = end;
         }

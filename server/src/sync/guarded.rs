@@ -53,6 +53,9 @@ pub struct Applied {
     pub canonical: Option<Vec<u8>>,
     /// Client ids the update wrote under that nobody held before.
     pub new_clients: Vec<u64>,
+    /// Deletions of formatting marks in sections the sender may not write,
+    /// and nothing else: not applied (see `guard::Accepted::ignore`).
+    pub ignored: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +205,15 @@ impl GuardedDoc {
                     None => Ok(accepted),
                 });
             metrics::histogram!(metric::GUARD_SECONDS).record(started.elapsed().as_secs_f64());
-            Some(verdict.map_err(Rejected::Refused)?)
+            let accepted = verdict.map_err(Rejected::Refused)?;
+            if accepted.ignore {
+                return Ok(Applied {
+                    canonical: None,
+                    new_clients: Vec::new(),
+                    ignored: true,
+                });
+            }
+            Some(accepted)
         } else {
             None
         };
@@ -246,6 +257,7 @@ impl GuardedDoc {
                 Ok(Applied {
                     canonical: (canonical != EMPTY_UPDATE).then_some(canonical),
                     new_clients,
+                    ignored: false,
                 })
             }
             Ok(Ok(None)) => Err(Rejected::RefusedAfterApplying(Refusal::UnknownItems)),

@@ -523,6 +523,11 @@ impl Room {
         );
         match outcome {
             Ok(applied) => {
+                if applied.ignored {
+                    debug!(meeting_id = %self.id, peer, "formatting clean-up outside the sender's sections ignored");
+                    metrics::counter!(metric::UPDATES_REJECTED, "reason" => "formatting_cleanup_ignored")
+                        .increment(1);
+                }
                 for client in applied.new_clients {
                     self.owners.bind(client, principal.user_id);
                 }
