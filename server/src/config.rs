@@ -162,6 +162,11 @@ pub struct ServerConfig {
     /// through one NAT address.
     #[arg(long, env = "PROTOKOLL_MAX_SOCKETS_PER_ADDRESS", default_value_t = 500)]
     pub max_sockets_per_address: usize,
+    /// Keep the Ed25519 key that signs verified protocols in this PKCS#8
+    /// PEM file (created, readable by the owner only, if missing) instead
+    /// of in the database.
+    #[arg(long, env = "PROTOKOLL_SIGNING_KEY_FILE", global = true)]
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -197,6 +202,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             max_sockets_per_user: 20,
             max_sockets_per_address: 500,
+            signing_key_file: None,
         }
     }
 }

@@ -45,11 +45,15 @@ föregående protokoll lades till handlingarna och dagordningen godkändes.",
         owner: "secretary",
         paragraphs: &[
             "Lokal samverkansöverenskommelse mellan polis och kommun. \
-Samverkansöverenskommelsen har reviderats och tas upp på stadsdelsnämnden 180315 som ett anmälningsärende. \
-Stadsdelen Västertorp och ungdomar är två nya prioriterade områden i Hägersten-Liljeholmen.",
+Samverkansöverenskommelsen har reviderats och tas upp på stadsdelsnämnden 180315 som ett \
+anmälningsärende. Stadsdelen Västertorp och ungdomar är två nya prioriterade områden i \
+Hägersten-Liljeholmen. Inbrott och trafik tas bort som prioriterade områden men arbetet med \
+problematiken fortsätter som tidigare inom ordinarie linjeverksamhet.",
             "Handlingsplan mot våldsbejakande extremism. Hägersten-Liljeholmens handlingsplan mot \
-våldsbejakande extremism (VBE) ska revideras utifrån ny lägesbild och genomförda aktiviteter och ska \
-vara klar till tertialrapport 1.",
+våldsbejakande extremism (VBE) ska revideras utifrån ny lägesbild och genomförda aktiviteter och \
+ska vara klar till tertialrapport 1.",
+            "Närmiljövandringar planeras i Västertorp den 14 mars kl. 18.00 och i Fruängen den \
+22 mars kl. 18.00.",
         ],
     },
     SeedSection {
@@ -59,11 +63,12 @@ vara klar till tertialrapport 1.",
         owner: "Polis",
         paragraphs: &[
             "Polisen får signaler från skolorna, både grundskolor men främst gymnasieskolor, \
-att det är problem med droger, främst cannabis, bland ungdomar. Polisen, stadsdelsförvaltningen och \
-skolan ska tillsammans formulera en gemensam drogpolicy för samtliga grundskolor i stadsdelsområdet.",
+att det är problem med droger, främst cannabis, bland ungdomar. Polisen, \
+stadsdelsförvaltningen och skolan ska tillsammans formulera en gemensam drogpolicy för \
+samtliga grundskolor i stadsdelsområdet.",
             "Inbrott ökar i hela Stockholms stad och i Hägersten-Liljeholmen. Polisen jobbar med \
-grannsamverkan och polisvolontär kommer att gå ut och informera i utsatta områden mellan \
-kl. 16.00–19.00 i vecka 9.",
+grannsamverkan och polisvolontärer kommer att gå ut och informera i utsatta områden mellan \
+kl. 16.00 och 19.00 i vecka 9.",
         ],
     },
     SeedSection {
@@ -73,9 +78,9 @@ kl. 16.00–19.00 i vecka 9.",
         owner: "Räddningstjänsten",
         paragraphs: &[
             "Det har varit en relativt lugn period sedan sensommaren, inga stora bränder, \
-trafikolyckor eller bilbränder. Mycket larm så som lägenhetsbränder och larm om hjärtstopp.",
-            "Brandförsvarets brandinstruktörer informerar och utbildar på olika boenden. Det \
-förekommer vissa brister i brandskyddet på de tillfälliga boendena då de inte är permanenta.",
+trafikolyckor eller bilbränder. Brandförsvarets brandinstruktörer informerar och utbildar på \
+olika boenden. Det förekommer vissa brister i brandskyddet på de tillfälliga boendena då de \
+inte är permanenta.",
         ],
     },
     SeedSection {
@@ -85,8 +90,8 @@ förekommer vissa brister i brandskyddet på de tillfälliga boendena då de int
         owner: "Stadsdelsförvaltningen",
         paragraphs: &[
             "Enheten har jobbat mycket med fritidsgårdarna, rekrytering, värdegrund och att \
-bygga trygga personalgrupper. Fritidsgårdarna kommer att ha mer riktad verksamhet med bland annat \
-sjuankvällar.",
+bygga trygga personalgrupper. Fritidsgårdarna kommer att ha mer riktad verksamhet, och \
+fältassistenternas uppdrag har utökats till att även gälla mellanstadiebarn.",
         ],
     },
     SeedSection {
@@ -96,8 +101,8 @@ sjuankvällar.",
         owner: "Skola",
         paragraphs: &[
             "Skolan ser behov av verksamhet för barn och ungdomar på eftermiddagar, efter \
-skolans slut och innan barnen går hem till sina föräldrar.",
-            "I övrigt finns inga avvikelser att rapportera från skolorna i området.",
+skolans slut och innan barnen går hem till sina föräldrar. I övrigt finns inga avvikelser att \
+rapportera från skolorna i området.",
         ],
     },
     SeedSection {
@@ -112,7 +117,7 @@ skolans slut och innan barnen går hem till sina föräldrar.",
         number: "2.6",
         title: "Social omsorg",
         owner: "Socialtjänst",
-        paragraphs: &[],
+        paragraphs: &["Ingen information."],
     },
     SeedSection {
         id: "forskola",
@@ -120,9 +125,9 @@ skolans slut och innan barnen går hem till sina föräldrar.",
         title: "Förskoleavdelningen",
         owner: "Förskola",
         paragraphs: &[
-            "Stadsdelsområdet växer och det är mycket planering kring nya förskolor och byggnationer. \
-Polisen vill gärna ha information så fort situationer med oro i anslutning till förskolor uppstår. \
-I övrigt lugnt inom förskoleavdelningen.",
+            "Stadsdelsområdet växer och det är mycket planering kring nya förskolor och \
+byggnationer. Polisen vill gärna ha information så fort oroande situationer uppstår i \
+anslutning till förskolor. I övrigt lugnt inom förskoleavdelningen.",
         ],
     },
     SeedSection {
@@ -131,7 +136,11 @@ I övrigt lugnt inom förskoleavdelningen.",
         title: "Återrapportering från arbetsgrupper/uppföljning av prioriteringar",
         owner: "secretary",
         paragraphs: &[
-            "Arbetsgruppen för tryggare och trivsammare centrum: möte med arbetsgruppen kommer att bokas inom kort.",
+            "Arbetsgruppen för tryggare och trivsammare centrum: möte med arbetsgruppen kommer \
+att bokas inom kort.",
+            "SSP: samverkan kring de barn och ungdomar som skapar oro i Fruängen och Västertorp \
+har fungerat bra och gett effekt. Överenskommet att det skapas en gemensam drogpolicy för \
+skolorna i stadsdelen efter att förslaget har förankrats på lokala Brå.",
         ],
     },
     SeedSection {
@@ -139,7 +148,7 @@ I övrigt lugnt inom förskoleavdelningen.",
         number: "4",
         title: "Övriga frågor",
         owner: "secretary",
-        paragraphs: &[],
+        paragraphs: &["Inga övriga frågor."],
     },
     SeedSection {
         id: "prioriteringar",
@@ -147,8 +156,8 @@ I övrigt lugnt inom förskoleavdelningen.",
         title: "Prioriteringar utifrån problembild",
         owner: "secretary",
         paragraphs: &[
-            "Samverkansöverenskommelsen, revidera och arbeta utifrån prioriteringar, \
-formulera en gemensam drogpolicy för grundskolorna i stadsdelsområdet och ha möte med gymnasieskolorna \
+            "Samverkansöverenskommelsen, revidera och arbeta utifrån prioriteringar, formulera \
+en gemensam drogpolicy för grundskolorna i stadsdelsområdet och ha möte med gymnasieskolorna \
 för att hitta samverkansformer för att motverka droganvändande.",
         ],
     },
@@ -180,7 +189,8 @@ const AGENCIES: &[&str] = &[
     "Stadsdelsförvaltningen",
 ];
 
-/// (username, display name, agency, role in the meeting, administrator)
+/// (username, display name, agency, role in the meeting, administrator).
+/// The names are invented for the demo; none is a real person's.
 type DemoPerson = (
     &'static str,
     &'static str,
@@ -193,65 +203,65 @@ const PEOPLE: &[DemoPerson] = &[
     ("admin", "Administratör", None, None, true),
     (
         "sekreterare",
-        "Sekreterare (demo)",
+        "Eva Lindqvist",
         Some("Stadsdelsförvaltningen"),
         Some(Role::Secretary),
         false,
     ),
     (
         "ordforande",
-        "Ordförande (demo)",
+        "Anders Holm",
         Some("Stadsdelsförvaltningen"),
         Some(Role::Chair),
         false,
     ),
     (
         "justerare",
-        "Justerare (demo)",
+        "Maria Sundberg",
         Some("Socialtjänst"),
         Some(Role::Justerare),
         false,
     ),
     // A member who speaks for no agency: reads everything, writes nothing.
-    ("ledamot", "Ledamot (demo)", None, Some(Role::Member), false),
+    ("ledamot", "Johan Ek", None, Some(Role::Member), false),
     (
         "polis",
-        "Kommunpolis (demo)",
+        "Karin Sjöberg",
         Some("Polis"),
         Some(Role::Member),
         false,
     ),
     (
         "brand",
-        "Räddningstjänsten (demo)",
+        "Erik Nyström",
         Some("Räddningstjänsten"),
         Some(Role::Member),
         false,
     ),
     (
         "skola",
-        "Skolan (demo)",
+        "Sara Lund",
         Some("Skola"),
         Some(Role::Member),
         false,
     ),
     (
         "social",
-        "Socialtjänsten (demo)",
+        "Ahmed Karimi",
         Some("Socialtjänst"),
         Some(Role::Member),
         false,
     ),
     (
         "aldreomsorg",
-        "Äldreomsorgen (demo)",
+        "Birgitta Ström",
         Some("Äldreomsorg"),
         Some(Role::Member),
         false,
     ),
     (
         "forskola",
-        "Förskoleavdelningen (demo)",
+        "Lena Strand",
         Some("Förskola"),
         Some(Role::Member),
         false,

@@ -3,13 +3,19 @@
 //! parts it owns (the agenda).
 
 use yrs::{
-    Array, ArrayRef, MapPrelim, TransactionMut, WriteTxn, XmlElementPrelim, XmlFragment,
+    Array, ArrayRef, Map, MapPrelim, TransactionMut, WriteTxn, XmlElementPrelim, XmlFragment,
     XmlTextPrelim,
 };
 
 /// Root `Y.Array` of agenda items, each a `Y.Map`. Written by the server
 /// only, mirroring the agenda kept in the database.
 pub const AGENDA: &str = "agenda";
+
+/// Root `Y.Map` in which the server announces the protocol's state
+/// (`state`, `hash`, `lockedAt`) to connected clients. Written by the
+/// server only, as the last append before a lock and the first after a
+/// rejection or reopening.
+pub const PROTOCOL: &str = "protocol";
 
 /// Prefix of the root names of section fragments.
 pub const SECTION_PREFIX: &str = "section:";
@@ -89,4 +95,21 @@ pub fn seed_empty_sections<'a>(
     for id in section_ids {
         write_paragraphs(txn, id, &[]);
     }
+}
+
+/// Announces a lock in the document: `protocol.state = "locked"` with the
+/// protocol's hash and the lock time.
+pub fn write_locked(txn: &mut TransactionMut, hash: &str, locked_at: &str) {
+    let map = txn.get_or_insert_map(PROTOCOL);
+    map.insert(txn, "state", "locked");
+    map.insert(txn, "hash", hash);
+    map.insert(txn, "lockedAt", locked_at);
+}
+
+/// Announces that the protocol is a draft again.
+pub fn write_draft(txn: &mut TransactionMut) {
+    let map = txn.get_or_insert_map(PROTOCOL);
+    map.insert(txn, "state", "draft");
+    map.remove(txn, "hash");
+    map.remove(txn, "lockedAt");
 }

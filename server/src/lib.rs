@@ -9,6 +9,7 @@ pub mod client_addr;
 pub mod config;
 pub mod demo;
 pub mod document;
+pub mod finalise;
 pub mod guard;
 pub mod http;
 pub mod meeting;
@@ -41,6 +42,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
 
+    let signer = finalise::Signer::load(&db, config.signing_key_file.as_deref())
+        .await
+        .map_err(std::io::Error::other)?;
     let metrics = telemetry::prometheus();
     let budget = http::sockets::descriptor_budget();
     let sockets = Arc::new(http::sockets::SocketLimits::new(
@@ -82,6 +86,7 @@ pub async fn run(
         throttle: Default::default(),
         proxies,
         sockets,
+        signer: Arc::new(signer),
     };
     let app = http::router(state);
     // Keystrokes are tiny frames; Nagle's algorithm would hold them back.

@@ -10,7 +10,8 @@ use protokoll::{
     config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
     document::{AgendaEntry, seed_empty_sections, write_agenda},
-    meeting::{MeetingDetails, MeetingTitle},
+    finalise::{Actor, Format, Lifecycle, Signer},
+    meeting::{MeetingDetails, MeetingId, MeetingTitle},
     people::{
         NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, checked_text,
         parse_date, parse_name, parse_time,
@@ -83,6 +84,61 @@ enum MeetingCommand {
     Create(CreateMeeting),
     /// List meetings: id, creation time and title, tab-separated.
     List,
+    /// Lock the protocol, acting as USER (its secretary, or an
+    /// administrator); prints the protocol's hash.
+    Lock(Acting),
+    /// Take a locked protocol back to draft before anyone signed it off,
+    /// acting as USER (its secretary, or an administrator).
+    Reopen(Acting),
+    /// Sign the protocol off as USER (its chair or a justerare), against
+    /// the hash they were shown; prints the protocol's state.
+    Signoff {
+        #[command(flatten)]
+        acting: Acting,
+        #[arg(long)]
+        hash: String,
+    },
+    /// Reject the protocol as USER (its chair or a justerare), with a
+    /// reason; it goes back to draft.
+    Reject {
+        #[command(flatten)]
+        acting: Acting,
+        #[arg(long)]
+        hash: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The protocol's state, hash and sign-offs, as JSON.
+    Status { meeting: String },
+    /// The audit log: time, action, who, via, hash, reason (tab-separated).
+    Audit { meeting: String },
+    /// Write an export of the locked protocol (html, md, pdf or json) to
+    /// FILE, or to standard output.
+    Export {
+        meeting: String,
+        #[arg(long, default_value = "pdf")]
+        format: String,
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Verify a protocol file (or, with --hash, a hash); prints the report
+    /// as JSON and exits with status 1 if it does not match.
+    Verify {
+        file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        hash: Option<String>,
+    },
+}
+
+/// A meeting and the user a command acts for. The CLI is for operators
+/// with access to the database; what it does is recorded in the audit log
+/// under the named user, marked `via: cli`.
+#[derive(Args)]
+struct Acting {
+    meeting: String,
+    /// The username to act as.
+    #[arg(long = "as")]
+    user: String,
 }
 
 #[derive(Args)]
@@ -184,7 +240,9 @@ async fn main() -> anyhow::Result<()> {
             let meeting = demo::ensure_demo(&db).await?;
             print!("{}", demo::sign_in_help(&meeting));
         }
-        Command::Meeting { command } => meeting_command(&db, command).await?,
+        Command::Meeting { command } => {
+            meeting_command(&db, command, cli.server.signing_key_file.as_deref()).await?
+        }
         Command::Agency { command } => match command {
             AgencyCommand::Create { name } => {
                 let agency = db.dir.create_agency(&parse_name(&name)?).await?;
@@ -344,7 +402,127 @@ async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Result<()> {
+async fn actor(db: &Database, acting: &Acting) -> anyhow::Result<(MeetingId, Actor)> {
+    let meeting: MeetingId = acting.meeting.parse()?;
+    let user = find_user(db, &acting.user).await?;
+    let role = db.dir.role(meeting, user.id).await?;
+    if role.is_none() && !user.is_admin {
+        bail!("{} is not a participant of meeting {meeting}", acting.user);
+    }
+    Ok((
+        meeting,
+        Actor {
+            user,
+            role,
+            via: "cli",
+        },
+    ))
+}
+
+async fn meeting_command(
+    db: &Database,
+    command: MeetingCommand,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let signer = std::sync::Arc::new(Signer::load(db, key_file).await?);
+    let lifecycle = Lifecycle {
+        db,
+        signer: &signer,
+        rooms: None,
+    };
+    let print_state = |view: &protokoll::finalise::ProtocolView| {
+        match &view.locked {
+            Some(locked) => println!("{}\t{}", view.state, locked.hash),
+            None => println!("{}", view.state),
+        };
+    };
+    match command {
+        MeetingCommand::Lock(acting) => {
+            let (meeting, actor) = actor(db, &acting).await?;
+            print_state(&lifecycle.lock(meeting, &actor).await?);
+        }
+        MeetingCommand::Reopen(acting) => {
+            let (meeting, actor) = actor(db, &acting).await?;
+            print_state(&lifecycle.reopen(meeting, &actor).await?);
+        }
+        MeetingCommand::Signoff { acting, hash } => {
+            let (meeting, actor) = actor(db, &acting).await?;
+            print_state(&lifecycle.signoff(meeting, &actor, hash.trim()).await?);
+        }
+        MeetingCommand::Reject {
+            acting,
+            hash,
+            reason,
+        } => {
+            let (meeting, actor) = actor(db, &acting).await?;
+            print_state(
+                &lifecycle
+                    .reject(meeting, &actor, hash.trim(), &reason)
+                    .await?,
+            );
+        }
+        MeetingCommand::Status { meeting } => {
+            let view = lifecycle.view(meeting.parse()?).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        MeetingCommand::Audit { meeting } => {
+            for e in db.protocols.audit(meeting.parse()?).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    protokoll::finalise::rfc3339(e.at),
+                    e.action,
+                    e.actor_name,
+                    e.via,
+                    e.hash.unwrap_or_default(),
+                    e.reason.unwrap_or_default().replace('\n', " ")
+                );
+            }
+        }
+        MeetingCommand::Export {
+            meeting,
+            format,
+            output,
+        } => {
+            let format = Format::parse(&format).context("a format is html, md, pdf or json")?;
+            let export = lifecycle.export(meeting.parse()?, format).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, &export.bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "{} ({} bytes, sha256 {})",
+                        path.display(),
+                        export.bytes.len(),
+                        export.sha256
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&export.bytes)?;
+                }
+            }
+        }
+        MeetingCommand::Verify { file, hash } => {
+            let report = match (file, hash) {
+                (Some(path), None) => {
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    lifecycle.verify_file(&bytes).await?
+                }
+                (None, Some(hash)) => lifecycle.verify_hash(&hash).await?,
+                _ => bail!("give a file or --hash, not both"),
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.matches {
+                std::process::exit(1);
+            }
+        }
+        other => plain_meeting_command(db, other).await?,
+    }
+    Ok(())
+}
+
+async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Result<()> {
     match command {
         MeetingCommand::List => {
             for m in db.dir.list_meetings(None).await? {
@@ -451,6 +629,7 @@ async fn meeting_command(db: &Database, command: MeetingCommand) -> anyhow::Resu
             }
             println!("{}", meeting.id);
         }
+        _ => unreachable!("handled by meeting_command"),
     }
     Ok(())
 }

@@ -120,6 +120,44 @@ pub struct Meeting {
     pub created_at: DateTime<Utc>,
     #[serde(flatten)]
     pub details: MeetingDetails,
+    /// Where the protocol is in its life: draft, locked or verified.
+    pub state: ProtocolState,
+}
+
+/// The life of a protocol: `draft` (utkast) while it is written,
+/// `locked` (låst för justering) from the secretary's lock, `verified`
+/// (justerat) once every required sign-off is in. A rejection or the
+/// secretary's reopening takes a locked protocol back to draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolState {
+    #[default]
+    Draft,
+    Locked,
+    Verified,
+}
+
+impl ProtocolState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProtocolState::Draft => "draft",
+            ProtocolState::Locked => "locked",
+            ProtocolState::Verified => "verified",
+        }
+    }
+}
+
+impl FromStr for ProtocolState {
+    type Err = InvalidMeetingId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "draft" => Ok(ProtocolState::Draft),
+            "locked" => Ok(ProtocolState::Locked),
+            "verified" => Ok(ProtocolState::Verified),
+            _ => Err(InvalidMeetingId),
+        }
+    }
 }
 
 /// What the protocol's header says besides the title.

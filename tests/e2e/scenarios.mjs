@@ -259,7 +259,7 @@ async function secretaryReassigns(browser) {
   await signIn(skola, 'skola')
   await openMeeting(skola)
   // Joins are announced once, politely, to screen readers on the other pages.
-  await polis.locator('[aria-live="polite"]').filter({ hasText: 'Skolan (demo) (Skola) anslöt.' }).waitFor({ state: 'attached' })
+  await polis.locator('[aria-live="polite"]').filter({ hasText: 'Sara Lund (Skola) anslöt.' }).waitFor({ state: 'attached' })
   await openConsole(secretary)
 
   // Reorder: the police item moves down, below the fire service.
@@ -397,7 +397,7 @@ async function newcomer(browser) {
   await connected(secretary)
   // Agenda, owners and participants came along.
   assert(JSON.stringify(await sectionOrder(secretary)).includes('"polis","brand"'), 'the agenda was copied')
-  await secretary.locator('.attendance').getByText('Kommunpolis (demo)').waitFor()
+  await secretary.locator('.attendance').getByText('Karin Sjöberg').waitFor()
   assert((await textOf(secretary, 'polis')).length <= 1, 'the new protocol starts empty')
 
   await openConsole(secretary)

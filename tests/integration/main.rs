@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod craft;
 mod durability;
+mod finalise;
 mod guard;
 mod guard_fuzz;
 mod interop;

@@ -82,6 +82,7 @@ impl ApiError {
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy(..) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::Store(e) if locked(e) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -102,6 +103,16 @@ impl From<crate::auth::password::HashError> for ApiError {
             crate::auth::password::HashError::Busy(busy) => busy.into(),
             crate::auth::password::HashError::Failed => ApiError::Unavailable,
         }
+    }
+}
+
+/// A write the database refused because the protocol is locked (a lock
+/// that slipped in after the API's own check).
+fn locked(e: &StoreError) -> bool {
+    match e {
+        StoreError::Locked => true,
+        StoreError::Database(e) => crate::store::is_locked_refusal(e),
+        _ => false,
     }
 }
 
@@ -126,6 +137,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
+            ApiError::Store(e) if locked(e) => "the protocol is locked".to_owned(),
             ApiError::Store(e) | ApiError::Unauthenticated(crate::auth::AuthError::Store(e)) => {
                 error!(error = %e, "request failed");
                 "internal error; it has been logged".to_owned()

@@ -68,6 +68,19 @@ async fn manage(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, A
     Ok(meeting)
 }
 
+/// Like `manage`, for changes to what the protocol shows (its details,
+/// agenda and participants): refused with 409 once it is locked, so that
+/// § numbers and the header stay as they were at the lock.
+async fn manage_draft(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, ApiError> {
+    let meeting = manage(app, me, id).await?;
+    if meeting.state != crate::meeting::ProtocolState::Draft {
+        return Err(ApiError::Conflict(
+            "the protocol is locked: its agenda, details and participants cannot change",
+        ));
+    }
+    Ok(meeting)
+}
+
 /// Mirrors the agenda from the database into the meeting's document, so
 /// every connected client sees it change live.
 pub async fn sync_agenda(app: &AppState, meeting: MeetingId) -> Result<(), ApiError> {
@@ -307,7 +320,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Result<Json<MeetingInput>, JsonRejection>,
 ) -> Result<Json<Meeting>, ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let (title, details) = parse_meeting(&body)?;
     app.db
@@ -359,7 +372,7 @@ pub async fn add_section(
     Path(id): Path<String>,
     body: Result<Json<NewSection>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Section>), ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let title = parse_name(&body.title).map_err(invalid)?;
     let existing = app.db.dir.sections(meeting.id).await?;
@@ -408,7 +421,7 @@ pub async fn change_section(
     Path((id, section)): Path<(String, String)>,
     body: Result<Json<SectionChange>, JsonRejection>,
 ) -> Result<Json<Section>, ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let mut current = app
         .db
@@ -471,7 +484,7 @@ pub async fn reorder(
     Path(id): Path<String>,
     body: Result<Json<AgendaOrder>, JsonRejection>,
 ) -> Result<Json<Vec<Section>>, ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let existing = app.db.dir.sections(meeting.id).await?;
     let mut wanted: Vec<&str> = body.sections.iter().map(String::as_str).collect();
@@ -530,7 +543,7 @@ pub async fn set_participant(
     Path((id, user)): Path<(String, String)>,
     body: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let user: UserId = user.parse().map_err(invalid)?;
     app.db
@@ -559,7 +572,7 @@ pub async fn remove_participant(
     me: CurrentUser,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let user: UserId = user
         .parse()
         .map_err(|_| ApiError::NotFound("no such participant"))?;
@@ -631,7 +644,7 @@ pub async fn invite(
     Path(id): Path<String>,
     body: Result<Json<InvitationInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedInvitation>), ApiError> {
-    let meeting = manage(&app, &me, &id).await?;
+    let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let username = Username::parse(&body.username).map_err(invalid)?;
     let display_name = parse_name(&body.display_name).map_err(invalid)?;

@@ -6,6 +6,7 @@ mod auth;
 pub mod client;
 mod error;
 mod meetings;
+mod protocol;
 pub mod sockets;
 mod web;
 mod ws;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
+    extract::DefaultBodyLimit,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
@@ -49,6 +51,8 @@ pub struct AppState {
     pub proxies: Arc<TrustedProxies>,
     /// Open WebSockets per user, per address and in all.
     pub sockets: Arc<sockets::SocketLimits>,
+    /// Signs verified protocols.
+    pub signer: Arc<crate::finalise::Signer>,
 }
 
 #[derive(OpenApi)]
@@ -69,10 +73,15 @@ pub struct AppState {
         meetings::list_invitations, meetings::revoke_invitation,
         admin::update_user, admin::list_user_tokens,
         meetings::remove_section, meetings::people, meetings::agencies,
+        protocol::status, protocol::lock, protocol::reopen, protocol::signoff, protocol::reject,
+        protocol::audit, protocol::export_html, protocol::export_markdown, protocol::export_pdf,
+        protocol::export_json, protocol::verify_file, protocol::verify_hash, protocol::signing_keys,
     ),
     tags(
         (name = "sign-in"), (name = "admin", description = "administrators only"),
         (name = "meetings"), (name = "agenda"), (name = "participants"),
+        (name = "protocol", description = "lock, justering, audit log and exports"),
+        (name = "verification", description = "no sign-in: anyone may check a protocol file or hash"),
     )
 )]
 struct ApiDoc;
@@ -154,6 +163,40 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/people", get(meetings::people))
         .route("/api/agencies", get(meetings::agencies))
+        .route("/api/meetings/{id}/protocol", get(protocol::status))
+        .route("/api/meetings/{id}/protocol/lock", post(protocol::lock))
+        .route("/api/meetings/{id}/protocol/reopen", post(protocol::reopen))
+        .route("/api/meetings/{id}/protocol/reject", post(protocol::reject))
+        .route("/api/meetings/{id}/signoffs", post(protocol::signoff))
+        .route("/api/meetings/{id}/audit", get(protocol::audit))
+        .route(
+            "/api/meetings/{id}/protocol.html",
+            get(protocol::export_html),
+        )
+        .route(
+            "/api/meetings/{id}/protocol.md",
+            get(protocol::export_markdown),
+        )
+        .route("/api/meetings/{id}/protocol.pdf", get(protocol::export_pdf))
+        .route(
+            "/api/meetings/{id}/protocol.json",
+            get(protocol::export_json),
+        )
+        .route(
+            "/api/verify",
+            post(protocol::verify_file).layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_BYTES)),
+        )
+        .route("/api/verify/{hash}", get(protocol::verify_hash))
+        .route(
+            "/verify",
+            get(protocol::verify_page)
+                .post(protocol::verify_form)
+                .layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_BYTES)),
+        )
+        .route(
+            "/.well-known/protokoll-signing-key",
+            get(protocol::signing_keys),
+        )
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -69,7 +69,7 @@ macro_rules! user_from_row {
     }};
 }
 
-const MEETING_COLUMNS: &str = "id, title, created_at, body, meeting_date, start_time, place";
+const MEETING_COLUMNS: &str = "id, title, created_at, body, meeting_date, start_time, place, state";
 
 macro_rules! meeting_from_row {
     ($row:expr) => {{
@@ -85,6 +85,12 @@ macro_rules! meeting_from_row {
                 date: row.try_get("meeting_date")?,
                 time: row.try_get("start_time")?,
                 place: row.try_get("place")?,
+            },
+            state: {
+                let state: String = row.try_get("state")?;
+                state
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("state of meeting {id}")))?
             },
         }
     }};
@@ -520,6 +526,7 @@ impl Directory {
             created_at: DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
                 .unwrap_or_else(Utc::now),
             details,
+            state: crate::meeting::ProtocolState::Draft,
         };
         with_pool!(self, p => {
             let mut tx = p.begin().await?;

@@ -9,6 +9,7 @@
 
 mod directory;
 mod postgres;
+mod protocols;
 mod sqlite;
 mod writer;
 
@@ -23,6 +24,10 @@ pub use directory::{
     Acceptance, Directory, Invitation, InvitationCreator, NewUser, PendingInvitation, Pool,
 };
 pub use postgres::PostgresStore;
+pub use protocols::{
+    AuditActor, AuditEntry, ChangeRefused, Committed, LockPlan, LockSnapshot, ProtocolRecord,
+    Protocols, SignoffPlan, StoredProtocol, StoredSignature, StoredSignoff, now_seconds,
+};
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};
 
@@ -44,6 +49,28 @@ pub enum StoreError {
     Conflict,
     #[error("refers to something that does not exist")]
     UnknownReference,
+    #[error("the protocol is locked")]
+    Locked,
+}
+
+/// Whether the database refused a write because the meeting's protocol is
+/// locked (the triggers of migration 0004).
+pub fn is_locked_refusal(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("P0423") || db.message().contains("the protocol is locked")
+        }
+        _ => false,
+    }
+}
+
+/// What became of one batch of a group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; the sequence number of its last update.
+    Stored(Seq),
+    /// Refused: the meeting's protocol is locked. Nothing of it is stored.
+    Locked,
 }
 
 /// Everything needed to rebuild a meeting's document.
@@ -89,9 +116,25 @@ pub trait Store: Send + Sync + 'static {
 
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError>;
 
-    /// Appends every batch in one transaction, committed durably before this
-    /// returns. Returns, per batch, the sequence number of its last update.
-    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError>;
+    /// Appends every batch of a meeting that is still a draft in one
+    /// transaction, committed durably before this returns, and refuses the
+    /// batches of meetings whose protocol is locked: one locked meeting does
+    /// not fail the others. Returns what became of each batch.
+    async fn append_to_drafts(&self, batches: &[AppendBatch]) -> Result<Vec<Appended>, StoreError>;
+
+    /// Like `append_to_drafts`, failing with `StoreError::Locked` if any
+    /// batch was refused. Returns, per batch, the sequence number of its
+    /// last update.
+    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
+        self.append_to_drafts(batches)
+            .await?
+            .into_iter()
+            .map(|a| match a {
+                Appended::Stored(seq) => Ok(seq),
+                Appended::Locked => Err(StoreError::Locked),
+            })
+            .collect()
+    }
 
     /// Replaces the meeting's snapshot with `state`, which must contain every
     /// update up to `upto` (unless the stored one already covers more).
@@ -121,6 +164,8 @@ pub type DynStore = Arc<dyn Store>;
 pub struct Database {
     pub docs: DynStore,
     pub dir: Directory,
+    /// Locked protocols, sign-offs, signatures, audit log.
+    pub protocols: Protocols,
 }
 
 impl Database {
@@ -138,6 +183,7 @@ pub async fn connect(url: &str) -> Result<Database, StoreError> {
         let store = PostgresStore::connect(url).await?;
         let dir = Directory::new(Pool::Postgres(store.pool()));
         Ok(Database {
+            protocols: Protocols::new(Pool::Postgres(store.pool())),
             docs: Arc::new(store),
             dir,
         })
@@ -148,6 +194,7 @@ pub async fn connect(url: &str) -> Result<Database, StoreError> {
         let store = SqliteStore::open(path).await?;
         let dir = Directory::new(Pool::Sqlite(store.pool()));
         Ok(Database {
+            protocols: Protocols::new(Pool::Sqlite(store.pool())),
             docs: Arc::new(store),
             dir,
         })

@@ -1,14 +1,17 @@
 //! The production backend: Postgres. Commits are durable with the server's
 //! default `synchronous_commit = on`.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use sqlx::{PgPool, Row, postgres::PgPoolOptions};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AppendBatch, Seq, Snapshot, Store, StoreError, StoredDocument};
+use super::{AppendBatch, Appended, Seq, Snapshot, Store, StoreError, StoredDocument};
 use crate::meeting::MeetingId;
 
 pub struct PostgresStore {
@@ -29,7 +32,66 @@ impl PostgresStore {
     pub fn pool(&self) -> PgPool {
         self.pool.clone()
     }
+
+    /// Inserts the batches of the meetings not in `locked`, in one
+    /// statement.
+    async fn insert_batches(
+        &self,
+        batches: &[AppendBatch],
+        locked: &HashSet<Uuid>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut meetings = Vec::new();
+        let mut data: Vec<&[u8]> = Vec::new();
+        for batch in batches {
+            if locked.contains(&batch.meeting.as_uuid()) {
+                continue;
+            }
+            for update in &batch.updates {
+                meetings.push(batch.meeting.as_uuid());
+                data.push(update.as_ref());
+            }
+        }
+        let mut last: HashMap<Uuid, Seq> = HashMap::new();
+        if !meetings.is_empty() {
+            // One statement for the whole group commit; WITH ORDINALITY
+            // keeps the array order so seq follows arrival order within the
+            // commit.
+            let rows = sqlx::query(
+                "WITH input AS (
+                     SELECT * FROM UNNEST($1::uuid[], $2::bytea[])
+                         WITH ORDINALITY AS t(meeting_id, data, ord)
+                 ), inserted AS (
+                     INSERT INTO doc_updates (meeting_id, data)
+                     SELECT meeting_id, data FROM input ORDER BY ord
+                     RETURNING seq, meeting_id
+                 )
+                 SELECT meeting_id, MAX(seq) AS last FROM inserted GROUP BY meeting_id",
+            )
+            .bind(&meetings)
+            .bind(&data)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                last.insert(row.try_get("meeting_id")?, row.try_get("last")?);
+            }
+        }
+        Ok(batches
+            .iter()
+            .map(|b| {
+                let id = b.meeting.as_uuid();
+                if locked.contains(&id) {
+                    Appended::Locked
+                } else {
+                    Appended::Stored(last.get(&id).copied().unwrap_or(0))
+                }
+            })
+            .collect())
+    }
 }
+
+/// How often an append retries after a lock slipped in between reading the
+/// meetings' states and inserting.
+const LOCK_RACE_ATTEMPTS: usize = 4;
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -76,43 +138,27 @@ impl Store for PostgresStore {
     }
 
     #[instrument(skip_all, fields(batches = batches.len()))]
-    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
-        let mut meetings = Vec::new();
-        let mut data: Vec<&[u8]> = Vec::new();
-        for batch in batches {
-            for update in &batch.updates {
-                meetings.push(batch.meeting.as_uuid());
-                data.push(update.as_ref());
+    async fn append_to_drafts(&self, batches: &[AppendBatch]) -> Result<Vec<Appended>, StoreError> {
+        // The meetings that are not drafts are left out. A lock committed
+        // between this read and the insert makes the trigger refuse the
+        // whole statement, and the next round leaves that meeting out too.
+        for _ in 0..LOCK_RACE_ATTEMPTS {
+            let ids: Vec<Uuid> = batches.iter().map(|b| b.meeting.as_uuid()).collect();
+            let locked: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+                "SELECT id FROM meetings WHERE state <> 'draft' AND id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect();
+            match self.insert_batches(batches, &locked).await {
+                Ok(result) => return Ok(result),
+                Err(StoreError::Database(e)) if super::is_locked_refusal(&e) => continue,
+                Err(e) => return Err(e),
             }
         }
-        // One statement for the whole group commit; WITH ORDINALITY keeps the
-        // array order so seq follows arrival order within the commit.
-        let rows = sqlx::query(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($1::uuid[], $2::bytea[])
-                     WITH ORDINALITY AS t(meeting_id, data, ord)
-             ), inserted AS (
-                 INSERT INTO doc_updates (meeting_id, data)
-                 SELECT meeting_id, data FROM input ORDER BY ord
-                 RETURNING seq, meeting_id
-             )
-             SELECT meeting_id, MAX(seq) AS last FROM inserted GROUP BY meeting_id",
-        )
-        .bind(&meetings)
-        .bind(&data)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut last = vec![0; batches.len()];
-        for row in rows {
-            let meeting: Uuid = row.try_get("meeting_id")?;
-            let seq: Seq = row.try_get("last")?;
-            for (i, batch) in batches.iter().enumerate() {
-                if batch.meeting.as_uuid() == meeting {
-                    last[i] = seq;
-                }
-            }
-        }
-        Ok(last)
+        Err(StoreError::Locked)
     }
 
     #[instrument(skip(self, state), fields(meeting_id = %id, bytes = state.len()))]

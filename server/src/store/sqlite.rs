@@ -1,7 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`,
 //! so a commit is on disk before `append_updates` returns.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{collections::HashSet, path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -11,7 +11,7 @@ use sqlx::{
 };
 use tracing::instrument;
 
-use super::{AppendBatch, Seq, Snapshot, Store, StoreError, StoredDocument};
+use super::{AppendBatch, Appended, Seq, Snapshot, Store, StoreError, StoredDocument};
 use crate::meeting::MeetingId;
 
 /// SQLite caps bound parameters per statement; two per update row.
@@ -56,6 +56,78 @@ impl SqliteStore {
     pub fn pool(&self) -> SqlitePool {
         self.pool.clone()
     }
+
+    /// Inserts the batches of the meetings not in `locked`.
+    async fn insert_batches(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        batches: &[AppendBatch],
+        locked: &HashSet<uuid::Uuid>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let rows: Vec<(usize, uuid::Uuid, &[u8])> = batches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !locked.contains(&b.meeting.as_uuid()))
+            .flat_map(|(i, b)| {
+                b.updates
+                    .iter()
+                    .map(move |u| (i, b.meeting.as_uuid(), u.as_ref()))
+            })
+            .collect();
+        let mut last = vec![0; batches.len()];
+        let mut record = |chunk: &[(usize, uuid::Uuid, &[u8])], first: Seq| {
+            for (k, (i, _, _)) in chunk.iter().enumerate() {
+                last[*i] = last[*i].max(first + k as Seq);
+            }
+        };
+        // Every statement is a round trip to sqlx's connection thread, so a
+        // group commit that fits one INSERT runs as that one statement
+        // (atomic on its own); a larger one wraps its INSERTs in a
+        // transaction.
+        if rows.is_empty() {
+        } else if rows.len() <= ROWS_PER_INSERT {
+            let first = insert_updates(&mut *conn, &rows).await?;
+            record(&rows, first);
+        } else {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let first = insert_updates(&mut tx, chunk).await?;
+                record(chunk, first);
+            }
+            tx.commit().await?;
+        }
+        Ok(batches
+            .iter()
+            .zip(last)
+            .map(|(b, seq)| {
+                if locked.contains(&b.meeting.as_uuid()) {
+                    Appended::Locked
+                } else {
+                    Appended::Stored(seq)
+                }
+            })
+            .collect())
+    }
+}
+
+/// How often an append retries after a lock slipped in between reading the
+/// meetings' states and inserting.
+const LOCK_RACE_ATTEMPTS: usize = 4;
+
+/// The meetings among the batches' whose protocol is not a draft.
+async fn locked_among(
+    conn: &mut sqlx::SqliteConnection,
+    batches: &[AppendBatch],
+) -> Result<HashSet<uuid::Uuid>, StoreError> {
+    let meetings: HashSet<uuid::Uuid> = batches.iter().map(|b| b.meeting.as_uuid()).collect();
+    let mut query = QueryBuilder::new("SELECT id FROM meetings WHERE state <> 'draft' AND id IN (");
+    let mut ids = query.separated(", ");
+    for id in &meetings {
+        ids.push_bind(*id);
+    }
+    ids.push_unseparated(")");
+    let locked: Vec<uuid::Uuid> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+    Ok(locked.into_iter().collect())
 }
 
 #[async_trait]
@@ -100,39 +172,20 @@ impl Store for SqliteStore {
     }
 
     #[instrument(skip_all, fields(batches = batches.len()))]
-    async fn append_updates(&self, batches: &[AppendBatch]) -> Result<Vec<Seq>, StoreError> {
-        let rows: Vec<(usize, uuid::Uuid, &[u8])> = batches
-            .iter()
-            .enumerate()
-            .flat_map(|(i, b)| {
-                b.updates
-                    .iter()
-                    .map(move |u| (i, b.meeting.as_uuid(), u.as_ref()))
-            })
-            .collect();
-        let mut last = vec![0; batches.len()];
-        let mut record = |chunk: &[(usize, uuid::Uuid, &[u8])], first: Seq| {
-            for (k, (i, _, _)) in chunk.iter().enumerate() {
-                last[*i] = last[*i].max(first + k as Seq);
+    async fn append_to_drafts(&self, batches: &[AppendBatch]) -> Result<Vec<Appended>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // The meetings that are not drafts are left out. A lock committed
+        // between this read and the insert makes the trigger refuse the
+        // whole statement, and the next round leaves that meeting out too.
+        for _ in 0..LOCK_RACE_ATTEMPTS {
+            let locked = locked_among(&mut conn, batches).await?;
+            match self.insert_batches(&mut conn, batches, &locked).await {
+                Ok(result) => return Ok(result),
+                Err(StoreError::Database(e)) if super::is_locked_refusal(&e) => continue,
+                Err(e) => return Err(e),
             }
-        };
-        // Every statement is a round trip to sqlx's connection thread, so a
-        // group commit that fits one INSERT runs as that one statement
-        // (atomic on its own); a larger one wraps its INSERTs in a
-        // transaction.
-        if rows.len() <= ROWS_PER_INSERT {
-            let mut conn = self.pool.acquire().await?;
-            let first = insert_updates(&mut conn, &rows).await?;
-            record(&rows, first);
-        } else {
-            let mut tx = self.pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let first = insert_updates(&mut tx, chunk).await?;
-                record(chunk, first);
-            }
-            tx.commit().await?;
         }
-        Ok(last)
+        Err(StoreError::Locked)
     }
 
     #[instrument(skip(self, state), fields(meeting_id = %id, bytes = state.len()))]

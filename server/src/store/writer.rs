@@ -19,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info_span};
 
-use super::{AppendBatch, DynStore, Seq};
+use super::{AppendBatch, Appended, DynStore, Seq};
 use crate::{meeting::MeetingId, telemetry::metric};
 
 /// How many rooms' batches one commit may carry. Bounds the transaction size
@@ -40,6 +40,9 @@ pub enum CommitWriterError {
     Failed(String),
     #[error("the commit writer has stopped")]
     Stopped,
+    /// The meeting's protocol is locked: nothing of the batch was stored.
+    #[error("the protocol is locked")]
+    Locked,
 }
 
 enum Job {
@@ -72,7 +75,8 @@ impl CommitWriter {
     }
 
     /// Appends `updates` to `meeting`'s log; returns once they are durable,
-    /// with the sequence number of the last one.
+    /// with the sequence number of the last one, or `Locked` (nothing
+    /// stored) if the meeting's protocol is locked.
     pub async fn append(
         &self,
         meeting: MeetingId,
@@ -190,13 +194,16 @@ async fn commit(
 ) {
     let updates: usize = batches.iter().map(|b| b.updates.len()).sum();
     let started = Instant::now();
-    let result = store.append_updates(&batches).await;
+    let result = store.append_to_drafts(&batches).await;
     metrics::histogram!(metric::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::histogram!(metric::STORE_COMMIT_UPDATES).record(updates as f64);
     match result {
-        Ok(seqs) => {
-            for (waiter, seq) in waiters.into_iter().zip(seqs) {
-                let _ = waiter.send(Ok(seq));
+        Ok(outcomes) => {
+            for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                let _ = waiter.send(match outcome {
+                    Appended::Stored(seq) => Ok(seq),
+                    Appended::Locked => Err(CommitWriterError::Locked),
+                });
             }
         }
         Err(e) => {

@@ -24,7 +24,9 @@ use crate::{access::Principal, guard::Ownership, meeting::MeetingId, telemetry::
 pub use guarded::{Applied, GuardedDoc, Rejected};
 pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
-pub use room::{RoomConfig, RoomContext, RoomMsg, ServerEdit};
+pub use room::{
+    LOCKED_REASON, RoomConfig, RoomContext, RoomMsg, ServerEdit, Transition, TransitionJob,
+};
 
 /// Capacity of a room's inbound queue. Full means the room is busy (the
 /// store is slow); readers then wait, which slows the sending clients down.
@@ -150,6 +152,36 @@ impl Rooms {
                 Ok(Ok(())) => Ok(()),
                 _ => Err(JoinError::Unavailable),
             };
+        }
+        Err(JoinError::Unavailable)
+    }
+
+    /// Runs a change of the protocol's state through the meeting's room
+    /// (opening it if needed), so that it is ordered with the updates the
+    /// room receives: everything accepted before is committed first, and
+    /// the room refuses or accepts what comes after according to the
+    /// transition `job` returns along with its own result.
+    pub async fn transition<T: Send + 'static>(
+        &self,
+        meeting: MeetingId,
+        job: futures::future::BoxFuture<'static, (T, Option<Transition>)>,
+    ) -> Result<T, JoinError> {
+        let (result, wait) = oneshot::channel();
+        let mut job: TransitionJob = Box::pin(async move {
+            let (value, transition) = job.await;
+            let _ = result.send(value);
+            transition
+        });
+        for _ in 0..JOIN_ATTEMPTS {
+            if self.inner.shutdown.is_cancelled() {
+                return Err(JoinError::ShuttingDown);
+            }
+            let handle = self.get_or_open(meeting);
+            match handle.tx.send(RoomMsg::Transition { job }).await {
+                Ok(()) => return wait.await.map_err(|_| JoinError::Unavailable),
+                Err(mpsc::error::SendError(RoomMsg::Transition { job: back })) => job = back,
+                Err(_) => unreachable!("the message sent is a transition"),
+            }
         }
         Err(JoinError::Unavailable)
     }

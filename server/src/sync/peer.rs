@@ -35,6 +35,8 @@ pub mod close_code {
     pub const FORBIDDEN: u16 = 4403;
     /// Too many connections (per user or per client address).
     pub const TOO_MANY: u16 = 4429;
+    /// The protocol is locked: the update was not accepted.
+    pub const PROTOCOL_LOCKED: u16 = 4423;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

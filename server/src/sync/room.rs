@@ -68,6 +68,23 @@ pub struct RoomContext {
 /// A change the server makes to a document, inside a transaction.
 pub type ServerEdit = Box<dyn FnOnce(&mut yrs::TransactionMut) + Send>;
 
+/// A change of the protocol's state (lock, reopening, rejection), already
+/// committed to the store by the job that returns it: whether the meeting
+/// is locked from now on, and the document update the job appended (with
+/// its log position) for the room to apply and broadcast.
+#[derive(Debug)]
+pub struct Transition {
+    pub locked: bool,
+    pub update: Option<(Vec<u8>, Seq)>,
+}
+
+/// Runs a state change between two of the room's batches; see
+/// `RoomMsg::Transition`.
+pub type TransitionJob = futures::future::BoxFuture<'static, Option<Transition>>;
+
+/// Close code and reason for an update to a locked protocol.
+pub const LOCKED_REASON: &str = "the protocol is locked";
+
 pub enum RoomMsg {
     ServerEdit {
         edit: ServerEdit,
@@ -86,6 +103,13 @@ pub enum RoomMsg {
     },
     Leave {
         peer: PeerId,
+    },
+    /// A state change of the protocol. Every update the room accepted
+    /// before this message is committed first; the job then runs (and
+    /// commits) while the room waits, and its transition is applied before
+    /// anything that came later.
+    Transition {
+        job: TransitionJob,
     },
 }
 
@@ -124,6 +148,10 @@ pub(super) struct Room {
     ownership: Ownership,
     /// Set while the document is being rebuilt after the room opened.
     warming: Option<Warming>,
+    /// The protocol is locked (or verified): every update that would
+    /// change the document is refused with 4423, without touching the
+    /// store.
+    locked: bool,
 }
 
 /// A stored document being rebuilt in the background. Until it is ready the
@@ -205,6 +233,11 @@ impl Room {
         let started = Instant::now();
         let stored = ctx.store.load_document(id).await?;
         let ownership = load_ownership(&ctx, id).await?;
+        let locked = ctx
+            .dir
+            .get_meeting(id)
+            .await?
+            .is_some_and(|m| m.state != crate::meeting::ProtocolState::Draft);
         let pristine = match &stored.snapshot {
             Some(snapshot) if stored.updates.is_empty() => {
                 Some(Bytes::copy_from_slice(&snapshot.state))
@@ -243,6 +276,7 @@ impl Room {
                 pristine,
                 started,
             }),
+            locked,
         })
     }
 
@@ -388,8 +422,14 @@ impl Room {
         }
         rx.close();
         // Joins that raced with the unload are dropped here; their
-        // connections see the room gone and join its successor.
-        while rx.try_recv().is_ok() {}
+        // connections see the room gone and join its successor. A state
+        // change still runs: its caller waits for it, and the store is
+        // what decides it.
+        while let Ok(msg) = rx.try_recv() {
+            if let RoomMsg::Transition { job } = msg {
+                let _ = job.await;
+            }
+        }
         debug!(meeting_id = %self.id, "room closed");
     }
 
@@ -427,6 +467,21 @@ impl Room {
                     let _ = joined.send(());
                 }
                 RoomMsg::Leave { peer } => self.remove_peer(peer),
+                RoomMsg::Transition { job } => {
+                    // What was accepted before the change is committed (and
+                    // announced) before it.
+                    self.commit_staged(
+                        std::mem::take(&mut staged),
+                        &mut outgoing,
+                        std::mem::take(&mut server_edits),
+                        &mut rebuild,
+                    )
+                    .await;
+                    self.deliver(std::mem::take(&mut outgoing));
+                    if let Some(transition) = job.await {
+                        self.apply_transition(transition);
+                    }
+                }
                 RoomMsg::Inbound { peer, messages } => {
                     for message in messages {
                         if !self.peers.contains_key(&peer) {
@@ -438,6 +493,9 @@ impl Room {
                                 let diff = self.doc.diff(&sv);
                                 outgoing
                                     .push((Target::One(peer), protocol::encode_sync_step_2(&diff)));
+                            }
+                            Inbound::Update(update) if self.locked => {
+                                self.refuse_if_changing(peer, &update);
                             }
                             Inbound::Update(update) => {
                                 if let Some((payload, broadcast)) =
@@ -463,6 +521,26 @@ impl Room {
             }
         }
 
+        self.commit_staged(staged, &mut outgoing, server_edits, &mut rebuild)
+            .await;
+
+        self.deliver(outgoing);
+        if rebuild {
+            self.reload().await;
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Commits the updates applied so far in this batch and queues their
+    /// broadcasts; answers the server edits among them.
+    async fn commit_staged(
+        &mut self,
+        staged: Vec<Staged>,
+        outgoing: &mut Vec<(Target, Bytes)>,
+        server_edits: Vec<oneshot::Sender<Result<(), ()>>>,
+        rebuild: &mut bool,
+    ) {
+        let mut server_edits = server_edits;
         if !staged.is_empty() {
             let count = staged.len() as u64;
             let payloads = staged.iter().map(|s| s.payload.clone()).collect();
@@ -476,6 +554,23 @@ impl Room {
                         let _ = done.send(Ok(()));
                     }
                 }
+                Err(CommitWriterError::Locked) => {
+                    // Locked elsewhere (the CLI, another node): the database
+                    // refused this batch. Its senders are told so; everyone
+                    // else stays, and the document is rebuilt from the
+                    // store, which never held these updates.
+                    info!(meeting_id = %self.id, "protocol locked elsewhere; refusing the batch");
+                    let senders: HashSet<PeerId> = staged
+                        .iter()
+                        .map(|s| s.peer)
+                        .filter(|p| *p != SERVER_PEER)
+                        .collect();
+                    for peer in senders {
+                        self.refuse_locked(peer);
+                    }
+                    self.locked = true;
+                    *rebuild = true;
+                }
                 Err(e) => {
                     // Nothing of this batch may be announced, and the document
                     // in memory now holds updates that were never accepted:
@@ -483,19 +578,58 @@ impl Room {
                     error!(meeting_id = %self.id, error = %e, "updates could not be stored; resetting room");
                     outgoing.clear();
                     self.close_all("storage unavailable, reconnect");
-                    rebuild = true;
+                    *rebuild = true;
                 }
             }
         }
         for done in server_edits {
             let _ = done.send(Err(()));
         }
+    }
 
-        self.deliver(outgoing);
-        if rebuild {
-            self.reload().await;
+    /// Applies a committed state change: the update the change appended is
+    /// applied here and broadcast to everyone, so clients learn of it live.
+    fn apply_transition(&mut self, transition: Transition) {
+        self.locked = transition.locked;
+        let Some((update, seq)) = transition.update else {
+            return;
+        };
+        if !self.doc.apply_trusted(&update) {
+            error!(meeting_id = %self.id, "the state change does not decode or apply");
         }
-        self.maybe_snapshot();
+        self.last_seq = self.last_seq.max(seq);
+        self.since_snapshot += 1;
+        self.deliver(vec![(Target::All, protocol::encode_update(&update))]);
+    }
+
+    /// An update to a locked protocol: refused (4423) if it would change
+    /// anything. Clients that reconnect send their whole delete set in sync
+    /// step 2, which changes nothing and is let through.
+    fn refuse_if_changing(&mut self, peer: PeerId, update: &IncomingUpdate) {
+        metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
+        let snapshot = yrs::ReadTxn::snapshot(&yrs::Transact::transact(self.doc.doc()));
+        let new_blocks = update.structure.blocks.iter().any(|b| {
+            b.clock.saturating_add(b.len) > snapshot.state_map.get(&ClientID::new(b.client))
+        });
+        let new_deletes = {
+            let mut deletes = yrs::IdSet::new();
+            for (client, clock, len) in &update.structure.deletes {
+                deletes.insert(yrs::ID::new(ClientID::new(*client), *clock), *len);
+            }
+            !deletes.diff(&snapshot.delete_set).is_empty()
+        };
+        if new_blocks || new_deletes {
+            self.refuse_locked(peer);
+        }
+    }
+
+    /// Tells a client that the protocol is locked and closes it (4423).
+    fn refuse_locked(&mut self, peer: PeerId) {
+        metrics::counter!(metric::UPDATES_REJECTED, "reason" => "locked").increment(1);
+        let message = format!("permission denied: {LOCKED_REASON}");
+        let reason = CloseReason::new(close_code::PROTOCOL_LOCKED, LOCKED_REASON)
+            .with_last_frame(protocol::encode_permission_denied(&message));
+        self.close_peer(peer, reason);
     }
 
     /// Checks and applies one update. Returns the log payload and the

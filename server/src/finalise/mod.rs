@@ -1,0 +1,837 @@
+//! Finalising a protocol: lock, reopen, justering (sign-off and
+//! rejection), the server's signature, exports and verification.
+//!
+//! The lifecycle is `draft -> locked -> verified`; `locked -> draft` by a
+//! rejection (the chair or a justerare, with a reason) or by the secretary
+//! reopening before anyone signed. Who may do what is decided here, for the
+//! API and the CLI alike; the state itself lives in the database
+//! (`store::Protocols`), whose triggers refuse appends to a locked
+//! meeting's document and any change to what was recorded.
+//!
+//! A lock goes through the meeting's room when the server has one (see
+//! `sync::Rooms::transition`): the room commits every update it accepted
+//! before, runs the lock, and from then on refuses updates with close code
+//! 4423. The lock transaction reads the document from the database, so
+//! updates another node committed are in the text too.
+
+pub mod canonical;
+pub mod signing;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use protokoll_render::{Protocol, Rendition, SignOff, Verification, to_canonical_json};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use yrs::Transact;
+
+use crate::{
+    document::{write_draft, write_locked},
+    meeting::MeetingId,
+    people::{Role, User},
+    store::{
+        AuditActor, ChangeRefused, Committed, Database, LockPlan, ProtocolRecord, SignoffPlan,
+        StoreError, StoredSignature, now_seconds,
+    },
+    sync::{Rooms, Transition},
+};
+pub use signing::Signer;
+
+/// Longest reason a rejection may give, in characters.
+pub const MAX_REASON_CHARS: usize = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FinaliseError {
+    #[error("no such meeting")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("the protocol could not be rendered: {0}")]
+    Render(String),
+    #[error("the meeting's room is unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ChangeRefused<FinaliseError>> for FinaliseError {
+    fn from(e: ChangeRefused<FinaliseError>) -> Self {
+        match e {
+            ChangeRefused::NoMeeting => FinaliseError::NotFound,
+            ChangeRefused::Refused(e) => e,
+            ChangeRefused::Store(e) => FinaliseError::Store(e),
+        }
+    }
+}
+
+/// Who acts, with their role in the meeting.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    pub role: Option<Role>,
+    /// `api` or `cli`, for the audit log.
+    pub via: &'static str,
+}
+
+impl Actor {
+    fn audit(&self) -> AuditActor {
+        AuditActor {
+            id: Some(self.user.id),
+            name: self.user.display_name.clone(),
+            via: self.via,
+        }
+    }
+
+    /// The secretary locks and reopens; so may an administrator, who may
+    /// manage every meeting. Both are recorded by name in the audit log.
+    fn may_lock(&self) -> bool {
+        self.user.is_admin || self.role == Some(Role::Secretary)
+    }
+
+    fn verifier_role(&self) -> Option<&'static str> {
+        match self.role {
+            Some(Role::Chair) => Some("chair"),
+            Some(Role::Justerare) => Some("justerare"),
+            _ => None,
+        }
+    }
+}
+
+/// Formats a time as the canonical form writes it.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    signing::hex(&Sha256::digest(bytes))
+}
+
+/// A person who must sign off, and whether they have.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RequiredSignoff {
+    pub user_id: String,
+    pub name: String,
+    /// `chair` or `justerare`.
+    pub role: String,
+    /// When they signed off, if they have.
+    pub signed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignatureView {
+    pub key_id: String,
+    pub algorithm: &'static str,
+    /// The signed record: canonical JSON, signed as its UTF-8 bytes.
+    pub record: String,
+    /// Base64 of the 64-byte Ed25519 signature.
+    pub signature: String,
+    pub verified_at: String,
+}
+
+/// A meeting's protocol as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProtocolView {
+    pub meeting_id: String,
+    /// `draft`, `locked` or `verified`.
+    pub state: String,
+    /// The locked protocol; absent while the meeting is a draft.
+    pub locked: Option<LockedView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LockedView {
+    /// SHA-256 (hex) of the canonical JSON: the protocol's hash.
+    pub hash: String,
+    pub version: i32,
+    pub locked_at: String,
+    pub locked_by: String,
+    /// The chair and every justerare, in that order.
+    pub required: Vec<RequiredSignoff>,
+    pub signature: Option<SignatureView>,
+    /// Download paths of the exports.
+    pub exports: Exports,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Exports {
+    pub html: String,
+    pub markdown: String,
+    pub pdf: String,
+    pub json: String,
+}
+
+fn parse(record: &ProtocolRecord) -> Result<Protocol, FinaliseError> {
+    serde_json::from_str(&record.protocol.canonical)
+        .map_err(|e| StoreError::Corrupt(format!("canonical protocol: {e}")).into())
+}
+
+fn locked_view(record: &ProtocolRecord) -> Result<LockedView, FinaliseError> {
+    let protocol = parse(record)?;
+    let meeting = record.protocol.meeting;
+    let required = protocol
+        .verifiers
+        .iter()
+        .map(|v| RequiredSignoff {
+            user_id: v.id.clone(),
+            name: v.name.clone(),
+            role: v.role.clone(),
+            signed_at: record
+                .signoffs
+                .iter()
+                .find(|s| s.user.to_string() == v.id)
+                .map(|s| rfc3339(s.signed_at)),
+        })
+        .collect();
+    Ok(LockedView {
+        hash: record.protocol.hash.clone(),
+        version: record.protocol.version,
+        locked_at: protocol.locked_at.clone(),
+        locked_by: protocol.locked_by.clone(),
+        required,
+        signature: record.signature.as_ref().map(signature_view),
+        exports: Exports {
+            html: format!("/api/meetings/{meeting}/protocol.html"),
+            markdown: format!("/api/meetings/{meeting}/protocol.md"),
+            pdf: format!("/api/meetings/{meeting}/protocol.pdf"),
+            json: format!("/api/meetings/{meeting}/protocol.json"),
+        },
+    })
+}
+
+fn signature_view(s: &StoredSignature) -> SignatureView {
+    SignatureView {
+        key_id: s.key_id.clone(),
+        algorithm: "Ed25519",
+        record: s.record.clone(),
+        signature: signing::base64(&s.signature),
+        verified_at: rfc3339(s.verified_at),
+    }
+}
+
+/// What is signed when a protocol is verified.
+#[derive(Serialize)]
+struct SignedRecord<'a> {
+    format: &'static str,
+    protocol_hash: &'a str,
+    meeting_id: &'a str,
+    meeting_title: &'a str,
+    meeting_date: Option<&'a str>,
+    version: u32,
+    signoffs: Vec<SignedSignoff>,
+    verified_at: String,
+    key_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct SignedSignoff {
+    name: String,
+    role: String,
+    at: String,
+    hash: String,
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Markdown,
+    Pdf,
+    Json,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "html" => Some(Format::Html),
+            "md" | "markdown" => Some(Format::Markdown),
+            "pdf" => Some(Format::Pdf),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Markdown => "md",
+            Format::Pdf => "pdf",
+            Format::Json => "json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Html => "text/html; charset=utf-8",
+            Format::Markdown => "text/markdown; charset=utf-8",
+            Format::Pdf => "application/pdf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// An export file.
+pub struct Export {
+    pub bytes: Vec<u8>,
+    pub format: Format,
+    pub filename: String,
+    pub sha256: String,
+    pub protocol_hash: String,
+}
+
+/// The answer to "is this one of ours?".
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    /// Whether the file or hash is a locked protocol of this server (or an
+    /// export of one).
+    pub matches: bool,
+    pub message: String,
+    /// `protocol` (the hash or canonical JSON of a protocol) or `export`.
+    pub matched: Option<&'static str>,
+    /// For an export: `html`, `md`, `pdf` or `json`.
+    pub format: Option<String>,
+    /// For an export: whether it was made while `locked` or once `verified`.
+    pub stage: Option<String>,
+    pub protocol: Option<VerifiedProtocol>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifiedProtocol {
+    pub hash: String,
+    pub version: i32,
+    pub meeting_id: String,
+    pub meeting_title: String,
+    pub meeting_body: String,
+    pub meeting_date: Option<String>,
+    pub locked_at: String,
+    /// `locked`, `verified`, or `withdrawn` (sent back to draft by a
+    /// rejection or reopening; a later version may exist).
+    pub state: String,
+    pub required: Vec<RequiredSignoff>,
+    pub signature: Option<SignatureCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignatureCheck {
+    #[serde(flatten)]
+    pub signature: SignatureView,
+    /// Whether the signature verifies with the published key and signs
+    /// this protocol's hash.
+    pub valid: bool,
+}
+
+/// The lifecycle over one database, with the server's rooms when running
+/// as a server (the CLI has none).
+pub struct Lifecycle<'a> {
+    pub db: &'a Database,
+    pub signer: &'a Arc<Signer>,
+    pub rooms: Option<&'a Rooms>,
+}
+
+impl Lifecycle<'_> {
+    /// The meeting's protocol state and, once locked, the protocol.
+    pub async fn view(&self, meeting: MeetingId) -> Result<ProtocolView, FinaliseError> {
+        let state = self
+            .db
+            .dir
+            .get_meeting(meeting)
+            .await?
+            .ok_or(FinaliseError::NotFound)?
+            .state;
+        let locked = match state {
+            crate::meeting::ProtocolState::Draft => None,
+            _ => match self.db.protocols.current(meeting).await? {
+                Some(record) => Some(locked_view(&record)?),
+                None => None,
+            },
+        };
+        Ok(ProtocolView {
+            meeting_id: meeting.to_string(),
+            state: state.as_str().to_owned(),
+            locked,
+        })
+    }
+
+    /// Runs a state change through the meeting's room, if this is a server.
+    async fn through_room(
+        &self,
+        meeting: MeetingId,
+        job: futures::future::BoxFuture<'static, (Result<(), FinaliseError>, Option<Transition>)>,
+    ) -> Result<(), FinaliseError> {
+        match self.rooms {
+            Some(rooms) => rooms
+                .transition(meeting, job)
+                .await
+                .map_err(|_| FinaliseError::Unavailable)?,
+            None => job.await.0,
+        }
+    }
+
+    /// Locks a draft. Everything the room accepted before is in the text;
+    /// nothing is accepted after.
+    pub async fn lock(
+        &self,
+        meeting: MeetingId,
+        actor: &Actor,
+    ) -> Result<ProtocolView, FinaliseError> {
+        if !actor.may_lock() {
+            return Err(FinaliseError::Forbidden(
+                "only the meeting's secretary may lock the protocol",
+            ));
+        }
+        let db = self.db.clone();
+        let audit = actor.audit();
+        let job = Box::pin(async move {
+            let at = now_seconds();
+            let at_text = rfc3339(at);
+            let locked = db
+                .protocols
+                .lock(meeting, &audit, at, |mut snapshot| {
+                    if snapshot.state != "draft" {
+                        return Err(FinaliseError::Conflict("the protocol is already locked"));
+                    }
+                    let doc = canonical::build_document(std::mem::take(&mut snapshot.document));
+                    let protocol = canonical::protocol(
+                        &meeting.to_string(),
+                        &snapshot,
+                        &doc,
+                        &at_text,
+                        &audit.name,
+                    );
+                    if protocol.verifiers.is_empty() {
+                        return Err(FinaliseError::Conflict(
+                            "nobody could verify this protocol: add the chair or a justerare \
+                             to the meeting before locking",
+                        ));
+                    }
+                    let canonical = to_canonical_json(&protocol)
+                        .map_err(|e| FinaliseError::Render(e.to_string()))?;
+                    let hash = sha256_hex(canonical.as_bytes());
+                    let doc_update = {
+                        let mut txn = doc.transact_mut();
+                        write_locked(&mut txn, &hash, &at_text);
+                        txn.encode_update_v1()
+                    };
+                    Ok(LockPlan {
+                        canonical,
+                        hash,
+                        doc_update,
+                    })
+                })
+                .await;
+            transition(locked.map_err(Into::into), true)
+        });
+        self.through_room(meeting, job).await?;
+        self.view(meeting).await
+    }
+
+    /// The secretary takes a locked protocol back to draft, while nobody
+    /// has signed it off.
+    pub async fn reopen(
+        &self,
+        meeting: MeetingId,
+        actor: &Actor,
+    ) -> Result<ProtocolView, FinaliseError> {
+        if !actor.may_lock() {
+            return Err(FinaliseError::Forbidden(
+                "only the meeting's secretary may reopen the protocol",
+            ));
+        }
+        let db = self.db.clone();
+        let audit = actor.audit();
+        let job = Box::pin(async move {
+            let result = db
+                .protocols
+                .unlock(
+                    meeting,
+                    &audit,
+                    "reopen",
+                    None,
+                    |state, _, signoffs| {
+                        if state != "locked" {
+                            return Err(FinaliseError::Conflict(
+                                "only a locked protocol that nobody has signed off can be reopened",
+                            ));
+                        }
+                        if !signoffs.is_empty() {
+                            return Err(FinaliseError::Conflict(
+                                "someone has signed off already: only a rejection by the chair \
+                                 or a justerare can send it back now",
+                            ));
+                        }
+                        Ok(())
+                    },
+                    draft_update,
+                )
+                .await;
+            transition(result.map_err(Into::into), false)
+        });
+        self.through_room(meeting, job).await?;
+        self.view(meeting).await
+    }
+
+    /// The chair or a justerare sends a locked protocol back to draft.
+    pub async fn reject(
+        &self,
+        meeting: MeetingId,
+        actor: &Actor,
+        hash: &str,
+        reason: &str,
+    ) -> Result<ProtocolView, FinaliseError> {
+        let Some(_) = actor.verifier_role() else {
+            return Err(FinaliseError::Forbidden(
+                "only the chair and the justerare may reject the protocol",
+            ));
+        };
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() {
+            return Err(FinaliseError::Invalid("say why the protocol is rejected"));
+        }
+        if reason.chars().count() > MAX_REASON_CHARS
+            || reason.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(FinaliseError::Invalid(
+                "a reason is at most 2000 characters, without control characters",
+            ));
+        }
+        let db = self.db.clone();
+        let audit = actor.audit();
+        let user = actor.user.id.to_string();
+        let hash = hash.to_owned();
+        let job = Box::pin(async move {
+            let result = db
+                .protocols
+                .unlock(
+                    meeting,
+                    &audit,
+                    "reject",
+                    Some(&reason),
+                    |state, protocol, _| {
+                        let protocol = match (state, protocol) {
+                            ("locked", Some(p)) => p,
+                            ("verified", _) => {
+                                return Err(FinaliseError::Conflict(
+                                    "the protocol is verified already",
+                                ));
+                            }
+                            _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
+                        };
+                        if protocol.hash != hash {
+                            return Err(FinaliseError::Conflict(STALE));
+                        }
+                        is_verifier(&protocol.canonical, &user)
+                    },
+                    draft_update,
+                )
+                .await;
+            transition(result.map_err(Into::into), false)
+        });
+        self.through_room(meeting, job).await?;
+        self.view(meeting).await
+    }
+
+    /// The chair or a justerare signs off the protocol they were shown.
+    /// The last required sign-off verifies the protocol and the server
+    /// signs it.
+    pub async fn signoff(
+        &self,
+        meeting: MeetingId,
+        actor: &Actor,
+        hash: &str,
+    ) -> Result<ProtocolView, FinaliseError> {
+        let Some(role) = actor.verifier_role() else {
+            return Err(FinaliseError::Forbidden(
+                "only the chair and the justerare sign off the protocol",
+            ));
+        };
+        let user = actor.user.id;
+        let signer = self.signer.clone();
+        self.db
+            .protocols
+            .signoff(
+                meeting,
+                &actor.audit(),
+                user,
+                role,
+                hash,
+                |state, protocol, signoffs| {
+                    let protocol = match (state, protocol) {
+                        ("locked", Some(p)) => p,
+                        ("verified", _) => {
+                            return Err(FinaliseError::Conflict(
+                                "the protocol is verified already",
+                            ));
+                        }
+                        _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
+                    };
+                    if protocol.hash != hash {
+                        return Err(FinaliseError::Conflict(STALE));
+                    }
+                    is_verifier(&protocol.canonical, &user.to_string())?;
+                    if signoffs.iter().any(|s| s.user == user) {
+                        return Err(FinaliseError::Conflict("you have signed off already"));
+                    }
+                    Ok(())
+                },
+                |stored, signoffs| {
+                    let protocol: Protocol = serde_json::from_str(&stored.canonical)
+                        .map_err(|e| StoreError::Corrupt(format!("canonical protocol: {e}")))?;
+                    let complete = protocol
+                        .verifiers
+                        .iter()
+                        .all(|v| signoffs.iter().any(|s| s.user.to_string() == v.id));
+                    if !complete {
+                        return Ok(SignoffPlan { signature: None });
+                    }
+                    let verified_at = signoffs
+                        .iter()
+                        .map(|s| s.signed_at)
+                        .max()
+                        .unwrap_or_else(now_seconds);
+                    let record = SignedRecord {
+                        format: "protokoll-signature/1",
+                        protocol_hash: &stored.hash,
+                        meeting_id: &protocol.meeting.id,
+                        meeting_title: &protocol.meeting.title,
+                        meeting_date: protocol.meeting.date.as_deref(),
+                        version: protocol.version,
+                        signoffs: signoffs
+                            .iter()
+                            .map(|s| SignedSignoff {
+                                name: s.name.clone(),
+                                role: s.role.clone(),
+                                at: rfc3339(s.signed_at),
+                                hash: s.hash.clone(),
+                            })
+                            .collect(),
+                        verified_at: rfc3339(verified_at),
+                        key_id: signer.key_id(),
+                    };
+                    let record = to_canonical_json(&record)
+                        .map_err(|e| FinaliseError::Render(e.to_string()))?;
+                    Ok(SignoffPlan {
+                        signature: Some(StoredSignature {
+                            key_id: signer.key_id().to_owned(),
+                            signature: signer.sign(record.as_bytes()),
+                            record,
+                            verified_at,
+                        }),
+                    })
+                },
+            )
+            .await
+            .map_err(FinaliseError::from)?;
+        self.view(meeting).await
+    }
+
+    /// Renders an export of the meeting's locked or verified protocol and
+    /// remembers its SHA-256, so that the file can be verified later.
+    pub async fn export(
+        &self,
+        meeting: MeetingId,
+        format: Format,
+    ) -> Result<Export, FinaliseError> {
+        let record = match self.db.protocols.current(meeting).await? {
+            Some(r) if r.meeting_state != "draft" => r,
+            _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
+        };
+        let protocol = parse(&record)?;
+        let verification = record.signature.as_ref().map(|s| Verification {
+            signoffs: record
+                .signoffs
+                .iter()
+                .map(|o| SignOff {
+                    name: o.name.clone(),
+                    role: o.role.clone(),
+                    at: rfc3339(o.signed_at),
+                })
+                .collect(),
+            verified_at: rfc3339(s.verified_at),
+            key_id: s.key_id.clone(),
+            signature: signing::base64(&s.signature),
+        });
+        let hash = record.protocol.hash.clone();
+        let canonical = record.protocol.canonical.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let r = Rendition {
+                protocol: &protocol,
+                hash: &hash,
+                verification: verification.as_ref(),
+            };
+            match format {
+                Format::Json => Ok(canonical.into_bytes()),
+                Format::Html => Ok(protokoll_render::html::render(r).into_bytes()),
+                Format::Markdown => Ok(protokoll_render::markdown::render(r).into_bytes()),
+                Format::Pdf => protokoll_render::pdf::render(r)
+                    .map_err(|e| FinaliseError::Render(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| FinaliseError::Render(e.to_string()))??;
+        let sha256 = sha256_hex(&bytes);
+        let stage = if record.signature.is_some() {
+            "verified"
+        } else {
+            "locked"
+        };
+        self.db
+            .protocols
+            .record_export(&sha256, record.protocol.id, stage, format.extension())
+            .await?;
+        let date = parse(&record)?.meeting.date.unwrap_or_default();
+        let filename = format!(
+            "protokoll-{}{}-v{}.{}",
+            if date.is_empty() {
+                String::new()
+            } else {
+                format!("{date}-")
+            },
+            &record.protocol.hash[..8],
+            record.protocol.version,
+            format.extension()
+        );
+        Ok(Export {
+            bytes,
+            format,
+            filename,
+            sha256,
+            protocol_hash: record.protocol.hash,
+        })
+    }
+
+    /// Verifies a file: an export handed out by this server, or the
+    /// canonical JSON of one of its protocols.
+    pub async fn verify_file(&self, bytes: &[u8]) -> Result<VerifyReport, FinaliseError> {
+        self.verify_digest(&sha256_hex(bytes)).await
+    }
+
+    /// Verifies a protocol's hash, or the SHA-256 of an export.
+    pub async fn verify_hash(&self, hash: &str) -> Result<VerifyReport, FinaliseError> {
+        let hash = hash.trim().to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FinaliseError::Invalid(
+                "a hash is 64 hexadecimal digits (SHA-256)",
+            ));
+        }
+        self.verify_digest(&hash).await
+    }
+
+    async fn verify_digest(&self, digest: &str) -> Result<VerifyReport, FinaliseError> {
+        let (record, matched, format, stage) = match self.db.protocols.by_hash(digest).await? {
+            Some(record) => (record, "protocol", None, None),
+            None => match self.db.protocols.export(digest).await? {
+                Some((record, stage, format)) => (record, "export", Some(format), Some(stage)),
+                None => {
+                    return Ok(VerifyReport {
+                        matches: false,
+                        message: "does not match: this is not a locked protocol of this server, \
+                                  or the file has been changed"
+                            .into(),
+                        matched: None,
+                        format: None,
+                        stage: None,
+                        protocol: None,
+                    });
+                }
+            },
+        };
+        let protocol = parse(&record)?;
+        let latest = self
+            .db
+            .protocols
+            .current(record.protocol.meeting)
+            .await?
+            .map(|c| c.protocol.id == record.protocol.id)
+            .unwrap_or(false);
+        let state = if latest && record.meeting_state != "draft" {
+            record.meeting_state.clone()
+        } else {
+            "withdrawn".to_owned()
+        };
+        let keys = self.db.protocols.signing_keys().await?;
+        let signature = record.signature.as_ref().map(|s| {
+            let public = keys.iter().find(|k| k.0 == s.key_id).map(|k| k.1.clone());
+            let signs_this = serde_json::from_str::<serde_json::Value>(&s.record)
+                .ok()
+                .and_then(|v| {
+                    v.get("protocol_hash")
+                        .and_then(|h| h.as_str())
+                        .map(str::to_owned)
+                })
+                .is_some_and(|h| h == record.protocol.hash);
+            let valid = signs_this
+                && public.is_some_and(|p| signing::verify(&p, s.record.as_bytes(), &s.signature));
+            SignatureCheck {
+                signature: signature_view(s),
+                valid,
+            }
+        });
+        let view = locked_view(&record)?;
+        let message = match state.as_str() {
+            "verified" => "matches a verified protocol of this server",
+            "locked" => "matches a protocol of this server, locked and awaiting justering",
+            _ => "matches a protocol of this server that was later sent back to draft",
+        };
+        Ok(VerifyReport {
+            matches: true,
+            message: message.into(),
+            matched: Some(matched),
+            format,
+            stage,
+            protocol: Some(VerifiedProtocol {
+                hash: record.protocol.hash.clone(),
+                version: record.protocol.version,
+                meeting_id: protocol.meeting.id,
+                meeting_title: protocol.meeting.title,
+                meeting_body: protocol.meeting.body,
+                meeting_date: protocol.meeting.date,
+                locked_at: protocol.locked_at,
+                state,
+                required: view.required,
+                signature,
+            }),
+        })
+    }
+}
+
+const STALE: &str = "the protocol has changed since you saw it: reload and check the new hash";
+
+fn is_verifier(canonical: &str, user: &str) -> Result<(), FinaliseError> {
+    let protocol: Protocol = serde_json::from_str(canonical)
+        .map_err(|e| StoreError::Corrupt(format!("canonical protocol: {e}")))?;
+    if protocol.verifiers.iter().any(|v| v.id == user) {
+        Ok(())
+    } else {
+        Err(FinaliseError::Forbidden(
+            "you are not among those who verify this protocol",
+        ))
+    }
+}
+
+/// The document update that announces "draft" again.
+fn draft_update(stored: crate::store::StoredDocument) -> Vec<u8> {
+    let doc = canonical::build_document(stored);
+    let mut txn = doc.transact_mut();
+    write_draft(&mut txn);
+    txn.encode_update_v1()
+}
+
+/// What the room does after a committed change.
+fn transition(
+    result: Result<Committed, FinaliseError>,
+    locked: bool,
+) -> (Result<(), FinaliseError>, Option<Transition>) {
+    match result {
+        Ok(committed) => (
+            Ok(()),
+            Some(Transition {
+                locked,
+                update: committed.doc_update,
+            }),
+        ),
+        Err(e) => (Err(e), None),
+    }
+}

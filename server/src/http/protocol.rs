@@ -1,0 +1,568 @@
+//! Finalising over HTTP: lock, reopen, sign off, reject, the audit log and
+//! the exports (participants, by role), and verification and the public
+//! signing key (anyone, no sign-in). Who may do what is decided in
+//! `crate::finalise`; this module maps requests and answers.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::JsonRejection},
+    http::{HeaderValue, header},
+    response::{Html, IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AppState,
+    auth::CurrentUser,
+    error::{ApiError, json_rejection},
+    meetings::open,
+};
+use crate::{
+    finalise::{
+        Actor, Export, FinaliseError, Format, Lifecycle, ProtocolView, VerifyReport, signing,
+    },
+    meeting::MeetingId,
+    store::StoreError,
+};
+
+/// Largest file `POST /api/verify` and `/verify` accept.
+pub const MAX_VERIFY_BYTES: usize = 32 * 1024 * 1024;
+
+impl From<FinaliseError> for ApiError {
+    fn from(e: FinaliseError) -> Self {
+        match e {
+            FinaliseError::NotFound => ApiError::NotFound("no such meeting"),
+            FinaliseError::Forbidden(m) => ApiError::Forbidden(m),
+            FinaliseError::Conflict(m) => ApiError::Conflict(m),
+            FinaliseError::Invalid(m) => ApiError::Invalid(m.into()),
+            FinaliseError::Unavailable => ApiError::Unavailable,
+            FinaliseError::Render(m) => ApiError::Store(StoreError::Corrupt(m)),
+            FinaliseError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+fn lifecycle(app: &AppState) -> Lifecycle<'_> {
+    Lifecycle {
+        db: &app.db,
+        signer: &app.signer,
+        rooms: Some(&app.rooms),
+    }
+}
+
+/// The meeting (404 unless the caller may read it) and the caller as an
+/// actor in it.
+async fn actor(app: &AppState, me: CurrentUser, id: &str) -> Result<(MeetingId, Actor), ApiError> {
+    let (meeting, access) = open(app, &me, id).await?;
+    Ok((
+        meeting.id,
+        Actor {
+            user: me.0.user,
+            role: access.role,
+            via: "api",
+        },
+    ))
+}
+
+/// The protocol's state; once locked, its hash, required sign-offs,
+/// signature and export links.
+#[utoipa::path(get, path = "/api/meetings/{id}/protocol", tag = "protocol",
+    responses((status = 200, body = ProtocolView), (status = 401), (status = 404)))]
+pub async fn status(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<ProtocolView>, ApiError> {
+    let (meeting, _) = actor(&app, me, &id).await?;
+    Ok(Json(lifecycle(&app).view(meeting).await?))
+}
+
+/// Lock the protocol (the secretary, or an administrator). From now on no
+/// edit is accepted; open connections are told through the document's
+/// `protocol` map and refused with close code 4423 if they write.
+#[utoipa::path(post, path = "/api/meetings/{id}/protocol/lock", tag = "protocol",
+    responses((status = 200, body = ProtocolView), (status = 403), (status = 404),
+        (status = 409, description = "not a draft, or nobody (chair, justerare) could verify it")))]
+pub async fn lock(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<ProtocolView>, ApiError> {
+    let (meeting, actor) = actor(&app, me, &id).await?;
+    Ok(Json(lifecycle(&app).lock(meeting, &actor).await?))
+}
+
+/// Take a locked protocol back to draft before anyone signed it off (the
+/// secretary, or an administrator).
+#[utoipa::path(post, path = "/api/meetings/{id}/protocol/reopen", tag = "protocol",
+    responses((status = 200, body = ProtocolView), (status = 403), (status = 404), (status = 409)))]
+pub async fn reopen(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<ProtocolView>, ApiError> {
+    let (meeting, actor) = actor(&app, me, &id).await?;
+    Ok(Json(lifecycle(&app).reopen(meeting, &actor).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignoffInput {
+    /// The hash of the protocol you were shown.
+    hash: String,
+}
+
+/// Sign off the protocol (the chair and each justerare), against the hash
+/// you were shown: another hash is refused with 409. The last required
+/// sign-off verifies the protocol and the server signs it.
+#[utoipa::path(post, path = "/api/meetings/{id}/signoffs", tag = "protocol", request_body = SignoffInput,
+    responses((status = 200, body = ProtocolView), (status = 403), (status = 404),
+        (status = 409, description = "not locked, already signed, or a stale hash")))]
+pub async fn signoff(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<SignoffInput>, JsonRejection>,
+) -> Result<Json<ProtocolView>, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let (meeting, actor) = actor(&app, me, &id).await?;
+    Ok(Json(
+        lifecycle(&app)
+            .signoff(meeting, &actor, body.hash.trim())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectInput {
+    /// The hash of the protocol you were shown.
+    hash: String,
+    /// Why it is rejected (required, at most 2000 characters).
+    reason: String,
+}
+
+/// Reject the protocol (the chair or a justerare), with a reason: it goes
+/// back to draft, and the rejection is in the audit log.
+#[utoipa::path(post, path = "/api/meetings/{id}/protocol/reject", tag = "protocol", request_body = RejectInput,
+    responses((status = 200, body = ProtocolView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn reject(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<RejectInput>, JsonRejection>,
+) -> Result<Json<ProtocolView>, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let (meeting, actor) = actor(&app, me, &id).await?;
+    Ok(Json(
+        lifecycle(&app)
+            .reject(meeting, &actor, body.hash.trim(), &body.reason)
+            .await?,
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditView {
+    id: i64,
+    at: String,
+    actor_id: Option<String>,
+    actor_name: String,
+    /// `lock`, `reopen`, `signoff`, `reject` or `verify`.
+    action: String,
+    reason: Option<String>,
+    hash: Option<String>,
+    /// `api` or `cli`.
+    via: String,
+}
+
+/// The meeting's audit log: every lock, reopening, sign-off, rejection and
+/// verification, oldest first. Never rewritten.
+#[utoipa::path(get, path = "/api/meetings/{id}/audit", tag = "protocol",
+    responses((status = 200, body = Vec<AuditView>), (status = 404)))]
+pub async fn audit(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    let (meeting, _) = actor(&app, me, &id).await?;
+    let entries = app.db.protocols.audit(meeting).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| AuditView {
+                id: e.id,
+                at: crate::finalise::rfc3339(e.at),
+                actor_id: e.actor_id.map(|u| u.to_string()),
+                actor_name: e.actor_name,
+                action: e.action,
+                reason: e.reason,
+                hash: e.hash,
+                via: e.via,
+            })
+            .collect(),
+    ))
+}
+
+fn download(export: Export) -> Response {
+    let mut response = (
+        [(header::CONTENT_TYPE, export.format.content_type())],
+        export.bytes,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.filename)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&export.protocol_hash) {
+        headers.insert("x-protokoll-hash", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&export.sha256) {
+        headers.insert("x-protokoll-file-sha256", v);
+    }
+    // An export must never run as a page of this origin.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn export(
+    app: AppState,
+    me: CurrentUser,
+    id: String,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let (meeting, _) = actor(&app, me, &id).await?;
+    Ok(download(lifecycle(&app).export(meeting, format).await?))
+}
+
+/// The locked protocol as a self-contained HTML page.
+#[utoipa::path(get, path = "/api/meetings/{id}/protocol.html", tag = "protocol",
+    responses((status = 200, content_type = "text/html"), (status = 404), (status = 409)))]
+pub async fn export_html(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    export(app, me, id, Format::Html).await
+}
+
+/// The locked protocol as Markdown.
+#[utoipa::path(get, path = "/api/meetings/{id}/protocol.md", tag = "protocol",
+    responses((status = 200, content_type = "text/markdown"), (status = 404), (status = 409)))]
+pub async fn export_markdown(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    export(app, me, id, Format::Markdown).await
+}
+
+/// The locked protocol as PDF/A-2b.
+#[utoipa::path(get, path = "/api/meetings/{id}/protocol.pdf", tag = "protocol",
+    responses((status = 200, content_type = "application/pdf"), (status = 404), (status = 409)))]
+pub async fn export_pdf(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    export(app, me, id, Format::Pdf).await
+}
+
+/// The canonical JSON of the locked protocol: its SHA-256 is the
+/// protocol's hash.
+#[utoipa::path(get, path = "/api/meetings/{id}/protocol.json", tag = "protocol",
+    responses((status = 200, content_type = "application/json"), (status = 404), (status = 409)))]
+pub async fn export_json(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    export(app, me, id, Format::Json).await
+}
+
+/// What a verification request carried.
+enum Presented {
+    File(Bytes),
+    Hash(String),
+}
+
+/// Reads a file from a multipart form (field `file`, or a `hash` field) or
+/// the raw request body.
+async fn presented(app: &AppState, request: Request) -> Result<Presented, ApiError> {
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        let mut form = Multipart::from_request(request, app)
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        let mut hash = None;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?
+        {
+            match field.name() {
+                Some("file") => {
+                    let bytes = field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::Malformed(e.body_text()))?;
+                    if !bytes.is_empty() {
+                        return Ok(Presented::File(bytes));
+                    }
+                }
+                Some("hash") => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::Malformed(e.body_text()))?;
+                    if !text.trim().is_empty() {
+                        hash = Some(text);
+                    }
+                }
+                _ => {}
+            }
+        }
+        hash.map(Presented::Hash)
+            .ok_or_else(|| ApiError::Invalid("send a file (field \"file\") or a hash".into()))
+    } else {
+        let bytes = Bytes::from_request(request, app)
+            .await
+            .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        if bytes.is_empty() {
+            return Err(ApiError::Invalid(
+                "send the protocol file as the body".into(),
+            ));
+        }
+        Ok(Presented::File(bytes))
+    }
+}
+
+async fn check(app: &AppState, presented: Presented) -> Result<VerifyReport, ApiError> {
+    let lifecycle = lifecycle(app);
+    Ok(match presented {
+        Presented::File(bytes) => lifecycle.verify_file(&bytes).await?,
+        Presented::Hash(hash) => lifecycle.verify_hash(&hash).await?,
+    })
+}
+
+/// Verify a protocol file (no sign-in): the raw file as the body, or a
+/// multipart form with a `file` (or `hash`) field. Answers whether it is a
+/// locked protocol of this server, or an untouched export of one, with its
+/// meeting, state, sign-offs and whether the server's signature holds.
+#[utoipa::path(post, path = "/api/verify", tag = "verification",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = VerifyReport), (status = 400), (status = 422)))]
+pub async fn verify_file(
+    State(app): State<AppState>,
+    request: Request,
+) -> Result<Json<VerifyReport>, ApiError> {
+    let presented = presented(&app, request).await?;
+    Ok(Json(check(&app, presented).await?))
+}
+
+/// Verify a protocol's hash, or the SHA-256 of an export file (no
+/// sign-in).
+#[utoipa::path(get, path = "/api/verify/{hash}", tag = "verification",
+    responses((status = 200, body = VerifyReport), (status = 422)))]
+pub async fn verify_hash(
+    State(app): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<VerifyReport>, ApiError> {
+    Ok(Json(lifecycle(&app).verify_hash(&hash).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublishedKey {
+    key_id: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    public_key: String,
+    /// The same key as SubjectPublicKeyInfo PEM (`openssl pkeyutl -verify
+    /// -pubin -inkey key.pem -rawin ...`).
+    public_key_pem: Option<String>,
+    created_at: String,
+    /// Whether this server signs with it now.
+    current: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublishedKeys {
+    algorithm: &'static str,
+    keys: Vec<PublishedKey>,
+}
+
+/// The server's public signing keys (no sign-in). A verified protocol's
+/// signature names its key by `key_id`.
+#[utoipa::path(get, path = "/.well-known/protokoll-signing-key", tag = "verification",
+    responses((status = 200, body = PublishedKeys)))]
+pub async fn signing_keys(State(app): State<AppState>) -> Result<Json<PublishedKeys>, ApiError> {
+    let keys = app.db.protocols.signing_keys().await?;
+    Ok(Json(PublishedKeys {
+        algorithm: "Ed25519",
+        keys: keys
+            .into_iter()
+            .map(|(key_id, public, _, created)| PublishedKey {
+                current: key_id == app.signer.key_id(),
+                public_key_pem: signing::public_key_pem(&public),
+                public_key: signing::base64(&public),
+                created_at: crate::finalise::rfc3339(created),
+                key_id,
+            })
+            .collect(),
+    }))
+}
+
+// ---- the verification page (no JavaScript) ------------------------------------
+
+use protokoll_render::html::escape;
+
+const PAGE_STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
+main{max-width:44rem;margin:2rem auto;background:#fff;padding:2rem 2.5rem;border-radius:6px;\
+box-shadow:0 1px 3px rgba(0,0,0,.12)}h1{margin-top:0}label{display:block;font-weight:600;margin:1rem 0 .3rem}\
+input[type=text]{width:100%;font:inherit;padding:.4rem;box-sizing:border-box}\
+button{margin-top:1.2rem;font:inherit;padding:.5rem 1.2rem}\
+.ok{border-left:5px solid #1d7a35;padding:.5rem 1rem;background:#eef8f0}\
+.bad{border-left:5px solid #b3261e;padding:.5rem 1rem;background:#fdeeee}\
+code{word-break:break-all}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}";
+
+fn page(body: &str) -> Html<String> {
+    Html(format!(
+        "<!DOCTYPE html><html lang=\"sv\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Kontrollera ett protokoll</title><style>{PAGE_STYLE}</style></head>\
+         <body><main>{body}</main></body></html>"
+    ))
+}
+
+const FORM: &str = "<h1>Kontrollera ett protokoll</h1>\
+<p>Ladda upp en protokollfil (PDF, HTML, Markdown eller JSON) som du har fått från den här \
+servern, eller ange protokollets kontrollsumma. Du får veta om filen är oförändrad, vilket \
+sammanträde den gäller, om protokollet är justerat och om serverns underskrift stämmer.</p>\
+<form method=\"post\" action=\"/verify\" enctype=\"multipart/form-data\">\
+<label for=\"file\">Protokollfil</label><input id=\"file\" name=\"file\" type=\"file\">\
+<label for=\"hash\">eller kontrollsumma (SHA-256)</label>\
+<input id=\"hash\" name=\"hash\" type=\"text\" inputmode=\"latin\" autocomplete=\"off\" spellcheck=\"false\">\
+<button type=\"submit\">Kontrollera</button></form>";
+
+#[derive(Deserialize)]
+pub struct HashQuery {
+    hash: Option<String>,
+}
+
+/// `GET /verify`: the form (and, with `?hash=`, the answer).
+pub async fn verify_page(
+    State(app): State<AppState>,
+    Query(query): Query<HashQuery>,
+) -> Html<String> {
+    match query.hash.filter(|h| !h.trim().is_empty()) {
+        Some(hash) => page(&result_html(check(&app, Presented::Hash(hash)).await)),
+        None => page(FORM),
+    }
+}
+
+/// `POST /verify`: the form's answer.
+pub async fn verify_form(State(app): State<AppState>, request: Request) -> Html<String> {
+    let report = match presented(&app, request).await {
+        Ok(p) => check(&app, p).await,
+        Err(e) => Err(e),
+    };
+    page(&result_html(report))
+}
+
+fn role_sv(role: &str) -> &str {
+    protokoll_render::model::role_label(role)
+}
+
+fn result_html(report: Result<VerifyReport, ApiError>) -> String {
+    let mut out = String::new();
+    match report {
+        Err(e) => {
+            out.push_str(&format!(
+                "<h1>Kontrollera ett protokoll</h1><div class=\"bad\" role=\"alert\"><p>{}</p></div>",
+                escape(&e.to_string())
+            ));
+        }
+        Ok(r) if !r.matches => {
+            out.push_str(
+                "<h1>Stämmer inte</h1><div class=\"bad\" role=\"alert\"><p><strong>Filen eller \
+                 kontrollsumman stämmer inte</strong> med något låst protokoll på den här \
+                 servern. Filen kan ha ändrats, eller kommer den från en annan server.</p>\
+                 <p lang=\"en\">Does not match.</p></div>",
+            );
+        }
+        Ok(r) => {
+            let Some(p) = r.protocol else {
+                return String::new();
+            };
+            let state = match p.state.as_str() {
+                "verified" => "Justerat",
+                "locked" => "Låst, väntar på justering",
+                _ => "Återkallat (skickat tillbaka till utkast)",
+            };
+            out.push_str(&format!(
+                "<h1>Stämmer</h1><div class=\"ok\" role=\"status\"><p><strong>{}</strong></p></div><dl>",
+                if r.matched == Some("export") {
+                    "Filen är oförändrad: den är en export av ett protokoll på den här servern."
+                } else {
+                    "Kontrollsumman tillhör ett låst protokoll på den här servern."
+                }
+            ));
+            let mut row = |k: &str, v: String| out.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
+            row("Sammanträde", escape(&p.meeting_title));
+            if !p.meeting_body.is_empty() {
+                row("Organ", escape(&p.meeting_body));
+            }
+            if let Some(d) = &p.meeting_date {
+                row("Datum", escape(d));
+            }
+            row("Status", state.to_owned());
+            row("Version", p.version.to_string());
+            row("Låst", escape(&p.locked_at));
+            if let (Some(f), Some(s)) = (&r.format, &r.stage) {
+                row(
+                    "Fil",
+                    format!(
+                        "{} ({})",
+                        escape(f),
+                        if s == "verified" { "justerad" } else { "låst" }
+                    ),
+                );
+            }
+            row("Kontrollsumma", format!("<code>{}</code>", escape(&p.hash)));
+            for v in &p.required {
+                let signed = match &v.signed_at {
+                    Some(at) => format!("justerat {}", escape(at)),
+                    None => "har inte justerat".into(),
+                };
+                row(role_sv(&v.role), format!("{}: {signed}", escape(&v.name)));
+            }
+            match &p.signature {
+                Some(s) if s.valid => row(
+                    "Underskrift",
+                    format!(
+                        "giltig (Ed25519, nyckel <code>{}</code>)",
+                        escape(&s.signature.key_id)
+                    ),
+                ),
+                Some(_) => row("Underskrift", "<strong>ogiltig</strong>".into()),
+                None => row(
+                    "Underskrift",
+                    "ingen ännu (protokollet är inte justerat)".into(),
+                ),
+            }
+            out.push_str("</dl>");
+        }
+    }
+    out.push_str("<p><a href=\"/verify\">Kontrollera en annan fil</a></p>");
+    out
+}
