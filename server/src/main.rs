@@ -230,6 +230,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(cli.log_format);
     let url = cli.database.resolve();
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    if serving
+        && cli.server.redis_url.is_some()
+        && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+    {
+        bail!(protokoll::REDIS_NEEDS_POSTGRES);
+    }
     let db = store::connect(url.expose())
         .await
         .with_context(|| format!("opening the database at {url}"))?;
@@ -635,6 +642,9 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
 }
 
 async fn serve(config: ServerConfig, db: Database, url: &str) -> anyhow::Result<()> {
+    if config.redis_url.is_some() && db.docs.backend() != "postgres" {
+        bail!(protokoll::REDIS_NEEDS_POSTGRES);
+    }
     if config.demo {
         let meeting = demo::ensure_demo(&db).await?;
         info!(meeting_id = %meeting.id, "demo council ready");
