@@ -871,3 +871,24 @@ async fn log_positions_commit_in_order_per_meeting() {
     a.close().await;
     b.close().await;
 }
+
+/// Redis without Postgres is refused with a clear error: a SQLite file
+/// belongs to one node.
+#[test]
+fn redis_with_sqlite_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+        .arg("--database-url")
+        .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["--redis-url", "redis://127.0.0.1:1/"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs a Postgres database"), "{stderr}");
+    assert!(
+        !dir.path().join("p.db").exists(),
+        "refused before touching the database"
+    );
+}
