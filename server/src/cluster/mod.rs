@@ -280,8 +280,33 @@ impl Drop for Held {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("invalid Redis URL: {0}")]
-    Url(#[from] redis::RedisError),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer in time")]
+    Timeout,
+}
+
+/// Publishes one account event from outside a server (the command line):
+/// every node closes the connections it names.
+pub async fn announce(url: &str, event: AccountEvent) -> Result<(), ClusterError> {
+    let client = redis::Client::open(url)?;
+    let envelope = Envelope {
+        origin: Uuid::new_v4(),
+        event: Event::Account(event),
+    };
+    let payload = serde_json::to_vec(&envelope).expect("account events encode");
+    let publish = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg("protokoll:account")
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+    };
+    tokio::time::timeout(Duration::from_secs(5), publish)
+        .await
+        .map_err(|_| ClusterError::Timeout)??;
+    Ok(())
 }
 
 impl Cluster {
@@ -407,6 +432,7 @@ impl Cluster {
     }
 
     fn account_channel(&self) -> String {
+        debug_assert_eq!(self.prefix, "protokoll", "announce() publishes there");
         format!("{}:account", self.prefix)
     }
 
