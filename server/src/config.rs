@@ -80,68 +80,105 @@ impl DatabaseArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
+    /// Redis for several nodes serving the same meetings
+    /// (`redis://host:6379/`): each node publishes what it accepted there
+    /// and applies what the others publish. Needs Postgres (the nodes'
+    /// shared truth); without it a node serves alone.
+    #[arg(long, env = "PROTOKOLL_REDIS_URL", global = true)]
+    pub redis_url: Option<DatabaseUrl>,
+
     /// Address to listen on.
-    #[arg(long, env = "PROTOKOLL_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "PROTOKOLL_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// Largest WebSocket message accepted, in bytes. Larger ones close the
     /// connection with code 1009.
-    #[arg(long, env = "PROTOKOLL_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "PROTOKOLL_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_message_bytes: usize,
 
     /// Messages that may wait for one slow client before it is disconnected
     /// (close code 1013) so that it reconnects and resyncs.
-    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_OUTBOUND_QUEUE",
+        default_value_t = 1024,
+        global = true
+    )]
     pub outbound_queue: usize,
 
     /// Bytes that may wait for one slow client before it is disconnected
     /// the same way.
-    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
     pub outbound_queue_bytes: usize,
 
     /// How long a meeting's document stays in memory after its last client
     /// leaves, in milliseconds.
-    #[arg(long, env = "PROTOKOLL_ROOM_GRACE_MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_ROOM_GRACE_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
     pub room_grace_ms: u64,
 
     /// Fold the update log into a snapshot after this many updates.
-    #[arg(long, env = "PROTOKOLL_SNAPSHOT_EVERY", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_SNAPSHOT_EVERY",
+        default_value_t = 1_000,
+        global = true
+    )]
     pub snapshot_every: u64,
 
     /// Seconds between WebSocket pings; a client silent for two intervals is
     /// dropped.
-    #[arg(long, env = "PROTOKOLL_PING_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_PING_INTERVAL_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub ping_interval_secs: u64,
 
     /// Serve the browser app from this folder (e.g. `web/dist`, for
     /// development) instead of the copy embedded in the binary.
-    #[arg(long, env = "PROTOKOLL_WEB_DIR")]
+    #[arg(long, env = "PROTOKOLL_WEB_DIR", global = true)]
     pub web_dir: Option<PathBuf>,
 
     /// How long a sign-in lasts, in seconds. Open connections are closed
     /// when their session expires.
-    #[arg(long, env = "PROTOKOLL_SESSION_TTL_SECS", default_value_t = 12 * 3600)]
+    #[arg(long, env = "PROTOKOLL_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
     pub session_ttl_secs: u64,
 
     /// Mark the session cookie `Secure` (serve over HTTPS).
-    #[arg(long, env = "PROTOKOLL_SECURE_COOKIES")]
+    #[arg(long, env = "PROTOKOLL_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
 
     /// Origins (`https://protokoll.example.se`) from which cookie-signed-in
     /// browsers may call the API and open WebSockets; comma-separated. When
     /// empty, the origin must match the request's `Host`.
-    #[arg(long, env = "PROTOKOLL_PUBLIC_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PROTOKOLL_PUBLIC_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub public_origins: Vec<String>,
 
     /// Check every document update against section ownership. Turning it
     /// off lets anyone who may open a meeting write anywhere in it: only for
     /// measuring what the guard costs.
-    #[arg(long, env = "PROTOKOLL_SECTION_GUARD", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "PROTOKOLL_SECTION_GUARD", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub section_guard: bool,
 
     /// Create the demo council (agencies, users, and a meeting from the
     /// Hägersten-Liljeholmen seed protocol) if it does not exist yet.
-    #[arg(long, env = "PROTOKOLL_DEMO")]
+    #[arg(long, env = "PROTOKOLL_DEMO", global = true)]
     pub demo: bool,
 
     /// Reverse proxies (addresses or CIDR networks, comma-separated, such as
@@ -149,18 +186,33 @@ pub struct ServerConfig {
     /// from anyone else are taken to come from their socket's address, and
     /// their `X-Forwarded-For` is ignored. Sign-in throttling, connection
     /// caps and logs use the client address found this way.
-    #[arg(long, env = "PROTOKOLL_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PROTOKOLL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
     pub trusted_proxies: Vec<crate::client_addr::ProxyNet>,
 
     /// WebSockets one user may hold open at once (all meetings, all tabs and
     /// devices). One more is accepted and closed at once with 4429.
-    #[arg(long, env = "PROTOKOLL_MAX_SOCKETS_PER_USER", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_MAX_SOCKETS_PER_USER",
+        default_value_t = 20,
+        global = true
+    )]
     pub max_sockets_per_user: usize,
 
     /// WebSockets one client address (an IPv6 /64) may hold open at once.
     /// Generous, because a whole municipality's staff may reach the server
     /// through one NAT address.
-    #[arg(long, env = "PROTOKOLL_MAX_SOCKETS_PER_ADDRESS", default_value_t = 500)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_MAX_SOCKETS_PER_ADDRESS",
+        default_value_t = 500,
+        global = true
+    )]
     pub max_sockets_per_address: usize,
     /// Keep the Ed25519 key that signs verified protocols in this PKCS#8
     /// PEM file (created, readable by the owner only, if missing) instead
@@ -203,6 +255,7 @@ impl Default for ServerConfig {
             max_sockets_per_user: 20,
             max_sockets_per_address: 500,
             signing_key_file: None,
+            redis_url: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auth;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod document;
@@ -31,6 +32,11 @@ use crate::{
     sync::{RoomConfig, RoomContext, Rooms},
 };
 
+/// Why a node refuses `--redis-url` with SQLite.
+pub const REDIS_NEEDS_POSTGRES: &str = "--redis-url (PROTOKOLL_REDIS_URL) needs a Postgres \
+    database (--database-url postgres://...): several nodes share their documents through \
+    Postgres, and a SQLite file belongs to one node";
+
 /// Serves until `shutdown` is cancelled, then stops accepting, closes every
 /// WebSocket with 1001, commits and snapshots what the rooms hold, and
 /// returns once everything accepted is on disk.
@@ -41,6 +47,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+
+    let cluster = match &config.redis_url {
+        Some(url) => {
+            if db.docs.backend() != "postgres" {
+                return Err(std::io::Error::other(REDIS_NEEDS_POSTGRES));
+            }
+            Some(
+                cluster::Cluster::new(url.expose(), db.docs.clone())
+                    .map_err(std::io::Error::other)?,
+            )
+        }
+        None => None,
+    };
 
     let signer = finalise::Signer::load(&db, config.signing_key_file.as_deref())
         .await
@@ -71,10 +90,16 @@ pub async fn run(
                 snapshot_every: config.snapshot_every,
                 grace: config.room_grace(),
             },
+            cluster: cluster.clone(),
         },
         tracker.clone(),
         shutdown.clone(),
     );
+    let live: Arc<sync::LiveConnections> = Default::default();
+    if let Some(cluster) = &cluster {
+        cluster.start(rooms.clone(), live.clone(), shutdown.clone());
+        info!(node = %cluster.node(), "serving as one of several nodes (Redis)");
+    }
     let state = AppState {
         db,
         rooms: rooms.clone(),
@@ -82,7 +107,8 @@ pub async fn run(
         metrics,
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
-        live: Default::default(),
+        live,
+        cluster: cluster.clone(),
         throttle: Default::default(),
         proxies,
         sockets,
@@ -102,6 +128,9 @@ pub async fn run(
     info!("no longer accepting connections; closing sockets and flushing");
     tracker.close();
     tracker.wait().await;
+    if let Some(cluster) = &cluster {
+        cluster.detach();
+    }
     drop(rooms);
     let _ = writer_task.await;
     info!("shutdown complete");

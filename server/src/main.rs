@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use protokoll::{
     auth::{self, password, secret},
-    config::{DatabaseArgs, LogFormat, ServerConfig},
+    cluster::AccountEvent,
+    config::{DatabaseArgs, DatabaseUrl, LogFormat, ServerConfig},
     demo,
     document::{AgendaEntry, seed_empty_sections, write_agenda},
     finalise::{Actor, Format, Lifecycle, Signer},
@@ -17,6 +18,7 @@ use protokoll::{
         parse_date, parse_name, parse_time,
     },
     store::{self, AppendBatch, Database, NewUser},
+    sync::peer::close_code,
     telemetry,
 };
 use tokio_util::sync::CancellationToken;
@@ -230,6 +232,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(cli.log_format);
     let url = cli.database.resolve();
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    if serving
+        && cli.server.redis_url.is_some()
+        && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+    {
+        bail!(protokoll::REDIS_NEEDS_POSTGRES);
+    }
     let db = store::connect(url.expose())
         .await
         .with_context(|| format!("opening the database at {url}"))?;
@@ -254,7 +263,9 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         },
-        Command::User { command } => user_command(&db, command).await?,
+        Command::User { command } => {
+            user_command(&db, command, cli.server.redis_url.as_ref()).await?
+        }
         Command::Token { command } => match command {
             TokenCommand::Issue { username, name } => {
                 let user = find_user(&db, &username).await?;
@@ -271,6 +282,15 @@ async fn main() -> anyhow::Result<()> {
                 if !db.dir.revoke_token(id, None).await? {
                     bail!("no live token with id {id}");
                 }
+                announce(
+                    cli.server.redis_url.as_ref(),
+                    AccountEvent::credential(
+                        auth::CredentialKey::Token(id),
+                        close_code::UNAUTHORIZED,
+                        "token revoked",
+                    ),
+                )
+                .await;
             }
             TokenCommand::List { username } => {
                 let user = find_user(&db, &username).await?;
@@ -316,7 +336,26 @@ fn new_password(from_stdin: bool) -> anyhow::Result<(NewPassword, bool)> {
     }
 }
 
-async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()> {
+/// With `--redis-url`: tells every node to close the connections an
+/// account event names (the database has it already; without Redis, a
+/// node rechecks its connections every ping interval).
+async fn announce(redis: Option<&DatabaseUrl>, event: AccountEvent) {
+    let Some(url) = redis else {
+        return;
+    };
+    if let Err(e) = protokoll::cluster::announce(url.expose(), event).await {
+        eprintln!(
+            "warning: could not tell the nodes through Redis ({e}); open connections close \
+             when their node next rechecks them"
+        );
+    }
+}
+
+async fn user_command(
+    db: &Database,
+    command: UserCommand,
+    redis: Option<&DatabaseUrl>,
+) -> anyhow::Result<()> {
     match command {
         UserCommand::Create {
             username,
@@ -368,6 +407,11 @@ async fn user_command(db: &Database, command: UserCommand) -> anyhow::Result<()>
                 .await?;
             let sessions = db.dir.delete_sessions_of(user.id).await?;
             let tokens = db.dir.revoke_tokens_of(user.id).await?.len();
+            announce(
+                redis,
+                AccountEvent::user(user.id, close_code::UNAUTHORIZED, "password changed"),
+            )
+            .await;
             eprintln!(
                 "{}: {sessions} sessions ended, {tokens} API tokens revoked",
                 user.username.as_str()
@@ -635,6 +679,9 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
 }
 
 async fn serve(config: ServerConfig, db: Database, url: &str) -> anyhow::Result<()> {
+    if config.redis_url.is_some() && db.docs.backend() != "postgres" {
+        bail!(protokoll::REDIS_NEEDS_POSTGRES);
+    }
     if config.demo {
         let meeting = demo::ensure_demo(&db).await?;
         info!(meeting_id = %meeting.id, "demo council ready");

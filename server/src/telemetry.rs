@@ -28,6 +28,14 @@ pub mod metric {
     pub const STORE_COMMIT_FAILURES: &str = "protokoll_store_commit_failures_total";
     pub const SNAPSHOTS_WRITTEN: &str = "protokoll_snapshots_written_total";
     pub const GUARD_SECONDS: &str = "protokoll_guard_check_seconds";
+    /// Cluster (with `--redis-url`): messages published to and received
+    /// from the other nodes, dropped ones (by why), whether the Redis
+    /// subscription is up, and log reads that filled a hole.
+    pub const CLUSTER_PUBLISHED: &str = "protokoll_cluster_published_total";
+    pub const CLUSTER_RECEIVED: &str = "protokoll_cluster_received_total";
+    pub const CLUSTER_DROPPED: &str = "protokoll_cluster_dropped_total";
+    pub const CLUSTER_CONNECTED: &str = "protokoll_cluster_redis_connected";
+    pub const CLUSTER_CATCH_UPS: &str = "protokoll_cluster_catch_ups_total";
 }
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides the default

@@ -124,6 +124,16 @@ impl TestDb {
         }
     }
 
+    /// A database this harness did not create and will not drop (a test
+    /// that runs its own Postgres cluster).
+    pub fn external(url: String) -> Self {
+        Self {
+            url,
+            _dir: None,
+            pg_name: None,
+        }
+    }
+
     pub async fn database(&self) -> Database {
         store::connect(&self.url).await.expect("open database")
     }
@@ -488,9 +498,33 @@ impl Client {
         Self::try_connect_request(url.into_client_request()?).await
     }
 
+    /// Connects like a y-websocket client that reconnects: its document
+    /// (given as its whole state) comes along, and whatever the server
+    /// lacks of it goes back when the server asks (sync step 1).
+    pub async fn resume(addr: SocketAddr, meeting: MeetingId, token: &str, state: &[u8]) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let request = sync_url(addr, meeting, token)
+            .into_client_request()
+            .expect("request");
+        let doc = Doc::new();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(state).expect("state"))
+            .expect("apply state");
+        Self::connect_with_doc(request, doc)
+            .await
+            .expect("WebSocket connect")
+    }
+
     /// Connects with a prepared request (cookies, Origin, ...).
     pub async fn try_connect_request(
         url: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        Self::connect_with_doc(url, Doc::new()).await
+    }
+
+    async fn connect_with_doc(
+        url: tokio_tungstenite::tungstenite::handshake::client::Request,
+        doc: Doc,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         // Generous limits: a resync of a large document is one big message.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
@@ -500,7 +534,7 @@ impl Client {
             tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
         let mut client = Self {
             ws,
-            doc: Doc::new(),
+            doc,
             synced: false,
             presence: HashMap::new(),
             broadcasts: Vec::new(),

@@ -15,9 +15,10 @@ use super::{
 };
 use crate::{
     auth::password,
+    cluster::AccountEvent,
     people::{Agency, AgencyId, ApiToken, NewPassword, TokenId, UserId, Username, parse_name},
     store::NewUser,
-    sync::{CloseReason, peer::close_code},
+    sync::peer::close_code,
 };
 
 fn require_admin(me: &CurrentUser) -> Result<(), ApiError> {
@@ -201,10 +202,11 @@ pub async fn reset_password(
     }
     let sessions_ended = app.db.dir.delete_sessions_of(id).await?;
     let tokens_revoked = app.db.dir.revoke_tokens_of(id).await?.len();
-    let connections_closed = app.live.close_user(
+    let connections_closed = app.close_connections(AccountEvent::user(
         id,
-        CloseReason::new(close_code::UNAUTHORIZED, "password changed"),
-    );
+        close_code::UNAUTHORIZED,
+        "password changed",
+    ));
     Ok(Json(ResetOutcome {
         sessions_ended,
         tokens_revoked,

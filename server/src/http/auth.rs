@@ -20,9 +20,10 @@ use super::{
 };
 use crate::{
     auth::{self, AuthUser, LoginError, Presented, SESSION_COOKIE, secret},
+    cluster::AccountEvent,
     config::ServerConfig,
     people::{ApiToken, TokenId, User},
-    sync::{CloseReason, peer::close_code},
+    sync::peer::close_code,
 };
 
 /// The signed-in user making the request; 401 otherwise.
@@ -220,10 +221,11 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     if let auth::Credential::Session { hash, .. } = &me.credential {
         app.db.dir.delete_session(hash).await?;
-        app.live.close_credential(
+        app.close_connections(AccountEvent::credential(
             me.credential.key(),
-            CloseReason::new(close_code::UNAUTHORIZED, "signed out"),
-        );
+            close_code::UNAUTHORIZED,
+            "signed out",
+        ));
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -313,9 +315,10 @@ pub async fn revoke(
     if !app.db.dir.revoke_token(id, owner).await? {
         return Err(ApiError::NotFound("no such token"));
     }
-    app.live.close_credential(
+    app.close_connections(AccountEvent::credential(
         auth::CredentialKey::Token(id),
-        CloseReason::new(close_code::UNAUTHORIZED, "token revoked"),
-    );
+        close_code::UNAUTHORIZED,
+        "token revoked",
+    ));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,6 +20,7 @@ use super::{
 use crate::{
     access::MeetingAccess,
     auth::{self, password, secret},
+    cluster::AccountEvent,
     document::{AgendaEntry, seed_empty_sections, write_agenda},
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
@@ -27,7 +28,7 @@ use crate::{
         UserId, Username, checked_text, parse_date, parse_name, parse_time,
     },
     store::{Acceptance, PendingInvitation},
-    sync::{CloseReason, peer::close_code},
+    sync::peer::close_code,
 };
 
 /// How long an invitation link works.
@@ -556,11 +557,12 @@ pub async fn set_participant(
     }
     // A role decides what the connection may write: open connections
     // reconnect (1012) to pick up the new one.
-    app.live.close_participant(
+    app.close_connections(AccountEvent::participant(
         meeting.id,
         user,
-        CloseReason::new(close_code::SERVICE_RESTART, "your role changed; reconnect"),
-    );
+        close_code::SERVICE_RESTART,
+        "your role changed; reconnect",
+    ));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -580,11 +582,12 @@ pub async fn remove_participant(
         return Err(ApiError::NotFound("no such participant"));
     }
     end_invitations_of_former_manager(&app, meeting.id, user).await?;
-    app.live.close_participant(
+    app.close_connections(AccountEvent::participant(
         meeting.id,
         user,
-        CloseReason::new(close_code::FORBIDDEN, "removed from the meeting"),
-    );
+        close_code::FORBIDDEN,
+        "removed from the meeting",
+    ));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -53,6 +53,21 @@ pub struct AppState {
     pub sockets: Arc<sockets::SocketLimits>,
     /// Signs verified protocols.
     pub signer: Arc<crate::finalise::Signer>,
+    /// The other nodes, with `--redis-url`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+impl AppState {
+    /// Closes the connections an account event names, on this node and
+    /// (with `--redis-url`) on every other. Returns how many were open
+    /// here.
+    pub fn close_connections(&self, event: crate::cluster::AccountEvent) -> usize {
+        let closed = event.apply(&self.live);
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_account(event);
+        }
+        closed
+    }
 }
 
 #[derive(OpenApi)]
@@ -219,12 +234,23 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// How long readiness waits for the database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready while the database answers (within `READY_TIMEOUT`). Redis is not
+/// asked: a node without it keeps serving its clients.
 async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
-    app.db.docs.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness check failed");
-        ApiError::Unavailable
-    })?;
-    Ok("ready")
+    match tokio::time::timeout(READY_TIMEOUT, app.db.docs.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::Unavailable)
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            Err(ApiError::Unavailable)
+        }
+    }
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {

@@ -171,7 +171,11 @@ async fn serve(
     };
     tokio::pin!(session_end);
     // Revocations made elsewhere (another node, the CLI) are caught by
-    // rechecking the credential and the participation now and then.
+    // rechecking the credential and the participation now and then. With
+    // several nodes the others announce theirs over Redis, and the recheck
+    // runs only while Redis is away, and once when it comes back (what was
+    // announced meanwhile is lost).
+    let mut reconnections = app.cluster.as_ref().map(|c| c.reconnections());
     let mut recheck = tokio::time::interval_at(
         tokio::time::Instant::now() + app.config.ping_interval(),
         app.config.ping_interval(),
@@ -197,7 +201,22 @@ async fn serve(
                 closer.close(CloseReason::new(close_code::UNAUTHORIZED, "session expired"));
                 break;
             }
+            Some(()) = async {
+                match reconnections.as_mut() {
+                    Some(rx) => rx.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(reason) = revoked(&app, meeting, &principal, &credential).await {
+                    closer.close(reason);
+                    break;
+                }
+                continue;
+            }
             _ = recheck.tick() => {
+                if app.cluster.as_ref().is_some_and(|c| c.connected()) {
+                    continue;
+                }
                 if let Some(reason) = revoked(&app, meeting, &principal, &credential).await {
                     closer.close(reason);
                     break;

@@ -31,8 +31,11 @@ pub use protocols::{
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};
 
-/// Position of an update in the log. Increases with every append; a snapshot
-/// covers every update of its meeting up to and including `upto`.
+/// Position of an update in its meeting's log. Increases with every append;
+/// a snapshot covers every update of its meeting up to and including
+/// `upto`. On Postgres it is the per-meeting `mseq` of migration 0006:
+/// without holes, and visible in order, so that a reader that has
+/// everything up to n can ask for `> n` and miss nothing.
 pub type Seq = i64;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,29 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError>;
+
+    /// What a reader that holds the log up to `after` lacks: the updates
+    /// after it, and the snapshot too if the snapshot covers more (the
+    /// rows it covers may be gone).
+    async fn load_after(&self, id: MeetingId, after: Seq) -> Result<StoredDocument, StoreError> {
+        let mut stored = self.load_document(id).await?;
+        if stored.snapshot.as_ref().is_some_and(|s| s.upto <= after) {
+            stored.snapshot = None;
+        }
+        let from = stored.snapshot.as_ref().map_or(after, |s| s.upto);
+        stored.updates.retain(|(seq, _)| *seq > from);
+        Ok(stored)
+    }
+
+    /// The position of the last committed update of each of `meetings`
+    /// that has one. Only the Postgres backend keeps per-meeting heads
+    /// (several nodes share it); the others return nothing.
+    async fn log_heads(
+        &self,
+        _meetings: &[MeetingId],
+    ) -> Result<Vec<(MeetingId, Seq)>, StoreError> {
+        Ok(Vec::new())
+    }
 
     /// Appends every batch of a meeting that is still a draft in one
     /// transaction, committed durably before this returns, and refuses the

@@ -34,9 +34,9 @@ impl PostgresStore {
     }
 
     /// Inserts the batches of the meetings not in `locked`, in one
-    /// statement.
+    /// statement on `tx`, numbering each meeting's rows from its log head.
     async fn insert_batches(
-        &self,
+        tx: &mut sqlx::PgConnection,
         batches: &[AppendBatch],
         locked: &HashSet<Uuid>,
     ) -> Result<Vec<Appended>, StoreError> {
@@ -53,45 +53,88 @@ impl PostgresStore {
         }
         let mut last: HashMap<Uuid, Seq> = HashMap::new();
         if !meetings.is_empty() {
-            // One statement for the whole group commit; WITH ORDINALITY
-            // keeps the array order so seq follows arrival order within the
-            // commit.
+            // One statement for the whole group commit. Each meeting's head
+            // moves by its number of rows under the head's row lock, taken
+            // in meeting order (as every appender takes them, so two nodes'
+            // commits cannot deadlock); its rows are numbered below the new
+            // head in arrival order (WITH ORDINALITY keeps the array order).
             let rows = sqlx::query(
                 "WITH input AS (
                      SELECT * FROM UNNEST($1::uuid[], $2::bytea[])
                          WITH ORDINALITY AS t(meeting_id, data, ord)
+                 ), counts AS (
+                     SELECT meeting_id, COUNT(*) AS n FROM input GROUP BY meeting_id
+                 ), heads AS (
+                     INSERT INTO meeting_log_heads AS h (meeting_id, head)
+                     SELECT meeting_id, n FROM counts ORDER BY meeting_id
+                     ON CONFLICT (meeting_id) DO UPDATE SET head = h.head + excluded.head
+                     RETURNING meeting_id, head
+                 ), numbered AS (
+                     SELECT i.meeting_id, i.data, i.ord,
+                            hd.head - c.n
+                                + ROW_NUMBER() OVER (PARTITION BY i.meeting_id ORDER BY i.ord)
+                                AS mseq
+                     FROM input i
+                     JOIN counts c USING (meeting_id)
+                     JOIN heads hd USING (meeting_id)
                  ), inserted AS (
-                     INSERT INTO doc_updates (meeting_id, data)
-                     SELECT meeting_id, data FROM input ORDER BY ord
-                     RETURNING seq, meeting_id
+                     INSERT INTO doc_updates (meeting_id, data, mseq)
+                     SELECT meeting_id, data, mseq FROM numbered ORDER BY ord
+                     RETURNING mseq, meeting_id
                  )
-                 SELECT meeting_id, MAX(seq) AS last FROM inserted GROUP BY meeting_id",
+                 SELECT meeting_id, MAX(mseq) AS last FROM inserted GROUP BY meeting_id",
             )
             .bind(&meetings)
             .bind(&data)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
             for row in rows {
                 last.insert(row.try_get("meeting_id")?, row.try_get("last")?);
             }
         }
-        Ok(batches
-            .iter()
-            .map(|b| {
-                let id = b.meeting.as_uuid();
-                if locked.contains(&id) {
-                    Appended::Locked
-                } else {
-                    Appended::Stored(last.get(&id).copied().unwrap_or(0))
-                }
+        // Several batches of one meeting in one commit: the later ones hold
+        // the higher numbers.
+        let mut outcomes = vec![Appended::Locked; batches.len()];
+        for (i, b) in batches.iter().enumerate().rev() {
+            let id = b.meeting.as_uuid();
+            if locked.contains(&id) {
+                continue;
+            }
+            let head = last.entry(id).or_insert(0);
+            outcomes[i] = Appended::Stored(*head);
+            *head -= b.updates.len() as Seq;
+        }
+        Ok(outcomes)
+    }
+
+    /// The log heads of `meetings`: the position of each one's last
+    /// committed update (meetings that never had one are left out).
+    async fn heads_of(&self, meetings: &[MeetingId]) -> Result<Vec<(MeetingId, Seq)>, StoreError> {
+        let ids: Vec<Uuid> = meetings.iter().map(|m| m.as_uuid()).collect();
+        let rows = sqlx::query(
+            "SELECT meeting_id, head FROM meeting_log_heads WHERE meeting_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    MeetingId::from(row.try_get::<Uuid, _>("meeting_id")?),
+                    row.try_get("head")?,
+                ))
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 }
 
-/// How often an append retries after a lock slipped in between reading the
-/// meetings' states and inserting.
-const LOCK_RACE_ATTEMPTS: usize = 4;
+/// The advisory lock key of a meeting's snapshots and compaction: one node
+/// at a time writes them.
+fn snapshot_lock_key(id: MeetingId) -> i64 {
+    let bytes = id.as_uuid().into_bytes();
+    i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -106,32 +149,42 @@ impl Store for PostgresStore {
 
     #[instrument(skip(self), fields(meeting_id = %id))]
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError> {
+        self.load_after(id, 0).await
+    }
+
+    #[instrument(skip(self), fields(meeting_id = %id))]
+    async fn load_after(&self, id: MeetingId, after: Seq) -> Result<StoredDocument, StoreError> {
         // REPEATABLE READ so the snapshot and the log tail come from one view.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let snapshot = sqlx::query("SELECT state, upto FROM doc_snapshots WHERE meeting_id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| -> Result<Snapshot, sqlx::Error> {
-                Ok(Snapshot {
-                    state: row.try_get("state")?,
-                    upto: row.try_get("upto")?,
-                })
+        // The snapshot is needed only if it covers more than the reader
+        // has: the rows it covers may be gone.
+        let snapshot = sqlx::query(
+            "SELECT state, upto FROM doc_snapshots WHERE meeting_id = $1 AND upto > $2",
+        )
+        .bind(id.as_uuid())
+        .bind(after)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| -> Result<Snapshot, sqlx::Error> {
+            Ok(Snapshot {
+                state: row.try_get("state")?,
+                upto: row.try_get("upto")?,
             })
-            .transpose()?;
-        let after = snapshot.as_ref().map_or(0, |s| s.upto);
+        })
+        .transpose()?;
+        let after = snapshot.as_ref().map_or(after, |s| s.upto);
         let updates = sqlx::query(
-            "SELECT seq, data FROM doc_updates WHERE meeting_id = $1 AND seq > $2 ORDER BY seq",
+            "SELECT mseq, data FROM doc_updates WHERE meeting_id = $1 AND mseq > $2 ORDER BY mseq",
         )
         .bind(id.as_uuid())
         .bind(after)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .map(|row| Ok((row.try_get("seq")?, row.try_get("data")?)))
+        .map(|row| Ok((row.try_get("mseq")?, row.try_get("data")?)))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         tx.commit().await?;
         Ok(StoredDocument { snapshot, updates })
@@ -139,26 +192,32 @@ impl Store for PostgresStore {
 
     #[instrument(skip_all, fields(batches = batches.len()))]
     async fn append_to_drafts(&self, batches: &[AppendBatch]) -> Result<Vec<Appended>, StoreError> {
-        // The meetings that are not drafts are left out. A lock committed
-        // between this read and the insert makes the trigger refuse the
-        // whole statement, and the next round leaves that meeting out too.
-        for _ in 0..LOCK_RACE_ATTEMPTS {
-            let ids: Vec<Uuid> = batches.iter().map(|b| b.meeting.as_uuid()).collect();
-            let locked: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
-                "SELECT id FROM meetings WHERE state <> 'draft' AND id = ANY($1)",
-            )
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .collect();
-            match self.insert_batches(batches, &locked).await {
-                Ok(result) => return Ok(result),
-                Err(StoreError::Database(e)) if super::is_locked_refusal(&e) => continue,
-                Err(e) => return Err(e),
+        // The meetings are read FOR SHARE, in id order, as the lock trigger
+        // of migration 0004 takes them: a lock (FOR UPDATE) either commits
+        // before this reads their states or waits for this commit. Meetings
+        // that are not drafts are left out; the others are appended.
+        let mut tx = self.pool.begin().await?;
+        let mut ids: Vec<Uuid> = batches.iter().map(|b| b.meeting.as_uuid()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let locked: HashSet<Uuid> = sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT id, state FROM meetings WHERE id = ANY($1) ORDER BY id FOR SHARE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter(|(_, state)| state != "draft")
+        .map(|(id, _)| id)
+        .collect();
+        let outcome = match Self::insert_batches(&mut tx, batches, &locked).await {
+            Err(StoreError::Database(e)) if super::is_locked_refusal(&e) => {
+                return Err(StoreError::Locked);
             }
-        }
-        Err(StoreError::Locked)
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     #[instrument(skip(self, state), fields(meeting_id = %id, bytes = state.len()))]
@@ -168,6 +227,16 @@ impl Store for PostgresStore {
         state: &[u8],
         upto: Seq,
     ) -> Result<(), StoreError> {
+        // One node at a time snapshots a meeting; one that finds another
+        // at it leaves it the work (the log keeps every row meanwhile).
+        let mut tx = self.pool.begin().await?;
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(snapshot_lock_key(id))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !ours {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES ($1, $2, $3, now())
              ON CONFLICT (meeting_id) DO UPDATE
@@ -177,18 +246,37 @@ impl Store for PostgresStore {
         .bind(id.as_uuid())
         .bind(state)
         .bind(upto)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn compact_log(&self, id: MeetingId, upto: Seq) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM doc_updates WHERE meeting_id = $1 AND seq <= $2")
-            .bind(id.as_uuid())
-            .bind(upto)
-            .execute(&self.pool)
+        // Only rows the stored snapshot covers go, whatever the caller
+        // believes: the snapshot may be another node's, covering less.
+        let mut tx = self.pool.begin().await?;
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(snapshot_lock_key(id))
+            .fetch_one(&mut *tx)
             .await?;
+        if !ours {
+            return Ok(());
+        }
+        sqlx::query(
+            "DELETE FROM doc_updates WHERE meeting_id = $1 AND mseq <= LEAST($2,
+                 COALESCE((SELECT upto FROM doc_snapshots WHERE meeting_id = $1), 0))",
+        )
+        .bind(id.as_uuid())
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn log_heads(&self, meetings: &[MeetingId]) -> Result<Vec<(MeetingId, Seq)>, StoreError> {
+        self.heads_of(meetings).await
     }
 
     async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError> {

@@ -235,14 +235,14 @@ macro_rules! read_document {
             .transpose()?;
         let after = snapshot.as_ref().map_or(0, |s| s.upto);
         let updates = sqlx::query(
-            "SELECT seq, data FROM doc_updates WHERE meeting_id = $1 AND seq > $2 ORDER BY seq",
+            "SELECT mseq, data FROM doc_updates WHERE meeting_id = $1 AND mseq > $2 ORDER BY mseq",
         )
         .bind($meeting.as_uuid())
         .bind(after)
         .fetch_all(&mut *$tx)
         .await?
         .into_iter()
-        .map(|row| Ok((row.try_get("seq")?, row.try_get("data")?)))
+        .map(|row| Ok((row.try_get("mseq")?, row.try_get("data")?)))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         StoredDocument { snapshot, updates }
     }};
@@ -271,7 +271,7 @@ macro_rules! insert_audit {
 macro_rules! append_update {
     ($tx:ident, $meeting:expr, $data:expr) => {{
         let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO doc_updates (meeting_id, data) VALUES ($1, $2) RETURNING seq",
+            "INSERT INTO doc_updates (meeting_id, data) VALUES ($1, $2) RETURNING mseq",
         )
         .bind($meeting.as_uuid())
         .bind($data)

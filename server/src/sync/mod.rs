@@ -186,6 +186,30 @@ impl Rooms {
         Err(JoinError::Unavailable)
     }
 
+    /// Hands a message from the other nodes to `meeting`'s room, if this
+    /// node holds it; never waits. A room too busy to take it reads the
+    /// log instead once it gets to it.
+    pub fn notify(&self, meeting: MeetingId, remote: crate::cluster::Remote) {
+        let handle = self
+            .inner
+            .map
+            .lock()
+            .expect("rooms lock")
+            .get(&meeting)
+            .cloned();
+        let Some(handle) = handle else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(RoomMsg::Remote(remote))
+        {
+            metrics::counter!(metric::CLUSTER_DROPPED, "why" => "room_busy").increment(1);
+            tokio::spawn(async move {
+                let catch_up = crate::cluster::Remote::CatchUp { head: None };
+                let _ = handle.tx.send(RoomMsg::Remote(catch_up)).await;
+            });
+        }
+    }
+
     fn get_or_open(&self, meeting: MeetingId) -> RoomHandle {
         let mut map = self.inner.map.lock().expect("rooms lock");
         if let Some(handle) = map.get(&meeting) {

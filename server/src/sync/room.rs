@@ -12,7 +12,7 @@
 //! with a reason.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -35,12 +35,15 @@ use super::{
 };
 use crate::{
     access::Principal,
+    cluster::{self, Cluster, Remote, RemoteUpdates},
     guard::{self, Ownership},
     meeting::MeetingId,
     people::UserId,
     store::{CommitWriter, CommitWriterError, DynStore, Seq, StoreError, StoredDocument},
     telemetry::metric,
 };
+
+mod node;
 
 /// Most messages a room takes from its queue per batch (and so per commit).
 const MAX_BATCH: usize = 512;
@@ -63,6 +66,8 @@ pub struct RoomContext {
     pub writer: CommitWriter,
     pub dir: crate::store::Directory,
     pub config: RoomConfig,
+    /// The other nodes, with `--redis-url`.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// A change the server makes to a document, inside a transaction.
@@ -111,6 +116,8 @@ pub enum RoomMsg {
     Transition {
         job: TransitionJob,
     },
+    /// From the other nodes (see `cluster`).
+    Remote(Remote),
 }
 
 struct Peer {
@@ -152,6 +159,30 @@ pub(super) struct Room {
     /// change the document is refused with 4423, without touching the
     /// store.
     locked: bool,
+    /// Several nodes: what this room's part in them is.
+    node: Option<Node>,
+}
+
+/// A room's state as one of several nodes serving its meeting. `last_seq`
+/// is then the end of the log prefix the document holds without a hole.
+struct Node {
+    cluster: Arc<Cluster>,
+    _held: cluster::Held,
+    /// Ranges past `last_seq` the document holds already (this node's own
+    /// commits: `None`) or that arrived early and wait for the hole before
+    /// them to fill (`Some`), by first position.
+    ahead: BTreeMap<Seq, (Seq, Option<RemoteUpdates>)>,
+    /// Since when a hole has been open; it is read from the log after
+    /// `cluster::HOLE_WAIT`.
+    hole_since: Option<Instant>,
+    /// Client ids bound to people in this batch, for the other nodes.
+    bindings: Vec<(u64, UserId)>,
+    /// The document holds updates an append failed to store: it is
+    /// rebuilt from the store once the database answers again.
+    tainted: bool,
+    /// Connections told that their updates were not stored; asked for
+    /// them again (sync step 1) once the database is back.
+    refused: HashSet<PeerId>,
 }
 
 /// A stored document being rebuilt in the background. Until it is ready the
@@ -231,6 +262,17 @@ async fn load_ownership(ctx: &RoomContext, id: MeetingId) -> Result<Ownership, S
 impl Room {
     pub(super) async fn open(id: MeetingId, ctx: Arc<RoomContext>) -> Result<Room, StoreError> {
         let started = Instant::now();
+        // Subscribed before loading: what is published meanwhile arrives
+        // or is read from the log after the subscription is up.
+        let node = ctx.cluster.as_ref().map(|cluster| Node {
+            cluster: cluster.clone(),
+            _held: cluster.hold(id),
+            ahead: BTreeMap::new(),
+            hole_since: None,
+            bindings: Vec::new(),
+            tainted: false,
+            refused: HashSet::new(),
+        });
         let stored = ctx.store.load_document(id).await?;
         let ownership = load_ownership(&ctx, id).await?;
         let locked = ctx
@@ -277,6 +319,7 @@ impl Room {
                 started,
             }),
             locked,
+            node,
         })
     }
 
@@ -392,7 +435,15 @@ impl Room {
         let mut batch = Vec::new();
         loop {
             let idle = self.peers.is_empty();
+            let wake = self.node_wake();
             tokio::select! {
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)),
+                    if wake.is_some() =>
+                {
+                    let mut outgoing = Vec::new();
+                    self.node_timer(&mut outgoing).await;
+                    self.deliver(outgoing);
+                }
                 n = rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
                         break;
@@ -482,6 +533,7 @@ impl Room {
                         self.apply_transition(transition);
                     }
                 }
+                RoomMsg::Remote(remote) => self.on_remote(remote, &mut outgoing).await,
                 RoomMsg::Inbound { peer, messages } => {
                     for message in messages {
                         if !self.peers.contains_key(&peer) {
@@ -496,6 +548,15 @@ impl Room {
                             }
                             Inbound::Update(update) if self.locked => {
                                 self.refuse_if_changing(peer, &update);
+                            }
+                            Inbound::Update(update)
+                                if self
+                                    .node
+                                    .as_ref()
+                                    .is_some_and(|n| n.tainted || n.cluster.storage_down())
+                                    && !update.update.is_empty() =>
+                            {
+                                self.refuse_storage_down(peer);
                             }
                             Inbound::Update(update) => {
                                 if let Some((payload, broadcast)) =
@@ -546,7 +607,25 @@ impl Room {
             let payloads = staged.iter().map(|s| s.payload.clone()).collect();
             match self.ctx.writer.append(self.id, payloads).await {
                 Ok(seq) => {
-                    self.last_seq = seq;
+                    match &mut self.node {
+                        Some(node) => {
+                            let first = seq - count as Seq + 1;
+                            let updates = staged.iter().map(|s| s.payload.to_vec()).collect();
+                            let ownership = staged.iter().any(|s| s.peer == SERVER_PEER);
+                            node.cluster.set_storage_down(false);
+                            node.cluster.publish_updates(
+                                self.id,
+                                first,
+                                seq,
+                                updates,
+                                std::mem::take(&mut node.bindings),
+                                ownership,
+                                None,
+                            );
+                            self.record_own(first, seq);
+                        }
+                        None => self.last_seq = seq,
+                    }
                     self.since_snapshot += count;
                     metrics::counter!(metric::UPDATES_APPLIED).increment(count);
                     outgoing.extend(broadcast_frames(staged));
@@ -571,6 +650,29 @@ impl Room {
                     self.locked = true;
                     *rebuild = true;
                 }
+                Err(e) if self.node.is_some() => {
+                    // Several nodes: the sockets stay. Nothing of this batch
+                    // is announced; its senders are told it was not stored
+                    // (their clients keep it), further updates are refused
+                    // until the database answers, and then the document is
+                    // rebuilt from the store and everyone is asked for what
+                    // it lacks (sync step 1), which brings these back.
+                    error!(meeting_id = %self.id, error = %e, "updates could not be stored; refusing updates until the database is back");
+                    outgoing.clear();
+                    let senders: HashSet<PeerId> = staged
+                        .iter()
+                        .map(|s| s.peer)
+                        .filter(|p| *p != SERVER_PEER)
+                        .collect();
+                    if let Some(node) = &mut self.node {
+                        node.cluster.set_storage_down(true);
+                        node.tainted = true;
+                        node.bindings.clear();
+                    }
+                    for peer in senders {
+                        self.refuse_storage_down(peer);
+                    }
+                }
                 Err(e) => {
                     // Nothing of this batch may be announced, and the document
                     // in memory now holds updates that were never accepted:
@@ -592,12 +694,29 @@ impl Room {
     fn apply_transition(&mut self, transition: Transition) {
         self.locked = transition.locked;
         let Some((update, seq)) = transition.update else {
+            if let Some(node) = &self.node {
+                node.cluster.publish_locked(self.id, transition.locked);
+            }
             return;
         };
         if !self.doc.apply_trusted(&update) {
             error!(meeting_id = %self.id, "the state change does not decode or apply");
         }
-        self.last_seq = self.last_seq.max(seq);
+        match &self.node {
+            Some(node) => {
+                node.cluster.publish_updates(
+                    self.id,
+                    seq,
+                    seq,
+                    vec![update.clone()],
+                    Vec::new(),
+                    false,
+                    Some(transition.locked),
+                );
+                self.record_own(seq, seq);
+            }
+            None => self.last_seq = self.last_seq.max(seq),
+        }
         self.since_snapshot += 1;
         self.deliver(vec![(Target::All, protocol::encode_update(&update))]);
     }
@@ -664,6 +783,9 @@ impl Room {
                 }
                 for client in applied.new_clients {
                     self.owners.bind(client, principal.user_id);
+                    if let Some(node) = &mut self.node {
+                        node.bindings.push((client, principal.user_id));
+                    }
                 }
                 // `None`: nothing new (a sync step 2 of what the server has).
                 let payload = Bytes::from(applied.canonical?);
@@ -765,6 +887,10 @@ impl Room {
             .filter(|(c, _)| changed.contains(c))
             .collect();
         let frame = protocol::encode_awareness(&AwarenessUpdate { clients });
+        if let Some(node) = &self.node {
+            node.cluster
+                .publish_presence(self.id, &frame, Some(principal.user_id));
+        }
         self.deliver(vec![(Target::AllBut(peer), frame)]);
     }
 
@@ -854,6 +980,9 @@ impl Room {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
+        if let Some(node) = &mut self.node {
+            node.refused.remove(&peer);
+        }
         for client in &p.clients {
             if self.speakers.get(client) == Some(&peer) {
                 self.speakers.remove(client);
@@ -868,10 +997,11 @@ impl Room {
             self.owners.person_left(user);
         }
         if let Some(removal) = self.awareness.remove(p.clients) {
-            self.deliver(vec![(
-                Target::AllBut(peer),
-                protocol::encode_awareness(&removal),
-            )]);
+            let frame = protocol::encode_awareness(&removal);
+            if let Some(node) = &self.node {
+                node.cluster.publish_presence(self.id, &frame, None);
+            }
+            self.deliver(vec![(Target::AllBut(peer), frame)]);
         }
     }
 
@@ -896,6 +1026,9 @@ impl Room {
     /// Starts a snapshot in the background once enough updates have been
     /// logged since the last one.
     fn maybe_snapshot(&mut self) {
+        if self.node.as_ref().is_some_and(|n| n.tainted) {
+            return;
+        }
         if let Some(task) = &self.snapshot_task
             && !task.is_finished()
         {
@@ -959,6 +1092,9 @@ impl Room {
     /// beyond the latest snapshot into a new one.
     async fn compact_now(&mut self) {
         self.await_snapshot().await;
+        if self.node.as_ref().is_some_and(|n| n.tainted) {
+            return;
+        }
         if self.last_seq > self.snapshot_upto {
             let task = self.start_snapshot();
             let result = task.await;
