@@ -70,6 +70,7 @@ pub async fn run(
                 },
                 snapshot_every: config.snapshot_every,
                 grace: config.room_grace(),
+                limits: config.limits(),
             },
         },
         tracker.clone(),
