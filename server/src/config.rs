@@ -220,7 +220,11 @@ pub struct ServerConfig {
 
     /// Connections one meeting accepts on this server; one more is closed
     /// at once with 4429.
-    #[arg(long, env = "PROTOKOLL_MAX_CONNECTIONS_PER_MEETING", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "PROTOKOLL_MAX_CONNECTIONS_PER_MEETING",
+        default_value_t = 1_000
+    )]
     pub max_connections_per_meeting: usize,
 
     /// Keep the Ed25519 key that signs verified protocols in this PKCS#8

@@ -68,8 +68,15 @@ pub fn prometheus() -> PrometheusHandle {
             ];
             // 4 KiB (a fresh protocol) to 8 MiB (the default cap) and past it.
             let document_buckets = [
-                4_096.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0, 2_097_152.0,
-                4_194_304.0, 8_388_608.0, 16_777_216.0,
+                4_096.0,
+                16_384.0,
+                65_536.0,
+                262_144.0,
+                1_048_576.0,
+                2_097_152.0,
+                4_194_304.0,
+                8_388_608.0,
+                16_777_216.0,
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(

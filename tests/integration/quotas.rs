@@ -132,11 +132,15 @@ async fn a_paste_flood_is_refused_at_the_documents_size_cap(backend: Backend) {
     writer.write("section:skola", "efter").await;
     let mut watcher = Client::synced(server.addr, meeting.id, &server.admin_token).await;
     watcher
-        .until("the small edit", |c| c.section("section:skola").contains("efter"))
+        .until("the small edit", |c| {
+            c.section("section:skola").contains("efter")
+        })
         .await;
     let added = bearer_client(&server.writer())
         .post(server.http(&format!("/api/meetings/{}/agenda", meeting.id)))
-        .json(&json!({ "id": "ovrigt", "title": "Övriga frågor", "owner": { "kind": "secretary" } }))
+        .json(
+            &json!({ "id": "ovrigt", "title": "Övriga frågor", "owner": { "kind": "secretary" } }),
+        )
         .send()
         .await
         .unwrap();
@@ -502,7 +506,9 @@ async fn a_client_over_its_update_rate_is_slowed_and_loses_nothing() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {text}");
     sender.write("section:polis", "still here").await;
     reader
-        .until("a later update", |c| c.section("section:polis").contains("still here"))
+        .until("a later update", |c| {
+            c.section("section:polis").contains("still here")
+        })
         .await;
     assert!(sender.closed.is_none());
     assert!(trips(&metrics(&server).await, "update_rate") >= 1.0);
@@ -572,12 +578,17 @@ async fn an_oversized_presence_state_is_refused_with_4413() {
         .await;
     let (code, reason) = big.closed_by_server().await;
     assert_eq!(code, 4413, "{reason}");
-    assert!(reason.contains("presence state larger than 8192 bytes"), "{reason}");
+    assert!(
+        reason.contains("presence state larger than 8192 bytes"),
+        "{reason}"
+    );
     assert!(big.permission_denied.is_some());
     // Nobody saw it: a later edit reaches the watcher, the state did not.
     honest.write("section:polis", "after").await;
     watcher
-        .until("the later edit", |c| c.section("section:polis").contains("after"))
+        .until("the later edit", |c| {
+            c.section("section:polis").contains("after")
+        })
         .await;
     assert!(!watcher.presence.contains_key(&b));
     assert!(trips(&metrics(&server).await, "presence_size") >= 1.0);
@@ -616,7 +627,9 @@ async fn a_connection_speaking_for_too_many_presence_ids_is_closed_with_4429() {
     );
     four.write("section:polis", "after").await;
     watcher
-        .until("a later edit", |c| c.section("section:polis").contains("after"))
+        .until("a later edit", |c| {
+            c.section("section:polis").contains("after")
+        })
         .await;
     assert!(
         !watcher.presence.contains_key(&2005),

@@ -321,7 +321,10 @@ async fn serve(
                 presence_bucket.take(presence_messages as f64, now),
                 limit::PRESENCE_RATE,
             ),
-            (bytes_bucket.take(frame.len() as f64, now), limit::UPDATE_BYTES),
+            (
+                bytes_bucket.take(frame.len() as f64, now),
+                limit::UPDATE_BYTES,
+            ),
         ];
         let (wait, which) = waits
             .into_iter()

@@ -210,7 +210,10 @@ impl PresenceGate {
         if self.pending.is_empty() {
             return None;
         }
-        Some(self.last_sent.map_or_else(Instant::now, |at| at + self.interval))
+        Some(
+            self.last_sent
+                .map_or_else(Instant::now, |at| at + self.interval),
+        )
     }
 
     /// The pending batch, if its time has come.
