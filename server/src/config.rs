@@ -214,6 +214,102 @@ pub struct ServerConfig {
         global = true
     )]
     pub max_sockets_per_address: usize,
+
+    /// Largest encoded size of one meeting's document, in bytes. An update
+    /// that would take it past this is refused as a whole (close 4413);
+    /// the server's own edits (agenda, lock) always go through.
+    #[arg(long, global = true, env = "PROTOKOLL_MAX_DOCUMENT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_document_bytes: u64,
+
+    /// Document messages (sync, updates, query-awareness) one connection
+    /// may send per second on average. Faster senders are slowed down (the
+    /// server stops reading them for a while), never refused; 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_UPDATE_RATE",
+        default_value_t = 200.0
+    )]
+    pub update_rate: f64,
+
+    /// Document messages one connection may send at once before
+    /// `--update-rate` applies.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_UPDATE_BURST",
+        default_value_t = 5_000.0
+    )]
+    pub update_burst: f64,
+
+    /// Bytes per second (all messages, presence included) one connection
+    /// may send on average; faster senders are slowed down. 0: no limit.
+    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_RATE", default_value_t = 1024.0 * 1024.0)]
+    pub update_bytes_rate: f64,
+
+    /// Bytes one connection may send at once before `--update-bytes-rate`
+    /// applies.
+    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_BURST", default_value_t = 16.0 * 1024.0 * 1024.0)]
+    pub update_bytes_burst: f64,
+
+    /// A connection's presence (awareness) is passed on at most once per
+    /// this many milliseconds: only the latest state of each client id,
+    /// and the last one always arrives.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_PRESENCE_INTERVAL_MS",
+        default_value_t = 100
+    )]
+    pub presence_interval_ms: u64,
+
+    /// Presence (awareness) messages one connection may send per second on
+    /// average; faster senders are slowed down like fast writers. Generous,
+    /// because y-websocket clients echo every presence change they
+    /// receive. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_PRESENCE_RATE",
+        default_value_t = 1_000.0
+    )]
+    pub presence_rate: f64,
+
+    /// Presence messages one connection may send at once before
+    /// `--presence-rate` applies.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_PRESENCE_BURST",
+        default_value_t = 5_000.0
+    )]
+    pub presence_burst: f64,
+
+    /// Largest presence (awareness) state of one client, in bytes of JSON;
+    /// a larger one closes the connection with 4413.
+    #[arg(long, global = true, env = "PROTOKOLL_MAX_PRESENCE_BYTES", default_value_t = 8 * 1024)]
+    pub max_presence_bytes: usize,
+
+    /// Presence client ids one connection may speak for (a y-websocket
+    /// client uses one); more closes it with 4429.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_MAX_PRESENCE_CLIENTS",
+        default_value_t = 4
+    )]
+    pub max_presence_clients: usize,
+
+    /// Connections one meeting accepts on this server; one more is closed
+    /// at once with 4429.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_MAX_CONNECTIONS_PER_MEETING",
+        default_value_t = 1_000
+    )]
+    pub max_connections_per_meeting: usize,
+
     /// Keep the Ed25519 key that signs verified protocols in this PKCS#8
     /// PEM file (created, readable by the owner only, if missing) instead
     /// of in the database.
@@ -232,6 +328,22 @@ impl ServerConfig {
 
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn limits(&self) -> crate::sync::Limits {
+        crate::sync::Limits {
+            max_document_bytes: self.max_document_bytes,
+            update_rate: self.update_rate,
+            update_burst: self.update_burst,
+            update_bytes_rate: self.update_bytes_rate,
+            update_bytes_burst: self.update_bytes_burst,
+            presence_interval: Duration::from_millis(self.presence_interval_ms),
+            presence_rate: self.presence_rate,
+            presence_burst: self.presence_burst,
+            max_presence_bytes: self.max_presence_bytes,
+            max_presence_clients: self.max_presence_clients.max(1),
+            max_connections_per_meeting: self.max_connections_per_meeting.max(1),
+        }
     }
 }
 
@@ -254,6 +366,17 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             max_sockets_per_user: 20,
             max_sockets_per_address: 500,
+            max_document_bytes: 8 * 1024 * 1024,
+            update_rate: 200.0,
+            update_burst: 5_000.0,
+            update_bytes_rate: 1024.0 * 1024.0,
+            update_bytes_burst: 16.0 * 1024.0 * 1024.0,
+            presence_interval_ms: 100,
+            presence_rate: 1_000.0,
+            presence_burst: 5_000.0,
+            max_presence_bytes: 8 * 1024,
+            max_presence_clients: 4,
+            max_connections_per_meeting: 1_000,
             signing_key_file: None,
             redis_url: None,
         }
@@ -277,6 +400,23 @@ mod tests {
         assert_eq!(
             url.expose(),
             "postgres://app:s3cret@db.example:5432/protokoll"
+        );
+    }
+
+    #[test]
+    fn default_limits_match_the_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            server: ServerConfig,
+        }
+        let parsed = Cli::parse_from(["protokoll"]).server.limits();
+        let default = ServerConfig::default().limits();
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
+        assert_eq!(
+            format!("{default:?}"),
+            format!("{:?}", crate::sync::Limits::default())
         );
     }
 

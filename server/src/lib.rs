@@ -89,6 +89,7 @@ pub async fn run(
                 },
                 snapshot_every: config.snapshot_every,
                 grace: config.room_grace(),
+                limits: config.limits(),
             },
             cluster: cluster.clone(),
         },

@@ -36,6 +36,15 @@ pub mod metric {
     pub const CLUSTER_DROPPED: &str = "protokoll_cluster_dropped_total";
     pub const CLUSTER_CONNECTED: &str = "protokoll_cluster_redis_connected";
     pub const CLUSTER_CATCH_UPS: &str = "protokoll_cluster_catch_ups_total";
+    /// A quota or flood limit tripped, by `limit` (see `sync::limits::limit`).
+    pub const LIMIT_TRIPS: &str = "protokoll_limit_trips_total";
+    /// Presence messages held back and replaced by a later state of the
+    /// same connection (normal: y-websocket sends one per caret move).
+    pub const PRESENCE_COALESCED: &str = "protokoll_presence_coalesced_total";
+    /// Encoded size of meeting documents: recorded when a room opens and at
+    /// every snapshot (a histogram, not a gauge per meeting, to keep the
+    /// number of series bounded).
+    pub const DOCUMENT_BYTES: &str = "protokoll_document_bytes";
 }
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides the default
@@ -65,6 +74,18 @@ pub fn prometheus() -> PrometheusHandle {
             let size_buckets = [
                 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1_000.0, 5_000.0,
             ];
+            // 4 KiB (a fresh protocol) to 8 MiB (the default cap) and past it.
+            let document_buckets = [
+                4_096.0,
+                16_384.0,
+                65_536.0,
+                262_144.0,
+                1_048_576.0,
+                2_097_152.0,
+                4_194_304.0,
+                8_388_608.0,
+                16_777_216.0,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(metric::STORE_COMMIT_SECONDS.into()),
@@ -80,6 +101,12 @@ pub fn prometheus() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(metric::STORE_COMMIT_UPDATES.into()),
                         &size_buckets,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(metric::DOCUMENT_BYTES.into()),
+                        &document_buckets,
                     )
                 })
                 .expect("static bucket lists are non-empty")

@@ -134,6 +134,25 @@ impl TestDb {
         }
     }
 
+    /// A SQLite file in memory (`/dev/shm` where there is one), for tests
+    /// that time the server's own work: the disk's commit latency on a
+    /// shared machine varies far more than what they measure.
+    pub fn sqlite_in_memory_fs() -> Self {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("temp dir");
+        let url = format!("sqlite:{}", dir.path().join("protokoll.db").display());
+        Self {
+            url,
+            _dir: Some(dir),
+            pg_name: None,
+        }
+    }
+
     pub async fn database(&self) -> Database {
         store::connect(&self.url).await.expect("open database")
     }
@@ -478,6 +497,8 @@ pub struct Client {
     pub synced: bool,
     /// Live presence states by awareness client id, as this client sees them.
     pub presence: HashMap<u64, String>,
+    /// How many presence states (relays) arrived, by awareness client id.
+    pub presence_relays: HashMap<u64, usize>,
     /// Every update payload received from the server as a broadcast.
     pub broadcasts: Vec<Vec<u8>>,
     pub permission_denied: Option<String>,
@@ -537,6 +558,7 @@ impl Client {
             doc,
             synced: false,
             presence: HashMap::new(),
+            presence_relays: HashMap::new(),
             broadcasts: Vec::new(),
             permission_denied: None,
             closed: None,
@@ -682,6 +704,7 @@ impl Client {
                 }
                 Inbound::Awareness(a) => {
                     for (client, entry) in a.update.clients {
+                        *self.presence_relays.entry(client.get()).or_default() += 1;
                         if &*entry.json == "null" {
                             self.presence.remove(&client.get());
                         } else {
@@ -718,6 +741,14 @@ impl Client {
             .await
             .expect("server closes the connection in time");
         self.closed.clone().unwrap()
+    }
+
+    /// Drops the connection with a TCP reset (`SO_LINGER` 0), as when a
+    /// client vanishes: the server discards whatever it has not read yet.
+    pub fn abort(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            let _ = tcp.set_zero_linger();
+        }
     }
 
     pub async fn close(mut self) {

@@ -16,6 +16,7 @@ mod guard;
 mod guard_fuzz;
 mod interop;
 mod live_sync;
+mod quotas;
 mod security;
 mod slow_consumer;
 mod web_app;

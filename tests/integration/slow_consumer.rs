@@ -10,6 +10,10 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_receiving
         &db,
         protokoll::config::ServerConfig {
             outbound_queue_bytes: 1024 * 1024,
+            // 25 MiB from one writer: past the default document cap and
+            // byte rate, which are not what this test is about.
+            max_document_bytes: 64 * 1024 * 1024,
+            update_bytes_rate: 0.0,
             ..test_config()
         },
     )

@@ -275,6 +275,12 @@ pub struct MeetingView {
     #[schema(value_type = Vec<Object>)]
     agenda: Vec<Section>,
     participants: Vec<ParticipantView>,
+    /// The document's encoded size as stored (its snapshot plus the updates
+    /// logged after it), in bytes.
+    document_bytes: u64,
+    /// The most the document may hold (`--max-document-bytes`); updates
+    /// that would take it past this are refused.
+    document_limit_bytes: u64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -304,11 +310,14 @@ pub async fn get(
     let (meeting, access) = open(&app, &me, &id).await?;
     let agenda = app.db.dir.sections(meeting.id).await?;
     let participants = app.db.dir.participants(meeting.id).await?;
+    let document_bytes = app.db.docs.document_bytes(meeting.id).await?;
     Ok(Json(MeetingView {
         meeting,
         your_role: access.role,
         agenda,
         participants: participants.into_iter().map(Into::into).collect(),
+        document_bytes,
+        document_limit_bytes: app.config.max_document_bytes,
     }))
 }
 

@@ -29,8 +29,10 @@ use crate::{
     auth::{self, Credential},
     meeting::MeetingId,
     sync::{
-        CloseReason, Closer, JoinError, PeerSocket, RoomMsg, peer::close_code,
-        protocol::decode_frame,
+        CloseReason, Closer, JoinError, PeerSocket, RoomMsg,
+        limits::{PresenceGate, TokenBucket, count_trip, limit},
+        peer::close_code,
+        protocol::{Inbound, IncomingAwareness, decode_frame},
     },
     telemetry::metric,
 };
@@ -184,6 +186,19 @@ async fn serve(
     let writer = tokio::spawn(write_loop(sink, socket, ping_every).in_current_span());
 
     let limit = app.config.max_message_bytes;
+    // Flood control (see `sync::limits`): document messages and bytes go
+    // through token buckets, and a client that outruns them is not read
+    // from until they have refilled; presence is coalesced.
+    let limits = app.config.limits();
+    let started = std::time::Instant::now();
+    let mut messages_bucket = TokenBucket::new(limits.update_rate, limits.update_burst, started);
+    let mut bytes_bucket =
+        TokenBucket::new(limits.update_bytes_rate, limits.update_bytes_burst, started);
+    let mut presence_bucket =
+        TokenBucket::new(limits.presence_rate, limits.presence_burst, started);
+    let mut presence = PresenceGate::new(limits.presence_interval);
+    let mut resume_at: Option<tokio::time::Instant> = None;
+    let mut slowed_before = false;
     // A client that sends nothing, not even a pong, for two ping intervals
     // is gone.
     let silence = ping_every * 2;
@@ -191,8 +206,25 @@ async fn serve(
     // restarts the loop every interval and must not restart the count.
     let mut heard = tokio::time::Instant::now();
     loop {
+        let presence_at = presence.deadline().map(tokio::time::Instant::from_std);
         let next = tokio::select! {
             _ = closer.closed() => break,
+            _ = sleep_until_some(resume_at), if resume_at.is_some() => {
+                resume_at = None;
+                // Not reading meant not hearing pongs either.
+                heard = heard.max(tokio::time::Instant::now());
+                continue;
+            }
+            _ = sleep_until_some(presence_at), if presence_at.is_some() => {
+                let Some(batch) = presence.due(std::time::Instant::now()) else {
+                    continue;
+                };
+                let messages = vec![Inbound::Awareness(IncomingAwareness { update: batch })];
+                match forward(&room, peer, messages, &closer).await {
+                    Forwarded::Yes => continue,
+                    Forwarded::Closed => break,
+                }
+            }
             _ = app.shutdown.cancelled() => {
                 closer.close(CloseReason::new(close_code::GOING_AWAY, "server shutting down"));
                 break;
@@ -223,14 +255,14 @@ async fn serve(
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(heard + silence) => {
+            _ = tokio::time::sleep_until(heard + silence), if resume_at.is_none() => {
                 closer.close(CloseReason::new(
                     close_code::GOING_AWAY,
                     "no answer to ping",
                 ));
                 break;
             }
-            next = stream.next() => {
+            next = stream.next(), if resume_at.is_none() => {
                 heard = tokio::time::Instant::now();
                 next
             }
@@ -268,16 +300,66 @@ async fn serve(
                 break;
             }
         };
-        let delivered = tokio::select! {
-            sent = room.send(RoomMsg::Inbound { peer, messages }) => sent.is_ok(),
-            _ = closer.closed() => break,
-        };
-        if !delivered {
-            closer.close(CloseReason::new(
-                close_code::INTERNAL_ERROR,
-                "meeting closed",
-            ));
-            break;
+        let now = std::time::Instant::now();
+        let mut document_messages = 0usize;
+        let mut presence_messages = 0usize;
+        let mut held = 0u64;
+        let mut passed = Vec::with_capacity(messages.len());
+        for message in messages {
+            match message {
+                Inbound::Awareness(incoming) => {
+                    presence_messages += 1;
+                    match presence.offer(incoming.update, now) {
+                        Some(batch) => {
+                            passed.push(Inbound::Awareness(IncomingAwareness { update: batch }))
+                        }
+                        None => held += 1,
+                    }
+                }
+                other => {
+                    document_messages += 1;
+                    passed.push(other);
+                }
+            }
+        }
+        if held > 0 {
+            metrics::counter!(metric::PRESENCE_COALESCED).increment(held);
+        }
+        if !passed.is_empty() {
+            match forward(&room, peer, passed, &closer).await {
+                Forwarded::Yes => {}
+                Forwarded::Closed => break,
+            }
+        }
+        let waits = [
+            (
+                messages_bucket.take(document_messages as f64, now),
+                limit::UPDATE_RATE,
+            ),
+            (
+                presence_bucket.take(presence_messages as f64, now),
+                limit::PRESENCE_RATE,
+            ),
+            (
+                bytes_bucket.take(frame.len() as f64, now),
+                limit::UPDATE_BYTES,
+            ),
+        ];
+        let (wait, which) = waits
+            .into_iter()
+            .max_by_key(|(wait, _)| *wait)
+            .expect("three buckets");
+        if !wait.is_zero() {
+            count_trip(which);
+            if !slowed_before {
+                slowed_before = true;
+                info!(
+                    limit = which,
+                    wait_ms = wait.as_millis() as u64,
+                    "slowing a connection down: it sends faster than allowed"
+                );
+            }
+            resume_at = Some(tokio::time::Instant::from_std(now) + wait);
         }
     }
     let _ = room.send(RoomMsg::Leave { peer }).await;
@@ -288,6 +370,43 @@ async fn serve(
             .increment(1);
     }
     debug!(peer, "left");
+}
+
+enum Forwarded {
+    Yes,
+    /// The connection is closing (or the room has stopped, in which case it
+    /// has been asked to close).
+    Closed,
+}
+
+/// Hands messages to the room, waiting while its queue is full (which slows
+/// this client down) but not past a close request.
+async fn forward(
+    room: &crate::sync::RoomHandle,
+    peer: crate::sync::PeerId,
+    messages: Vec<Inbound>,
+    closer: &Closer,
+) -> Forwarded {
+    let delivered = tokio::select! {
+        sent = room.send(RoomMsg::Inbound { peer, messages }) => sent.is_ok(),
+        _ = closer.closed() => return Forwarded::Closed,
+    };
+    if !delivered {
+        closer.close(CloseReason::new(
+            close_code::INTERNAL_ERROR,
+            "meeting closed",
+        ));
+        return Forwarded::Closed;
+    }
+    Forwarded::Yes
+}
+
+/// Sleeps until `at`; forever if there is none (guarded by the caller).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Why an open connection may no longer stay, if it may not.

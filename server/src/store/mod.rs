@@ -180,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
     /// Number of updates in the log (not yet folded into a snapshot).
     async fn log_len(&self, id: MeetingId) -> Result<u64, StoreError>;
 
+    /// The stored document's encoded size: the snapshot's length plus the
+    /// lengths of the logged updates after it (what loading it reads).
+    async fn document_bytes(&self, id: MeetingId) -> Result<u64, StoreError>;
+
     async fn close(&self);
 }
 

@@ -227,6 +227,19 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn document_bytes(&self, id: MeetingId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT length(state) FROM doc_snapshots WHERE meeting_id = ?1), 0)
+                  + COALESCE((SELECT SUM(length(data)) FROM doc_updates
+                              WHERE meeting_id = ?1 AND seq > COALESCE(
+                                  (SELECT upto FROM doc_snapshots WHERE meeting_id = ?1), 0)), 0)",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

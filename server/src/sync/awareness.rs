@@ -48,22 +48,27 @@ pub struct AwarenessState {
 }
 
 impl AwarenessState {
-    /// Applies an update by y-protocols' rule: a higher clock wins, and an
-    /// equal clock wins only to remove. Returns the clients whose entry
-    /// changed, so the caller can tell which clients a connection speaks for.
+    /// Whether `entry` for `client` would change the state (y-protocols'
+    /// rule: a higher clock wins, and an equal clock wins only to remove).
+    pub fn would_change(&self, client: ClientID, entry: &AwarenessUpdateEntry) -> bool {
+        match self.clients.get(&client) {
+            None => true,
+            Some(current) => {
+                current.clock < entry.clock
+                    || (current.clock == entry.clock
+                        && &*entry.json == NULL
+                        && &*current.json != NULL)
+            }
+        }
+    }
+
+    /// Applies an update by y-protocols' rule (see `would_change`). Returns
+    /// the clients whose entry changed, so the caller can tell which clients
+    /// a connection speaks for.
     pub fn apply(&mut self, update: &AwarenessUpdate) -> Vec<ClientID> {
         let mut changed = Vec::new();
         for (&client, entry) in &update.clients {
-            let accept = match self.clients.get(&client) {
-                None => true,
-                Some(current) => {
-                    current.clock < entry.clock
-                        || (current.clock == entry.clock
-                            && &*entry.json == NULL
-                            && &*current.json != NULL)
-                }
-            };
-            if accept {
+            if self.would_change(client, entry) {
                 self.clients.insert(client, entry.clone());
                 changed.push(client);
             }

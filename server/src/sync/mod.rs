@@ -6,6 +6,7 @@
 
 mod awareness;
 pub mod guarded;
+pub mod limits;
 pub mod live;
 pub mod peer;
 pub mod protocol;
@@ -22,6 +23,7 @@ use tracing::{Instrument, error, info_span};
 
 use crate::{access::Principal, guard::Ownership, meeting::MeetingId, telemetry::metric};
 pub use guarded::{Applied, GuardedDoc, Rejected};
+pub use limits::Limits;
 pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
 pub use room::{

@@ -33,7 +33,10 @@ pub mod close_code {
     /// after these, which is right for a credential that no longer works.
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
-    /// Too many connections (per user or per client address).
+    /// Over a size limit: the meeting's document or a presence state.
+    pub const TOO_LARGE: u16 = 4413;
+    /// Too many: connections (per user, client address or meeting) or
+    /// presence client ids on one connection.
     pub const TOO_MANY: u16 = 4429;
     /// The protocol is locked: the update was not accepted.
     pub const PROTOCOL_LOCKED: u16 = 4423;

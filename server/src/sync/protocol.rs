@@ -53,8 +53,6 @@ pub struct IncomingUpdate {
 #[derive(Debug)]
 pub struct IncomingAwareness {
     pub update: AwarenessUpdate,
-    /// Awareness message frame to forward as is.
-    pub frame: Bytes,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -92,8 +90,7 @@ pub fn decode_frame(frame: &Bytes) -> Result<Vec<Inbound>, ProtocolError> {
                     .read_buf()
                     .map_err(|_| ProtocolError::Malformed("awareness"))?;
                 let update = decode_awareness(buf)?;
-                let frame = frame.slice(start..cursor.next);
-                Inbound::Awareness(IncomingAwareness { update, frame })
+                Inbound::Awareness(IncomingAwareness { update })
             }
             t if t == MSG_AUTH as u64 => {
                 let kind: u8 = cursor

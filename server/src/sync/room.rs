@@ -30,6 +30,7 @@ use super::{
     Rooms,
     awareness::{self, AwarenessState},
     guarded::{GuardedDoc, Rejected},
+    limits::{count_trip, limit},
     peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, SERVER_PEER, close_code},
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
 };
@@ -58,6 +59,7 @@ pub struct RoomConfig {
     pub outbound_queue: QueueLimits,
     pub snapshot_every: u64,
     pub grace: Duration,
+    pub limits: super::Limits,
 }
 
 /// What every room shares.
@@ -122,8 +124,11 @@ pub enum RoomMsg {
 
 struct Peer {
     link: PeerLink,
-    /// Awareness client ids this connection has spoken for.
+    /// Awareness client ids this connection speaks for now.
     clients: HashSet<ClientID>,
+    /// Every awareness client id this connection has ever spoken for
+    /// (bounded by `max_presence_clients`).
+    spoken: HashSet<ClientID>,
 }
 
 /// Where an outgoing frame goes.
@@ -160,6 +165,18 @@ pub(super) struct Room {
     /// store.
     locked: bool,
     /// Several nodes: what this room's part in them is.
+    /// The document's encoded size as stored: the latest snapshot's length
+    /// plus the length of every update applied since (what a rebuild reads
+    /// from the store). An upper bound of what a joining client downloads,
+    /// kept without re-encoding anything; exact again at every snapshot.
+    doc_bytes: u64,
+    /// Updates applied since the latest snapshot deleted something, so the
+    /// document may be smaller than `doc_bytes` says.
+    deleted_since_snapshot: bool,
+    /// A refusal at the size cap asked for the size to be measured again
+    /// (by a snapshot) once this batch is committed.
+    remeasure: bool,
+    last_remeasure: Option<Instant>,
     node: Option<Node>,
 }
 
@@ -184,6 +201,10 @@ struct Node {
     /// them again (sync step 1) once the database is back.
     refused: HashSet<PeerId>,
 }
+
+/// Least time between two snapshots started only to measure the document
+/// again after a refusal at the size cap: each re-encodes the document.
+const REMEASURE_EVERY: Duration = Duration::from_secs(5);
 
 /// A stored document being rebuilt in the background. Until it is ready the
 /// room answers what the stored bytes alone can answer: a client that has
@@ -215,6 +236,8 @@ struct Loaded {
     last_seq: Seq,
     snapshot_upto: Seq,
     log_len: u64,
+    /// The stored snapshot's length plus the logged updates' lengths.
+    bytes: u64,
 }
 
 async fn load(store: &DynStore, id: MeetingId) -> Result<Loaded, StoreError> {
@@ -230,6 +253,12 @@ fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
     let last_seq = stored.last_seq();
     let snapshot_upto = stored.snapshot.as_ref().map_or(0, |s| s.upto);
     let log_len = stored.updates.len() as u64;
+    let bytes = stored.snapshot.as_ref().map_or(0, |s| s.state.len() as u64)
+        + stored
+            .updates
+            .iter()
+            .map(|(_, u)| u.len() as u64)
+            .sum::<u64>();
     // One transaction per stored update: yrs integrates a long run of
     // updates inside a single transaction in quadratic time (100,000 typing
     // updates: ~20 s against ~0.2 s this way).
@@ -252,6 +281,7 @@ fn build_doc(id: MeetingId, stored: StoredDocument) -> Loaded {
         last_seq,
         snapshot_upto,
         log_len,
+        bytes,
     }
 }
 
@@ -320,6 +350,10 @@ impl Room {
             }),
             locked,
             node,
+            doc_bytes: 0,
+            deleted_since_snapshot: false,
+            remeasure: false,
+            last_remeasure: None,
         })
     }
 
@@ -357,6 +391,7 @@ impl Room {
             }
         };
         metrics::histogram!(metric::ROOM_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(metric::DOCUMENT_BYTES).record(loaded.bytes as f64);
         info!(
             meeting_id = %self.id,
             log_len = loaded.log_len,
@@ -389,7 +424,9 @@ impl Room {
     ) {
         match msg {
             RoomMsg::Join { link, joined } => {
-                awaiting_step_1.push(self.add_peer(link));
+                if let Some(peer) = self.admit(link) {
+                    awaiting_step_1.push(peer);
+                }
                 let _ = joined.send(());
             }
             RoomMsg::Inbound { peer, messages }
@@ -500,7 +537,13 @@ impl Room {
                     if let Some(ownership) = ownership {
                         self.ownership = ownership;
                     }
+                    // Never refused at the size cap: the agenda in the
+                    // document must follow the one in the database, and a
+                    // full meeting must still be lockable. They are small.
                     let payload = Bytes::from(self.doc.edit(edit));
+                    self.doc_bytes += payload.len() as u64;
+                    // Agenda changes may remove sections' text.
+                    self.deleted_since_snapshot = true;
                     staged.push(Staged {
                         peer: SERVER_PEER,
                         broadcast: protocol::encode_update(&payload),
@@ -509,7 +552,10 @@ impl Room {
                     server_edits.push(done);
                 }
                 RoomMsg::Join { link, joined } => {
-                    let peer = self.add_peer(link);
+                    let Some(peer) = self.admit(link) else {
+                        let _ = joined.send(());
+                        continue;
+                    };
                     let sv = self.doc.state_vector();
                     outgoing.push((Target::One(peer), protocol::encode_sync_step_1(&sv)));
                     if let Some(states) = self.awareness.live() {
@@ -702,6 +748,7 @@ impl Room {
         if !self.doc.apply_trusted(&update) {
             error!(meeting_id = %self.id, "the state change does not decode or apply");
         }
+        self.doc_bytes += update.len() as u64;
         match &self.node {
             Some(node) => {
                 node.cluster.publish_updates(
@@ -765,6 +812,16 @@ impl Room {
             return None;
         }
         let principal = self.peers[&peer].link.principal.clone();
+        // The size cap, before anything is applied: judged on the update as
+        // sent. Updates that only delete are let through (their size is
+        // bounded by what the document holds, and they are how a full
+        // meeting is cleaned up).
+        let adds = !incoming.structure.blocks.is_empty();
+        let deletes = !incoming.structure.deletes.is_empty();
+        if adds && self.over_cap(incoming.payload.len()) {
+            self.refuse_too_large(peer, &principal);
+            return None;
+        }
         let owners = &self.owners;
         let outcome = self.doc.apply_client(
             &principal,
@@ -789,6 +846,16 @@ impl Room {
                 }
                 // `None`: nothing new (a sync step 2 of what the server has).
                 let payload = Bytes::from(applied.canonical?);
+                if adds && self.over_cap(payload.len()) {
+                    // What yrs integrated encodes larger than what was sent
+                    // and would pass the cap: it is in the document now,
+                    // so refuse it and rebuild from the store.
+                    self.refuse_too_large(peer, &principal);
+                    *rebuild = true;
+                    return None;
+                }
+                self.doc_bytes += payload.len() as u64;
+                self.deleted_since_snapshot |= deletes;
                 let broadcast = protocol::encode_update(&payload);
                 Some((payload, broadcast))
             }
@@ -814,6 +881,59 @@ impl Room {
                 None
             }
         }
+    }
+
+    /// Whether `more` bytes would take the document past its size cap.
+    fn over_cap(&self, more: usize) -> bool {
+        self.doc_bytes.saturating_add(more as u64) > self.ctx.config.limits.max_document_bytes
+    }
+
+    /// Refuses an update at the size cap: the auth message with the reason
+    /// and close code 4413. If deletions since the last snapshot may have
+    /// made the document smaller than counted, it is measured again.
+    fn refuse_too_large(&mut self, peer: PeerId, principal: &Principal) {
+        let cap = self.ctx.config.limits.max_document_bytes;
+        warn!(
+            meeting_id = %self.id,
+            user_id = %principal.user_id,
+            document_bytes = self.doc_bytes,
+            limit_bytes = cap,
+            "update refused: the document would exceed its size limit"
+        );
+        count_trip(limit::DOCUMENT_SIZE);
+        metrics::counter!(metric::UPDATES_REJECTED, "reason" => "too_large").increment(1);
+        let reason = format!(
+            "the meeting's document would exceed its size limit ({})",
+            human_bytes(cap)
+        );
+        let message = format!("permission denied: {reason}");
+        let close = CloseReason::new(close_code::TOO_LARGE, reason)
+            .with_last_frame(protocol::encode_permission_denied(&message));
+        self.close_peer(peer, close);
+        if self.deleted_since_snapshot {
+            self.remeasure = true;
+        }
+    }
+
+    /// Adds a joining connection unless the meeting already has as many as
+    /// allowed; that one is closed with 4429 and a reason.
+    fn admit(&mut self, link: PeerLink) -> Option<PeerId> {
+        let max = self.ctx.config.limits.max_connections_per_meeting;
+        if self.peers.len() >= max {
+            count_trip(limit::MEETING_CONNECTIONS);
+            warn!(
+                meeting_id = %self.id,
+                user_id = %link.principal.user_id,
+                max,
+                "connection refused: the meeting has as many connections as allowed"
+            );
+            link.closer.close(CloseReason::new(
+                close_code::TOO_MANY,
+                format!("this meeting already has {max} connections"),
+            ));
+            return None;
+        }
+        Some(self.add_peer(link))
     }
 
     /// Refuses a client's update: the auth message and close code 4403.
@@ -851,6 +971,9 @@ impl Room {
             }
             let json = if &*entry.json == "null" {
                 entry.json
+            } else if entry.json.len() > self.ctx.config.limits.max_presence_bytes {
+                // Too large already; refused below without parsing it.
+                entry.json
             } else {
                 awareness::stamp_identity(&entry.json, &principal).into()
             };
@@ -862,6 +985,41 @@ impl Room {
                 },
             );
         }
+        let limits = self.ctx.config.limits;
+        if let Some(client) = accepted
+            .iter()
+            .find(|(_, e)| e.json.len() > limits.max_presence_bytes)
+            .map(|(c, _)| *c)
+        {
+            self.refuse_presence_size(peer, &principal, client.get());
+            return;
+        }
+        let spoken = self.peers.get(&peer).map(|p| &p.spoken);
+        let new_ids = accepted
+            .iter()
+            .filter(|(c, e)| self.awareness.would_change(**c, e))
+            .filter(|(c, _)| !spoken.is_some_and(|s| s.contains(*c)))
+            .count();
+        if spoken.map_or(0, |s| s.len()) + new_ids > limits.max_presence_clients {
+            count_trip(limit::PRESENCE_CLIENTS);
+            warn!(
+                meeting_id = %self.id,
+                user_id = %principal.user_id,
+                max = limits.max_presence_clients,
+                "connection closed: presence for too many client ids"
+            );
+            self.close_peer(
+                peer,
+                CloseReason::new(
+                    close_code::TOO_MANY,
+                    format!(
+                        "presence for more than {} client ids on one connection",
+                        limits.max_presence_clients
+                    ),
+                ),
+            );
+            return;
+        }
         let update = AwarenessUpdate { clients: accepted };
         let changed = self.awareness.apply(&update);
         if changed.is_empty() {
@@ -869,6 +1027,7 @@ impl Room {
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.clients.extend(changed.iter().copied());
+            p.spoken.extend(changed.iter().copied());
         }
         for client in &changed {
             self.owners.bind(client.get(), principal.user_id);
@@ -892,6 +1051,26 @@ impl Room {
                 .publish_presence(self.id, &frame, Some(principal.user_id));
         }
         self.deliver(vec![(Target::AllBut(peer), frame)]);
+    }
+
+    /// Closes a connection whose presence state is too large (4413).
+    fn refuse_presence_size(&mut self, peer: PeerId, principal: &Principal, client: u64) {
+        let max = self.ctx.config.limits.max_presence_bytes;
+        count_trip(limit::PRESENCE_SIZE);
+        warn!(
+            meeting_id = %self.id,
+            user_id = %principal.user_id,
+            client,
+            max,
+            "connection closed: presence state too large"
+        );
+        let reason = format!("presence state larger than {} bytes", max);
+        let message = format!("permission denied: {reason}");
+        self.close_peer(
+            peer,
+            CloseReason::new(close_code::TOO_LARGE, reason)
+                .with_last_frame(protocol::encode_permission_denied(&message)),
+        );
     }
 
     /// Queues frames without waiting. Clients whose queue is full are
@@ -944,6 +1123,7 @@ impl Room {
             Peer {
                 link,
                 clients: HashSet::new(),
+                spoken: HashSet::new(),
             },
         );
         peer
@@ -955,6 +1135,8 @@ impl Room {
         self.last_seq = loaded.last_seq;
         self.snapshot_upto = loaded.snapshot_upto;
         self.since_snapshot = loaded.log_len;
+        self.doc_bytes = loaded.bytes;
+        self.deleted_since_snapshot = loaded.log_len > 0;
     }
 
     /// Closes every connection with an internal error (1011).
@@ -1034,8 +1216,16 @@ impl Room {
         {
             return;
         }
-        if self.since_snapshot < self.ctx.config.snapshot_every.max(1) {
+        let remeasure = self.remeasure
+            && self.since_snapshot > 0
+            && self
+                .last_remeasure
+                .is_none_or(|at| at.elapsed() >= REMEASURE_EVERY);
+        if self.since_snapshot < self.ctx.config.snapshot_every.max(1) && !remeasure {
             return;
+        }
+        if remeasure {
+            self.last_remeasure = Some(Instant::now());
         }
         self.collect_finished_snapshot();
         self.snapshot_task = Some(self.start_snapshot());
@@ -1043,6 +1233,10 @@ impl Room {
 
     fn start_snapshot(&mut self) -> JoinHandle<Result<Seq, CommitWriterError>> {
         let state = self.doc.diff(&StateVector::default());
+        self.doc_bytes = state.len() as u64;
+        self.deleted_since_snapshot = false;
+        self.remeasure = false;
+        metrics::histogram!(metric::DOCUMENT_BYTES).record(state.len() as f64);
         let upto = self.last_seq;
         let writer = self.ctx.writer.clone();
         let id = self.id;
@@ -1100,6 +1294,19 @@ impl Room {
             let result = task.await;
             self.record_snapshot(result);
         }
+    }
+}
+
+/// `8388608` as `8 MiB`, for people.
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    const KIB: u64 = 1024;
+    if n >= MIB && n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else if n >= KIB && n % KIB == 0 {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} bytes")
     }
 }
 

@@ -107,6 +107,8 @@ export const en: Catalogue = {
   unsyncedEdits: 'You have changes that have not reached the server yet.',
   refused: 'The server did not accept your last change: you may not write in that section. The minutes were reloaded without it.',
   tooManyConnections: 'You have too many open connections to these minutes. Close some tabs and try again.',
+  tooLarge: 'The server did not accept your last change: the minutes would grow past their size limit. The minutes were reloaded without it.',
+  meetingFull: 'This meeting already has as many connections as the server allows. Try again in a while.',
   locked: 'The minutes are locked for verification and can no longer be changed.',
   accessLost: 'You no longer have access to this meeting.',
   retry: 'Try again',

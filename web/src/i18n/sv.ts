@@ -111,6 +111,8 @@ export const sv = {
   unsyncedEdits: 'Du har ändringar som inte har nått servern ännu.',
   refused: 'Servern tog inte emot din senaste ändring: du får inte skriva i det avsnittet. Protokollet har laddats om utan ändringen.',
   tooManyConnections: 'Du har för många öppna anslutningar till protokollet. Stäng några flikar och försök igen.',
+  tooLarge: 'Servern tog inte emot din senaste ändring: protokollet skulle bli större än tillåtet. Protokollet har laddats om utan ändringen.',
+  meetingFull: 'Sammanträdet har redan så många anslutna som servern tillåter. Försök igen om en stund.',
   locked: 'Protokollet är låst för justering och kan inte längre ändras.',
   accessLost: 'Du har inte längre tillgång till det här sammanträdet.',
   retry: 'Försök igen',

@@ -220,8 +220,18 @@ class ProtocolPage {
         this.view = { ...this.view, state: 'locked' }
         await this.restart()
         return
+      case CLOSE.TOO_LARGE:
+        // Over a size limit: the document holds a change that would have
+        // taken the protocol past its size cap. Like a refused edit, it
+        // goes, and the meeting is loaded afresh.
+        this.showAlert(c.tooLarge)
+        await this.restart()
+        return
       case CLOSE.TOO_MANY:
-        this.showAlert(c.tooManyConnections, { label: c.retry, run: () => this.sync.reconnect() })
+        this.showAlert(reason.includes('meeting already has') ? c.meetingFull : c.tooManyConnections, {
+          label: c.retry,
+          run: () => this.sync.reconnect(),
+        })
         return
       default:
         this.showAlert(c.genericError, { label: c.retry, run: () => this.sync.reconnect() })

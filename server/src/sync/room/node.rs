@@ -146,6 +146,8 @@ impl Room {
             if !self.doc.apply_trusted(&update) {
                 error!(meeting_id = %self.id, "an update from another node does not apply");
             }
+            // Stored by the other node: part of what a rebuild reads.
+            self.doc_bytes += update.len() as u64;
             staged.push(Staged {
                 peer: SERVER_PEER,
                 broadcast: protocol::encode_update(&update),
@@ -238,11 +240,13 @@ impl Room {
                 error!(meeting_id = %self.id, "the stored snapshot does not apply");
             }
             top = top.max(snapshot.upto);
+            self.doc_bytes = snapshot.state.len() as u64;
         }
         for (seq, data) in stored.updates {
             if !self.doc.apply_trusted(&data) {
                 error!(meeting_id = %self.id, seq, "a stored update does not apply");
             }
+            self.doc_bytes += data.len() as u64;
             top = top.max(seq);
         }
         if top > after {
