@@ -620,9 +620,9 @@ function canonicalText(protocol, id) {
 
 /** Waits until the page shows the protocol read-only with the locked banner and its hash. */
 async function showsLocked(page) {
-  await page.waitForSelector('.finalise code.hash')
+  await page.waitForSelector('.finalise code.hash[data-hash]')
   await page.waitForFunction(() => document.querySelectorAll('[data-section] .ProseMirror[contenteditable="true"]').length === 0)
-  return page.locator('.finalise code.hash').textContent()
+  return page.locator('.finalise code.hash[data-hash]').textContent()
 }
 
 async function lockAndVerify(browser) {

@@ -424,7 +424,7 @@ pub async fn signing_keys(State(app): State<AppState>) -> Result<Json<PublishedK
 
 // ---- the verification page (no JavaScript) ------------------------------------
 
-use protokoll_render::html::escape;
+use protokoll_render::{html::escape, model::display_time};
 
 /// The verification page's stylesheet: the browser app's look (its colours,
 /// type and top bar), served as a file because the Content-Security-Policy
@@ -574,7 +574,7 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
             }
             row("Status", state.to_owned());
             row("Version", p.version.to_string());
-            row("Låst", escape(&p.locked_at));
+            row("Låst", escape(&display_time(&p.locked_at)));
             if let (Some(f), Some(s)) = (&r.format, &r.stage) {
                 row(
                     "Fil",
@@ -588,7 +588,7 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
             row("Kontrollsumma", format!("<code>{}</code>", escape(&p.hash)));
             for v in &p.required {
                 let signed = match &v.signed_at {
-                    Some(at) => format!("justerat {}", escape(at)),
+                    Some(at) => format!("justerat {}", escape(&display_time(at))),
                     None => "har inte justerat".into(),
                 };
                 row(role_sv(&v.role), format!("{}: {signed}", escape(&v.name)));

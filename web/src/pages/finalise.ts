@@ -97,8 +97,23 @@ export class FinalisePanel {
       this.dialogError,
       h('div', { class: 'dialog-actions' }, confirm, cancel),
     )
-    // Escape closes a modal <dialog> by itself (the "cancel" event); the
-    // rest of the page is inert while it is open, so focus stays inside.
+    // Escape closes a modal <dialog> by itself (the "cancel" event) and the
+    // rest of the page is inert while it is open; Tab and Shift+Tab wrap
+    // around inside it rather than leaving for the browser's own controls.
+    this.dialog.addEventListener('keydown', (event) => {
+      if (event.key !== 'Tab') return
+      const focusable = [...this.dialog.querySelectorAll<HTMLElement>('button:not(:disabled), [href], input, textarea, select, [tabindex]:not([tabindex="-1"])')]
+      const first = focusable[0]
+      const last = focusable[focusable.length - 1]
+      if (!first || !last) return
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault()
+        last.focus()
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault()
+        first.focus()
+      }
+    })
     this.dialog.addEventListener('close', () => {
       clear(this.dialogError)
       const opener = this.lockBox.querySelector<HTMLButtonElement>('button')

@@ -377,7 +377,8 @@ class ProtocolPage {
     }
     if (prev && prev.state !== next.state && !own) {
       const lock = audit?.filter((e) => e.action === 'lock').pop()
-      if (status.state === 'locked' && prev.state === 'draft') this.showNotice(c.lockedLive(lock?.actor_name ?? status.locked?.locked_by ?? ''))
+      // After a refused keystroke (4423) the page has said more already.
+      if (status.state === 'locked' && prev.state === 'draft' && this.lockedCloses === 0) this.showNotice(c.lockedLive(lock?.actor_name ?? status.locked?.locked_by ?? ''))
       else if (status.state === 'verified') this.showNotice(c.verifiedLive)
       else if (status.state === 'draft') this.showNotice(c.backToDraftLive)
     }
