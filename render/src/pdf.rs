@@ -336,7 +336,7 @@ impl View {
                 .into_iter()
                 .map(|(agency, people)| GroupView {
                     agency: printable(&agency),
-                    people: people.iter().map(|n| printable(n)).collect(),
+                    people: people.iter().map(String::as_str).map(printable).collect(),
                 })
                 .collect(),
             items: p
