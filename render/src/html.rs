@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Block, Inline, Item, Mark, Person, Rendition, display_time, role_label};
+use crate::model::{Block, Inline, Item, Mark, Protocol, Rendition, display_time, role_label};
 use crate::text;
 
 /// Escapes text for HTML element content and double-quoted attributes.
@@ -40,9 +40,9 @@ h2 { font-size: 1.15rem; margin: 1.6rem 0 .4rem; font-weight: 600; }
 h3 { font-size: 1.05rem; margin: 1.1rem 0 .3rem; font-weight: 600; }
 .item .number { display: inline-block; min-width: 3.2rem; }
 .item .owner { color: #5a6270; font-size: .9rem; margin: -.2rem 0 .4rem; }
-table.people { border-collapse: collapse; width: 100%; margin: .3rem 0 1rem; }
-table.people th, table.people td { text-align: left; padding: .15rem .6rem .15rem 0; vertical-align: top; }
-table.people th { font-weight: 600; border-bottom: 1px solid #c6cbd3; }
+dl.people { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1.5rem; margin: .3rem 0 1rem; }
+dl.people dt { grid-column: 1; font-weight: 600; }
+dl.people dd { grid-column: 2; margin: 0; }
 .signatures { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5rem 2.5rem; margin-top: 2.2rem; }
 .signature .line { border-top: 1px solid #1b1f24; margin-top: 2.2rem; padding-top: .2rem; }
 .signature .role { color: #5a6270; font-size: .9rem; }
@@ -99,7 +99,7 @@ pub fn render(r: Rendition<'_>) -> String {
     out.push_str("</dl>\n</header>\n");
 
     out.push_str("<section class=\"attendance\">\n<h2>Närvarande</h2>\n");
-    people_table(&mut out, &p.participants);
+    attendance(&mut out, p);
     out.push_str("</section>\n");
 
     for item in &p.agenda {
@@ -112,21 +112,15 @@ pub fn render(r: Rendition<'_>) -> String {
     out
 }
 
-fn people_table(out: &mut String, people: &[Person]) {
-    out.push_str(
-        "<table class=\"people\">\n<thead><tr><th scope=\"col\">Namn</th>\
-         <th scope=\"col\">Roll</th><th scope=\"col\">Organisation</th></tr></thead>\n<tbody>\n",
-    );
-    for person in people {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&person.name),
-            escape(role_label(&person.role)),
-            escape(person.agency.as_deref().unwrap_or("")),
-        );
+fn attendance(out: &mut String, p: &Protocol) {
+    out.push_str("<dl class=\"people\">\n");
+    for (agency, people) in text::attendance(p) {
+        let _ = writeln!(out, "<dt>{}</dt>", escape(&agency));
+        for person in people {
+            let _ = writeln!(out, "<dd>{}</dd>", escape(&person));
+        }
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</dl>\n");
 }
 
 fn render_item(out: &mut String, item: &Item) {

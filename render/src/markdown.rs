@@ -60,14 +60,14 @@ pub fn render(r: Rendition<'_>) -> String {
     for (label, value) in facts {
         let _ = writeln!(out, "| {label} | {} |", escape(&value, false));
     }
-    out.push_str("\n## Närvarande\n\n| Namn | Roll | Organisation |\n|---|---|---|\n");
-    for person in &p.participants {
+    out.push_str("\n## Närvarande\n\n");
+    for (agency, people) in text::attendance(p) {
+        let names: Vec<String> = people.iter().map(|n| escape(n, false)).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} |",
-            escape(&person.name, false),
-            role_label(&person.role),
-            escape(person.agency.as_deref().unwrap_or(""), false)
+            "- **{}:** {}",
+            escape(&agency, false),
+            names.join("; ")
         );
     }
     for item in &p.agenda {

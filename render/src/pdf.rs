@@ -242,7 +242,7 @@ struct View {
     facts: Vec<Fact>,
     status: &'static str,
     status_color: &'static str,
-    participants: Vec<PersonView>,
+    attendance: Vec<GroupView>,
     items: Vec<ItemView>,
     signatures: Vec<SignatureView>,
     seal: Vec<Fact>,
@@ -256,10 +256,9 @@ struct Fact {
 }
 
 #[derive(Serialize)]
-struct PersonView {
-    name: String,
-    role: String,
+struct GroupView {
     agency: String,
+    people: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -333,13 +332,11 @@ impl View {
                 .collect(),
             status: text::status_line(r),
             status_color: if verified { "#1d5e2c" } else { "#8a5a00" },
-            participants: p
-                .participants
-                .iter()
-                .map(|person| PersonView {
-                    name: printable(&person.name),
-                    role: role_label(&person.role).into(),
-                    agency: printable(person.agency.as_deref().unwrap_or("")),
+            attendance: text::attendance(p)
+                .into_iter()
+                .map(|(agency, people)| GroupView {
+                    agency: printable(&agency),
+                    people: people.iter().map(String::as_str).map(printable).collect(),
                 })
                 .collect(),
             items: p

@@ -5,7 +5,9 @@
 // Exits non-zero when a scenario fails.
 
 import net from 'node:net'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import AxeBuilder from '@axe-core/playwright'
 import {
   BASE,
@@ -204,7 +206,6 @@ async function forbiddenEdit(browser) {
   const skola = await newPage(browser)
   await signIn(skola, 'skola')
   await openMeeting(skola)
-  const before = await metrics(polis.request)
 
   // Through the interface: the school's section is not editable for the police.
   const schoolText = await textOf(polis, 'skola')
@@ -213,11 +214,43 @@ async function forbiddenEdit(browser) {
   await polis.keyboard.type('polisen skriver här')
   assert((await textOf(polis, 'skola')) === schoolText, 'typing does not reach another agency section')
 
-  // Forced: a ProseMirror transaction on the read-only editor goes to the
-  // page's Y.Doc and out to the server.
+  // A ProseMirror transaction on the read-only editor itself (what a
+  // binding's normalising would be) stays on the page: the section is
+  // bound to a receive-only mirror, so no update frame leaves.
+  const quiet = await metrics(polis.request)
   await polis.evaluate(() => {
     const el = document.querySelector('[data-section="skola"] .ProseMirror')
-    el.editor.commands.insertContentAt(el.editor.state.doc.content.size, '<p>FORCERAD TEXT</p>')
+    el.editor.view.dispatch(el.editor.state.tr.insertText('LOKAL TEXT', 1))
+  })
+  // The next legitimate edit is the marker that everything before it was sent.
+  await caretAtEnd(polis, 'polis')
+  await polis.keyboard.type(' Markor.')
+  await waitForText(skola, 'polis', 'Markor.')
+  assert(!(await textOf(skola, 'skola')).includes('LOKAL TEXT'), 'the read-only editor sent nothing')
+  const afterQuiet = await metrics(polis.request)
+  assert(
+    (afterQuiet['protokoll_updates_rejected_total'] ?? 0) === (quiet['protokoll_updates_rejected_total'] ?? 0),
+    'nothing was refused',
+  )
+  await polis.reload()
+  await connected(polis)
+  const before = await metrics(polis.request)
+
+  // Forced through the shared document itself (a script on the page, as an
+  // attacker would): the server refuses it and the page recovers.
+  await polis.evaluate(() => {
+    // The writable police section's binding holds the page's shared Y.Doc.
+    const own = document.querySelector('[data-section="polis"] .ProseMirror').editor
+    const sync = own.state.plugins.find((p) => p.key.startsWith('y-sync')).getState(own.state)
+    const fragment = sync.doc.getXmlFragment('section:skola')
+    const first = fragment.get(0)
+    const Element = first.constructor
+    const Text = first.get(0).constructor
+    sync.doc.transact(() => {
+      const p = new Element('paragraph')
+      p.insert(0, [new Text('FORCERAD TEXT')])
+      fragment.push([p])
+    })
   })
   await polis.getByRole('alert').filter({ hasText: 'tog inte emot' }).waitFor()
   await until('the refusal is counted', async () => {
@@ -571,6 +604,223 @@ async function accessibility(browser) {
   await axe(invite, 'invitation')
 }
 
+// ---- 8. lock while two agencies type; justering; verification ---------------------------------
+
+/** The text of a section in the canonical protocol (as ProseMirror's textContent). */
+function canonicalText(protocol, id) {
+  const item = protocol.agenda.find((i) => i.id === id)
+  let out = ''
+  const walk = (node) => {
+    if (node.type === 'text') out += node.text
+    for (const child of node.content ?? []) walk(child)
+  }
+  for (const block of item?.content ?? []) walk(block)
+  return out
+}
+
+/** Waits until the page shows the protocol read-only with the locked banner and its hash. */
+async function showsLocked(page) {
+  await page.waitForSelector('.finalise code.hash[data-hash]')
+  await page.waitForFunction(() => document.querySelectorAll('[data-section] .ProseMirror[contenteditable="true"]').length === 0)
+  return page.locator('.finalise code.hash[data-hash]').textContent()
+}
+
+async function lockAndVerify(browser) {
+  const dir = process.env.SCREENSHOT_DIR
+  if (dir) await mkdir(dir, { recursive: true })
+  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
+  await signIn(secretary, 'sekreterare')
+  await openMeeting(secretary)
+  const polis = await newPage(browser)
+  await signIn(polis, 'polis')
+  await openMeeting(polis)
+  const skola = await newPage(browser)
+  await signIn(skola, 'skola')
+  await openMeeting(skola)
+  for (const page of [secretary, polis, skola]) {
+    assert((await page.locator('.protocol-head .state').textContent()) === 'Utkast', 'the protocol starts as a draft')
+    // Set on the page: a reload would lose it.
+    await page.evaluate(() => {
+      window.__sameDocument = true
+    })
+  }
+
+  // Both agencies type while the secretary locks.
+  const texts = {
+    polis: ' Polisen noterar fler anmalningar om inbrott i kallarforrad under februari och planerar riktade insatser i Fruangen.',
+    skola: ' Skolan har startat en lasgrupp for mellanstadiet och samarbetar med fritidsgarden om eftermiddagarna i Vastertorp.',
+  }
+  await caretAtEnd(polis, 'polis')
+  await caretAtEnd(skola, 'skola')
+  const typing = Promise.all([polis.keyboard.type(texts.polis, { delay: 45 }), skola.keyboard.type(texts.skola, { delay: 45 })])
+  await waitForText(secretary, 'polis', 'Polisen noterar fler')
+  await waitForText(secretary, 'skola', 'Skolan har startat')
+
+  // The confirmation names who is still writing and the § numbers that freeze.
+  await secretary.getByRole('button', { name: 'Lås protokollet' }).click()
+  const dialog = secretary.getByRole('dialog', { name: 'Lås protokollet?' })
+  await dialog.waitFor()
+  await dialog.getByText('Karin Sjöberg (Polis), i § 2.1 Polis').waitFor()
+  await dialog.getByText('Sara Lund (Skola), i § 2.4 Skola').waitFor()
+  await dialog.getByText('§ 6 Tid för möten 2018').waitFor()
+  // Focus starts on "Avbryt" and stays in the dialog; Escape closes it.
+  assert((await secretary.evaluate(() => document.activeElement?.textContent)) === 'Avbryt', 'the safe choice has the focus')
+  for (let i = 0; i < 4; i++) {
+    await secretary.keyboard.press('Tab')
+    assert(await secretary.evaluate(() => !!document.activeElement?.closest('dialog')), 'focus stays in the dialog')
+  }
+  await axe(secretary, 'lock dialog open')
+  if (dir) await secretary.screenshot({ path: `${dir}/lock-dialog.png` })
+  await secretary.keyboard.press('Escape')
+  await dialog.waitFor({ state: 'hidden' })
+  assert((await secretary.evaluate(() => document.activeElement?.textContent)) === 'Lås protokollet', 'focus returns to the button')
+  assert((await secretary.locator('.protocol-head .state').textContent()) === 'Utkast', 'Escape locked nothing')
+
+  await secretary.getByRole('button', { name: 'Lås protokollet' }).click()
+  await dialog.getByRole('button', { name: 'Lås nu' }).click()
+  const hash = await showsLocked(secretary)
+  assert(/^[0-9a-f]{64}$/.test(hash), `the full hash is shown (${hash})`)
+
+  // Both agency pages turn read-only live, without a reload, and show the hash.
+  for (const page of [polis, skola]) {
+    assert((await showsLocked(page)) === hash, 'the same hash everywhere')
+    await page.locator('.protocol-head .state-locked').waitFor()
+  }
+  await typing
+  for (const page of [polis, skola, secretary]) {
+    assert(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded')
+    await connected(page)
+  }
+
+  // Typed after the lock: nowhere.
+  await editor(polis, 'polis').click()
+  await polis.keyboard.type('EFTER LASET')
+  assert(!(await textOf(polis, 'polis')).includes('EFTER LASET'), 'typing after the lock changes nothing')
+  await polis.getByRole('heading', { name: 'Protokollet är låst för justering' }).waitFor()
+
+  // The locked rendering is exactly what the pages show: every keystroke
+  // either made it in before the lock or was refused, none after.
+  const locked = JSON.parse((await (await polis.request.get(`/api/meetings/${MEETING}/protocol.json`)).text()))
+  for (const [id, page] of [['polis', polis], ['skola', skola]]) {
+    const inProtocol = canonicalText(locked, id)
+    await page.waitForFunction(
+      ([id, text]) => document.querySelector(`[data-section="${id}"] .ProseMirror`)?.editor?.state.doc.textContent === text,
+      [id, inProtocol],
+    )
+    assert(!inProtocol.includes('EFTER LASET'), `${id}: nothing typed after the lock`)
+    const kept = inProtocol.length - inProtocol.indexOf(texts[id].slice(0, 12))
+    figure(`kept_before_lock_${id}`, { typed: texts[id].length, in_locked_protocol: kept })
+  }
+  // The § list on the banner is the frozen agenda.
+  const frozen = await polis.locator('.frozen-items').textContent()
+  assert(frozen.startsWith('§ 1, § 2, § 2.1') && frozen.endsWith('§ 6'), `frozen § numbers (${frozen})`)
+  await axe(polis, 'locked protocol (agency user)')
+  if (dir) {
+    await polis.evaluate(() => window.scrollTo(0, 0))
+    await polis.screenshot({ path: `${dir}/protocol-locked.png` })
+  }
+
+  // The chair and the justerare, each in their own browser.
+  const chair = await newPage(browser, { viewport: { width: 1280, height: 1000 } })
+  await signIn(chair, 'ordforande')
+  await openMeeting(chair)
+  const justerare = await newPage(browser)
+  await signIn(justerare, 'justerare')
+  await openMeeting(justerare)
+  assert((await showsLocked(chair)) === hash, 'the chair is shown the hash')
+
+  // A rejection needs a reason: the form refuses an empty one.
+  await justerare.getByRole('button', { name: 'Avvisa', exact: true }).click()
+  await justerare.getByRole('button', { name: 'Avvisa protokollet' }).click()
+  await justerare.getByText('Skriv varför protokollet avvisas.').waitFor()
+  assert((await justerare.getByLabel('Varför avvisas protokollet?').getAttribute('aria-invalid')) === 'true', 'the empty reason is marked')
+  const audit = async () => (await (await chair.request.get(`/api/meetings/${MEETING}/audit`)).json()).length
+  assert((await audit()) === 1, 'nothing was sent: the log holds only the lock')
+
+  // A sign-off against a hash the server no longer has is explained.
+  await chair.route(`**/api/meetings/${MEETING}/signoffs`, (route) =>
+    route.continue({ postData: JSON.stringify({ hash: 'a'.repeat(64) }) }),
+  )
+  await chair.getByRole('button', { name: 'Justera', exact: true }).click()
+  await chair.getByText('Protokollet har ändrats sedan du läste det').waitFor()
+  await chair.unroute(`**/api/meetings/${MEETING}/signoffs`)
+
+  await chair.getByRole('button', { name: 'Justera', exact: true }).click()
+  await chair.getByText('Du justerade protokollet').waitFor()
+  // The others see the chair's sign-off come in.
+  await polis.locator('.signoffs li.signed').filter({ hasText: 'Anders Holm' }).waitFor()
+  await justerare.getByRole('button', { name: 'Justera', exact: true }).click()
+
+  // Verified, live, everywhere.
+  for (const page of [secretary, polis, skola, chair, justerare]) {
+    await page.locator('.protocol-head .state-verified').filter({ hasText: 'Justerat' }).waitFor()
+    await page.getByRole('heading', { name: 'Protokollet är justerat' }).waitFor()
+    await page.locator('.signatures .signature.signed').nth(1).waitFor()
+    assert(await page.evaluate(() => window.__sameDocument !== false), 'no reload')
+  }
+  const names = await polis.locator('.signatures .signature.signed .signature-name').allTextContents()
+  assert(JSON.stringify(names) === '["Anders Holm","Maria Sundberg"]', `sign-off block (${names})`)
+  await axe(polis, 'verified protocol')
+  if (dir) {
+    await polis.evaluate(() => window.scrollTo(0, 0))
+    await polis.screenshot({ path: `${dir}/protocol-verified.png` })
+  }
+
+  // The PDF, downloaded through the page, verifies; one changed byte does not.
+  const [download] = await Promise.all([polis.waitForEvent('download'), polis.getByRole('link', { name: 'PDF (arkiv, PDF/A)' }).click()])
+  const work = await mkdtemp(join(tmpdir(), 'protokoll-e2e-'))
+  const pdf = join(work, 'protokoll.pdf')
+  await download.saveAs(pdf)
+  const bytes = await readFile(pdf)
+  assert(bytes.subarray(0, 5).toString() === '%PDF-', 'a PDF was downloaded')
+  const anon = await newPage(browser)
+  await anon.goto('/verify')
+  await anon.getByLabel('Protokollfil').setInputFiles(pdf)
+  await anon.getByRole('button', { name: 'Kontrollera' }).click()
+  await anon.getByRole('heading', { name: 'Stämmer', exact: true }).waitFor()
+  const report = await anon.locator('main').textContent()
+  assert(report.includes('Justerat') && report.includes('giltig') && report.includes(hash), `the report (${report})`)
+  assert(report.includes('Anders Holm') && report.includes('Maria Sundberg'), 'the sign-offs are listed')
+  await axe(anon, 'verification page (match)')
+  if (dir) await anon.screenshot({ path: `${dir}/verification.png`, fullPage: true })
+
+  const tampered = Buffer.from(bytes)
+  const at = tampered.length >> 1
+  tampered[at] = tampered[at] === 0x41 ? 0x42 : 0x41
+  const copy = join(work, 'andrad.pdf')
+  await writeFile(copy, tampered)
+  await anon.goto('/verify')
+  await anon.getByLabel('Protokollfil').setInputFiles(copy)
+  await anon.getByRole('button', { name: 'Kontrollera' }).click()
+  await anon.getByRole('heading', { name: 'Stämmer inte' }).waitFor()
+  await axe(anon, 'verification page (no match)')
+}
+
+// ---- 9. reopening before anyone signed: the pages are drafts again, live -------------------------
+
+async function reopenBeforeSignoff(browser) {
+  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
+  await signIn(secretary, 'sekreterare')
+  await openMeeting(secretary)
+  const polis = await newPage(browser)
+  await signIn(polis, 'polis')
+  await openMeeting(polis)
+  await polis.evaluate(() => {
+    window.__sameDocument = true
+  })
+  await secretary.getByRole('button', { name: 'Lås protokollet' }).click()
+  await secretary.getByRole('dialog').getByRole('button', { name: 'Lås nu' }).click()
+  await showsLocked(polis)
+  await secretary.getByRole('button', { name: 'Öppna igen' }).click()
+  await polis.waitForSelector('[data-section="polis"] .ProseMirror[contenteditable="true"]')
+  await polis.locator('.protocol-head .state-draft').waitFor()
+  await polis.getByText('öppnade protokollet igen').first().waitFor()
+  await caretAtEnd(polis, 'polis')
+  await polis.keyboard.type(' Skrivet efter att protokollet oppnades igen.')
+  await waitForText(secretary, 'polis', 'Skrivet efter att protokollet oppnades igen.')
+  assert(await polis.evaluate(() => window.__sameDocument === true), 'the page was not reloaded')
+}
+
 // ---- runner ------------------------------------------------------------------------------------
 
 const scenarios = {
@@ -582,6 +832,8 @@ const scenarios = {
   newcomer,
   'keyboard-only': keyboardOnly,
   accessibility,
+  'lock-and-verify': lockAndVerify,
+  'reopen-before-signoff': reopenBeforeSignoff,
 }
 
 const name = process.argv[2]

@@ -100,7 +100,16 @@ async fn two_agencies_type_at_once_and_a_member_watches(backend: Backend) {
     scenario(backend, "live-typing").await;
 }
 
-on_both_backends!(two_agencies_type_at_once_and_a_member_watches);
+async fn the_secretary_locks_while_two_agencies_type_and_the_chair_and_justerare_verify(
+    backend: Backend,
+) {
+    scenario(backend, "lock-and-verify").await;
+}
+
+on_both_backends!(
+    two_agencies_type_at_once_and_a_member_watches,
+    the_secretary_locks_while_two_agencies_type_and_the_chair_and_justerare_verify,
+);
 
 macro_rules! sqlite_scenarios {
     ($($test:ident => $name:literal),* $(,)?) => {
@@ -122,4 +131,5 @@ sqlite_scenarios! {
     a_newcomer_invited_to_a_meeting_from_an_earlier_one_writes_their_section => "newcomer",
     keyboard_alone_signs_in_reaches_a_section_and_moves_an_agenda_item => "keyboard-only",
     axe_finds_no_wcag_violations_and_screenshots_are_taken => "accessibility",
+    reopening_before_anyone_signed_makes_every_page_a_draft_again_live => "reopen-before-signoff",
 }

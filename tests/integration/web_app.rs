@@ -455,3 +455,51 @@ async fn a_connection_that_stops_answering_pings_is_dropped() {
     );
     server.stop().await;
 }
+
+/// The verification page is the server's own (no JavaScript needed), under
+/// the same Content-Security-Policy as the app, which allows no inline
+/// style: its look comes from a stylesheet file, and a wrong hash is
+/// explained in Swedish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verification_page_is_styled_under_the_apps_content_security_policy() {
+    init_logs();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start(&db).await;
+    let http = plain();
+
+    for path in ["/verify", "/verify?hash=nonsense"] {
+        let r = http.get(server.http(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("style-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<style"), "{path}: inline style is blocked");
+        assert!(!html.contains(" style="), "{path}: inline style is blocked");
+        assert!(
+            html.contains(r#"<link rel="stylesheet" href="/verify.css">"#),
+            "{path}: {html}"
+        );
+        assert!(html.contains(r#"<html lang="sv">"#));
+    }
+    let wrong = http
+        .get(server.http("/verify?hash=nonsense"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(wrong.contains("64 tecken"), "{wrong}");
+
+    let css = http.get(server.http("/verify.css")).send().await.unwrap();
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    let css = css.text().await.unwrap();
+    assert!(css.contains(".app-bar") && css.contains(".bad"), "{css}");
+}

@@ -94,6 +94,43 @@ export interface MeetingInput {
   from?: string
 }
 
+export interface RequiredSignoff {
+  user_id: string
+  name: string
+  /** `chair` or `justerare`. */
+  role: string
+  signed_at: string | null
+}
+
+export interface LockedProtocol {
+  /** SHA-256 (hex) of the canonical protocol: the protocol's hash. */
+  hash: string
+  version: number
+  locked_at: string
+  locked_by: string
+  required: RequiredSignoff[]
+  signature: { key_id: string; algorithm: string; verified_at: string } | null
+  exports: { html: string; markdown: string; pdf: string; json: string }
+}
+
+export interface ProtocolStatus {
+  meeting_id: string
+  state: MeetingState
+  locked: LockedProtocol | null
+}
+
+export interface AuditEntry {
+  id: number
+  at: string
+  actor_id: string | null
+  actor_name: string
+  /** `lock`, `reopen`, `signoff`, `reject` or `verify`. */
+  action: string
+  reason: string | null
+  hash: string | null
+  via: string
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -162,6 +199,13 @@ export const api = {
   acceptInvitation: (secret: string, password: string) =>
     request<Me>('POST', `/api/invitations/${encodeURIComponent(secret)}/accept`, { password }),
   people: () => request<Person[]>('GET', '/api/people'),
+  protocol: (id: string) => request<ProtocolStatus>('GET', `${meeting(id)}/protocol`),
+  lock: (id: string) => request<ProtocolStatus>('POST', `${meeting(id)}/protocol/lock`),
+  reopen: (id: string) => request<ProtocolStatus>('POST', `${meeting(id)}/protocol/reopen`),
+  signoff: (id: string, hash: string) => request<ProtocolStatus>('POST', `${meeting(id)}/signoffs`, { hash }),
+  reject: (id: string, hash: string, reason: string) =>
+    request<ProtocolStatus>('POST', `${meeting(id)}/protocol/reject`, { hash, reason }),
+  audit: (id: string) => request<AuditEntry[]>('GET', `${meeting(id)}/audit`),
   agencies: () => request<Agency[]>('GET', '/api/agencies'),
 }
 

@@ -108,6 +108,9 @@ export class App {
         'nav',
         { 'aria-label': c.accountNav },
         account,
+        // The verification page is the server's own (it works without
+        // JavaScript, for anyone who holds a protocol file).
+        h('a', { href: '/verify', 'data-full-load': '' }, c.verifyLink),
         h(
           'button',
           {
@@ -145,7 +148,7 @@ export class App {
     const target = event.target
     if (!(target instanceof Element)) return
     const a = target.closest('a')
-    if (!a || a.target || a.hasAttribute('download')) return
+    if (!a || a.target || a.hasAttribute('download') || a.hasAttribute('data-full-load')) return
     const url = new URL(a.href, location.href)
     if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return
     if (url.pathname === location.pathname && url.hash) return

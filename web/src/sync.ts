@@ -33,6 +33,14 @@ export interface SyncEvents {
 
 export class MeetingSync {
   readonly doc = new Y.Doc()
+  /**
+   * A copy of `doc` that only ever receives: read-only sections are bound
+   * to it, so whatever an editor binding does to its fragment (y-prosemirror
+   * normalises a fragment to the schema when it binds) stays on this page
+   * and can never reach the server as an edit of a foreign section or of a
+   * locked protocol.
+   */
+  readonly mirror = new Y.Doc()
   readonly provider: WebsocketProvider
   state: ConnectionState = 'connecting'
   /** Local edits made while not connected, not yet sent to the server. */
@@ -84,7 +92,12 @@ export class MeetingSync {
       if (origin === this.provider) return
       if (!(this.provider.wsconnected && this.provider.synced)) this.setUnsynced(true)
     })
+    this.doc.on('update', this.toMirror)
     window.addEventListener('offline', this.onBrowserOffline)
+  }
+
+  private readonly toMirror = (update: Uint8Array): void => {
+    Y.applyUpdate(this.mirror, update, this)
   }
 
   /** Edits typed but possibly not yet with the server. */
@@ -103,7 +116,9 @@ export class MeetingSync {
     this.destroyed = true
     window.removeEventListener('offline', this.onBrowserOffline)
     this.provider.destroy()
+    this.doc.off('update', this.toMirror)
     this.doc.destroy()
+    this.mirror.destroy()
   }
 
   /**

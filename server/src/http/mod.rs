@@ -208,6 +208,7 @@ pub fn router(state: AppState) -> Router {
                 .post(protocol::verify_form)
                 .layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_BYTES)),
         )
+        .route("/verify.css", get(protocol::verify_style))
         .route(
             "/.well-known/protokoll-signing-key",
             get(protocol::signing_keys),

@@ -424,23 +424,52 @@ pub async fn signing_keys(State(app): State<AppState>) -> Result<Json<PublishedK
 
 // ---- the verification page (no JavaScript) ------------------------------------
 
-use protokoll_render::html::escape;
+use protokoll_render::{html::escape, model::display_time};
 
-const PAGE_STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
-main{max-width:44rem;margin:2rem auto;background:#fff;padding:2rem 2.5rem;border-radius:6px;\
-box-shadow:0 1px 3px rgba(0,0,0,.12)}h1{margin-top:0}label{display:block;font-weight:600;margin:1rem 0 .3rem}\
-input[type=text]{width:100%;font:inherit;padding:.4rem;box-sizing:border-box}\
-button{margin-top:1.2rem;font:inherit;padding:.5rem 1.2rem}\
-.ok{border-left:5px solid #1d7a35;padding:.5rem 1rem;background:#eef8f0}\
-.bad{border-left:5px solid #b3261e;padding:.5rem 1rem;background:#fdeeee}\
-code{word-break:break-all}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}";
+/// The verification page's stylesheet: the browser app's look (its colours,
+/// type and top bar), served as a file because the Content-Security-Policy
+/// allows no inline style.
+pub const PAGE_STYLE: &str = ":root{--ink:#1b1f24;--muted:#4a5260;--line:#c9ced6;--accent:#1f4e8c;\
+--danger:#a3262a;--ok:#1d6b35;--focus:#1a4fa0}*{box-sizing:border-box}\
+body{margin:0;background:#eceef2;color:var(--ink);font:1rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,\
+'Liberation Sans','DejaVu Sans',sans-serif}a{color:var(--accent)}:focus-visible{outline:3px solid var(--focus);\
+outline-offset:2px}.app-bar{display:flex;align-items:center;justify-content:space-between;gap:1rem;\
+padding:.6rem 1.5rem;background:#17345c;color:#fff}.app-bar a{color:#fff}.app-bar .brand{font-weight:700;\
+font-size:1.15rem;letter-spacing:.02em;text-decoration:none}main{display:block;max-width:46rem;margin:2rem auto;\
+background:#fff;padding:2rem 2.5rem;border:1px solid var(--line);border-radius:6px}h1{margin-top:0;line-height:1.25}\
+label{display:block;font-weight:600;margin:1rem 0 .3rem}input{font:inherit;color:inherit}\
+input[type=text]{width:100%;padding:.4rem .5rem;border:1px solid #767f8c;border-radius:4px}\
+button{margin-top:1.2rem;font:inherit;padding:.45rem 1.2rem;border:1px solid var(--accent);border-radius:4px;\
+background:var(--accent);color:#fff;cursor:pointer}button:hover{background:#173d6f}\
+.hint{color:var(--muted);font-size:.9rem;margin:.2rem 0}\
+.ok{border-left:6px solid var(--ok);padding:.6rem 1rem;background:#e9f5ec;border-radius:0 4px 4px 0}\
+.bad{border-left:6px solid var(--danger);padding:.6rem 1rem;background:#fdf0f0;border-radius:0 4px 4px 0}\
+.ok p,.bad p{margin:.2rem 0}code{font-family:ui-monospace,'DejaVu Sans Mono','Liberation Mono',monospace;\
+font-size:.9rem;word-break:break-all;background:#f3f5f8;padding:.05rem .3rem;border-radius:3px}\
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35rem 1.25rem;margin:1.25rem 0}\
+dt{font-weight:600}dd{margin:0}.valid{color:var(--ok);font-weight:600}.invalid{color:var(--danger);font-weight:700}\
+@media (max-width:600px){main{margin:0;border-radius:0;padding:1.25rem}dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}}";
 
-fn page(body: &str) -> Html<String> {
+/// `GET /verify.css`: the verification page's stylesheet.
+pub async fn verify_style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PAGE_STYLE,
+    )
+        .into_response()
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html><html lang=\"sv\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Kontrollera ett protokoll</title><style>{PAGE_STYLE}</style></head>\
-         <body><main>{body}</main></body></html>"
+         <title>{title} – Protokoll</title><link rel=\"stylesheet\" href=\"/verify.css\"></head>\
+         <body><header class=\"app-bar\"><a class=\"brand\" href=\"/\">Protokoll</a>\
+         <a href=\"/verify\">Kontrollera ett protokoll</a></header>\
+         <main id=\"main\">{body}</main></body></html>"
     ))
 }
 
@@ -451,7 +480,9 @@ sammanträde den gäller, om protokollet är justerat och om serverns underskrif
 <form method=\"post\" action=\"/verify\" enctype=\"multipart/form-data\">\
 <label for=\"file\">Protokollfil</label><input id=\"file\" name=\"file\" type=\"file\">\
 <label for=\"hash\">eller kontrollsumma (SHA-256)</label>\
-<input id=\"hash\" name=\"hash\" type=\"text\" inputmode=\"latin\" autocomplete=\"off\" spellcheck=\"false\">\
+<input id=\"hash\" name=\"hash\" type=\"text\" autocomplete=\"off\" spellcheck=\"false\" \
+aria-describedby=\"hash-hint\"><p id=\"hash-hint\" class=\"hint\">64 tecken, 0–9 och a–f. Den står i protokollets \
+sidfot och i appen.</p>\
 <button type=\"submit\">Kontrollera</button></form>";
 
 #[derive(Deserialize)]
@@ -465,8 +496,8 @@ pub async fn verify_page(
     Query(query): Query<HashQuery>,
 ) -> Html<String> {
     match query.hash.filter(|h| !h.trim().is_empty()) {
-        Some(hash) => page(&result_html(check(&app, Presented::Hash(hash)).await)),
-        None => page(FORM),
+        Some(hash) => result_page(check(&app, Presented::Hash(hash)).await),
+        None => page("Kontrollera ett protokoll", FORM),
     }
 }
 
@@ -476,7 +507,16 @@ pub async fn verify_form(State(app): State<AppState>, request: Request) -> Html<
         Ok(p) => check(&app, p).await,
         Err(e) => Err(e),
     };
-    page(&result_html(report))
+    result_page(report)
+}
+
+fn result_page(report: Result<VerifyReport, ApiError>) -> Html<String> {
+    let title = match &report {
+        Ok(r) if r.matches => "Stämmer",
+        Ok(_) => "Stämmer inte",
+        Err(_) => "Kontrollera ett protokoll",
+    };
+    page(title, &result_html(report))
 }
 
 fn role_sv(role: &str) -> &str {
@@ -487,8 +527,15 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
     let mut out = String::new();
     match report {
         Err(e) => {
+            let said = match e {
+                ApiError::Invalid(_) | ApiError::Malformed(_) => {
+                    "Välj en protokollfil, eller ange en kontrollsumma: 64 tecken, 0–9 och a–f."
+                }
+                _ => "Något gick fel. Försök igen om en stund.",
+            };
             out.push_str(&format!(
-                "<h1>Kontrollera ett protokoll</h1><div class=\"bad\" role=\"alert\"><p>{}</p></div>",
+                "<h1>Kontrollera ett protokoll</h1><div class=\"bad\" role=\"alert\"><p>{said}</p>\
+                 <p lang=\"en\">{}</p></div>",
                 escape(&e.to_string())
             ));
         }
@@ -527,7 +574,7 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
             }
             row("Status", state.to_owned());
             row("Version", p.version.to_string());
-            row("Låst", escape(&p.locked_at));
+            row("Låst", escape(&display_time(&p.locked_at)));
             if let (Some(f), Some(s)) = (&r.format, &r.stage) {
                 row(
                     "Fil",
@@ -541,7 +588,7 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
             row("Kontrollsumma", format!("<code>{}</code>", escape(&p.hash)));
             for v in &p.required {
                 let signed = match &v.signed_at {
-                    Some(at) => format!("justerat {}", escape(at)),
+                    Some(at) => format!("justerat {}", escape(&display_time(at))),
                     None => "har inte justerat".into(),
                 };
                 row(role_sv(&v.role), format!("{}: {signed}", escape(&v.name)));
@@ -550,11 +597,14 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
                 Some(s) if s.valid => row(
                     "Underskrift",
                     format!(
-                        "giltig (Ed25519, nyckel <code>{}</code>)",
+                        "<span class=\"valid\">giltig</span> (Ed25519, nyckel <code>{}</code>)",
                         escape(&s.signature.key_id)
                     ),
                 ),
-                Some(_) => row("Underskrift", "<strong>ogiltig</strong>".into()),
+                Some(_) => row(
+                    "Underskrift",
+                    "<span class=\"invalid\">ogiltig</span>".into(),
+                ),
                 None => row(
                     "Underskrift",
                     "ingen ännu (protokollet är inte justerat)".into(),

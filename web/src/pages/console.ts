@@ -445,16 +445,24 @@ export function secretaryConsole(ctx: ConsoleContext): Console {
   // A disclosure (WAI-ARIA accordion pattern): the tools are long, and at
   // tablet width they sit above the protocol.
   const toggle = h('button', { type: 'button', class: 'disclosure', 'aria-expanded': 'false', 'aria-controls': 'console-body' }, c.console)
-  const body = h(
+  // While the protocol is locked the server refuses every change to the
+  // agenda, the participants and the details (409): the tools step aside.
+  const frozenNote = h('p', { class: 'frozen-note' }, c.frozenConsole)
+  const editable = h(
     'div',
-    { id: 'console-body', hidden: true },
-    h('p', { class: 'muted' }, c.consoleIntro),
-    status,
+    null,
     h('section', { 'aria-labelledby': 'c-agenda-h' }, h('h3', { id: 'c-agenda-h' }, c.agendaItems), h('p', { id: 'drag-hint', class: 'hint' }, c.dragHint), agendaList, h('h4', null, c.addItem), addForm),
     h('section', { 'aria-labelledby': 'c-part-h' }, h('h3', { id: 'c-part-h' }, c.participants), participantList, h('h4', null, c.addParticipant), addParticipantForm),
     h('section', { 'aria-labelledby': 'c-inv-h' }, h('h3', { id: 'c-inv-h' }, c.invitations), h('p', { class: 'hint' }, c.inviteIntroConsole), inviteForm, invResult, pendingSection),
     h('section', { 'aria-labelledby': 'c-details-h' }, h('h3', { id: 'c-details-h' }, c.details), detailsForm),
   )
+  const showFrozen = () => {
+    const frozen = (view.state ?? 'draft') !== 'draft'
+    frozenNote.hidden = !frozen
+    editable.hidden = frozen
+  }
+  showFrozen()
+  const body = h('div', { id: 'console-body', hidden: true }, h('p', { class: 'muted' }, c.consoleIntro), status, frozenNote, editable)
   toggle.addEventListener('click', () => {
     const open = toggle.getAttribute('aria-expanded') !== 'true'
     toggle.setAttribute('aria-expanded', String(open))
@@ -484,6 +492,7 @@ export function secretaryConsole(ctx: ConsoleContext): Console {
       const participantsChanged = next.participants !== view.participants
       view = next
       agenda = nextAgenda
+      showFrozen()
       renderAgenda()
       refreshOwners()
       if (participantsChanged) renderParticipants()

@@ -50,7 +50,9 @@ export async function meetingsPage(app: App): Promise<Page> {
           ),
         )
 
-  const mayCreate = app.me?.can_create_meetings ?? true
+  // The server decides (administrators, and those an administrator allowed);
+  // an older server without the field shows the form to administrators.
+  const mayCreate = !!app.me && (app.me.can_create_meetings ?? app.me.is_admin)
   return {
     el: h(
       'main',

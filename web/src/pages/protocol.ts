@@ -8,23 +8,34 @@
 
 import type { Editor } from '@tiptap/core'
 import { type AgendaItem, itemLabel, readAgenda } from '../agenda'
-import { ApiError, type MeetingView, type Participant, api, mayWrite, parseOwnerLabel } from '../api'
+import { ApiError, type MeetingView, type Participant, type ProtocolStatus, api, mayWrite, parseOwnerLabel } from '../api'
 import { type App, type Page, notFoundPage } from '../app'
 import { clear, h } from '../dom'
-import { type EditorLabels, createSectionEditor, setWritable } from '../editor'
-import { clock, longDate } from '../format'
+import { type EditorLabels, createSectionEditor } from '../editor'
+import { clock, dateTime, longDate } from '../format'
 import { t } from '../i18n'
 import { Announcer, colourOf, describe, present } from '../presence'
 import { CLOSE, type ConnectionState, MeetingSync } from '../sync'
 import { secretaryConsole, type Console } from './console'
+import { type Editing, FinalisePanel } from './finalise'
 
 /** About two minutes of retries: longer than the server's ping timeout. */
 const CLIENT_ID_RETRIES = 12
+
+/**
+ * How often the page asks for the protocol's state while it is visible. A
+ * lock through this server reaches the page at once (the document's
+ * `protocol` map); sign-offs, and a lock made with the CLI or on another
+ * node while nobody writes here, are not in the document: they come with
+ * this poll.
+ */
+const STATUS_EVERY_MS = 3000
 
 interface SectionView {
   id: string
   el: HTMLElement
   heading: HTMLHeadingElement
+  host: HTMLElement
   ownerLine: HTMLElement
   hereLine: HTMLElement
   toolbarSlot: HTMLElement
@@ -54,6 +65,15 @@ class ProtocolPage {
   private clientIdRetries = 0
   /** People seen in presence who were not participants when last loaded. */
   private readonly askedAbout = new Set<string>()
+  private readonly finalise: FinalisePanel
+  private statusTimer = 0
+  private statusInFlight = false
+  /** The state and hash last shown, to tell changes from repeats. */
+  private shownState: { state: string; hash: string | null; signed: number } | null = null
+  /** 4423 closes since the page last saw a draft: one reload, never a loop. */
+  private lockedCloses = 0
+  /** Whether `sync` is the current connection (not one being replaced). */
+  private live = false
 
   private readonly headerEl = h('header', { class: 'protocol-head' })
   private readonly attendanceEl = h('section', { class: 'attendance', 'aria-labelledby': 'present-h' })
@@ -70,7 +90,17 @@ class ProtocolPage {
     private readonly app: App,
     private readonly meetingId: string,
     private view: MeetingView,
-  ) {}
+  ) {
+    this.finalise = new FinalisePanel({
+      meetingId,
+      me: app.me!,
+      role: () => this.view.your_role,
+      mayManage: () => this.canManage(),
+      agenda: () => (this.sync ? readAgenda(this.sync.doc) : []),
+      editing: () => this.editing(),
+      applied: (status) => this.applyStatus(status, true),
+    })
+  }
 
   page(): Page {
     const c = t()
@@ -90,6 +120,7 @@ class ProtocolPage {
       this.connectionEl,
       this.pendingEl,
       this.mineEl,
+      this.finalise.lockBox,
       h(
         'section',
         { class: 'presence', 'aria-labelledby': 'presence-h' },
@@ -99,10 +130,20 @@ class ProtocolPage {
       this.consoleSlot,
       this.announcer.el,
     )
-    const el = h('main', { id: 'main', tabindex: '-1', class: 'protocol-page' }, this.alertEl, h('div', { class: 'layout' }, article, aside))
+    const el = h(
+      'main',
+      { id: 'main', tabindex: '-1', class: 'protocol-page' },
+      this.alertEl,
+      this.finalise.banner,
+      h('div', { class: 'layout' }, article, aside),
+      this.finalise.dialogEl,
+    )
     this.renderStatic()
     this.connect()
     window.addEventListener('beforeunload', this.beforeUnload)
+    document.addEventListener('visibilitychange', this.onVisible)
+    this.statusTimer = window.setInterval(() => void this.refreshStatus(), STATUS_EVERY_MS)
+    void this.refreshStatus()
     return {
       el,
       destroy: () => this.destroy(),
@@ -116,6 +157,7 @@ class ProtocolPage {
 
   private connect(): void {
     clear(this.itemsEl, h('p', { class: 'loading' }, t().documentLoading))
+    this.live = true
     this.sync = new MeetingSync(this.meetingId, {
       state: (state) => this.showConnection(state),
       ready: () => this.renderItems(),
@@ -131,6 +173,16 @@ class ProtocolPage {
     })
     const agenda = this.sync.doc.getArray('agenda')
     agenda.observeDeep(() => this.renderItems())
+    // The server announces a lock, reopening or rejection in this map: a
+    // lock turns every editor read-only at once, before the details come.
+    const announced = this.sync.doc.getMap('protocol')
+    announced.observe(() => {
+      if (this.live && announced.get('state') === 'locked' && (this.view.state ?? 'draft') === 'draft') {
+        this.view = { ...this.view, state: 'locked' }
+        this.renderItems()
+      }
+      void this.refreshStatus()
+    })
     this.sync.provider.awareness.on('change', () => this.schedulePresence())
     this.showConnection('connecting')
     this.schedulePresence()
@@ -138,6 +190,7 @@ class ProtocolPage {
   }
 
   private destroySync(): void {
+    this.live = false
     for (const s of this.sections.values()) s.editor.destroy()
     this.sections.clear()
     // The document may still hold edits the server refused: it goes, and
@@ -147,10 +200,17 @@ class ProtocolPage {
 
   private destroy(): void {
     window.removeEventListener('beforeunload', this.beforeUnload)
+    document.removeEventListener('visibilitychange', this.onVisible)
+    window.clearInterval(this.statusTimer)
+    this.finalise.destroy()
     cancelAnimationFrame(this.presenceFrame)
     this.announcer.destroy()
     this.console?.destroy()
     this.destroySync()
+  }
+
+  private readonly onVisible = (): void => {
+    if (document.visibilityState === 'visible') void this.refreshStatus()
   }
 
   private readonly beforeUnload = (event: BeforeUnloadEvent): void => {
@@ -216,8 +276,17 @@ class ProtocolPage {
         await this.restart()
         return
       case CLOSE.LOCKED:
-        this.showAlert(c.locked)
-        this.view = { ...this.view, state: 'locked' }
+        // The server refused what was typed after the lock. Load the
+        // locked protocol once, without it; a second refusal (a page that
+        // still holds something the server will not take) ends there.
+        this.lockedCloses += 1
+        if (this.view.state === 'draft' || !this.view.state) this.view = { ...this.view, state: 'locked' }
+        if (this.lockedCloses > 1) {
+          this.showAlert(c.lockedStill)
+          this.showConnection('offline')
+          return
+        }
+        this.showAlert(c.lockedClose)
         await this.restart()
         return
       case CLOSE.TOO_LARGE:
@@ -274,6 +343,85 @@ class ProtocolPage {
     this.console?.update(this.view, readAgenda(this.sync.doc))
   }
 
+  // ---- the protocol's state (draft, locked, verified) ---------------------------
+
+  /** Asks the server for the protocol's state and shows it if it changed. */
+  private async refreshStatus(): Promise<void> {
+    if (this.statusInFlight || document.visibilityState === 'hidden') return
+    this.statusInFlight = true
+    try {
+      await this.applyStatus(await api.protocol(this.meetingId), false)
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) this.app.signIn()
+    } finally {
+      this.statusInFlight = false
+    }
+  }
+
+  /** Shows a protocol status; `own` when it answers this person's action. */
+  private async applyStatus(status: ProtocolStatus, own: boolean): Promise<void> {
+    const c = t()
+    const signed = status.locked?.required.filter((r) => r.signed_at).length ?? 0
+    const next = { state: status.state, hash: status.locked?.hash ?? null, signed }
+    const prev = this.shownState
+    const changed = !prev || prev.state !== next.state || prev.hash !== next.hash || prev.signed !== next.signed
+    if (!changed) return
+    this.shownState = next
+    let audit = null
+    try {
+      audit = await api.audit(this.meetingId)
+    } catch {
+      // Shown without the log; the next change brings it.
+    }
+    const stateChanged = !prev || prev.state !== next.state || (this.view.state ?? 'draft') !== status.state
+    this.view = { ...this.view, state: status.state }
+    if (status.state === 'draft') this.lockedCloses = 0
+    this.finalise.update(status, audit)
+    if (stateChanged) {
+      this.renderStatic()
+      if (this.live) this.renderItems()
+      // The console's agenda and participant tools are frozen while locked.
+      this.console?.update(this.view, this.sync ? readAgenda(this.sync.doc) : [])
+    } else {
+      this.renderSignatures()
+    }
+    if (prev && prev.state !== next.state && !own) {
+      const lock = audit?.filter((e) => e.action === 'lock').pop()
+      // After a refused keystroke (4423) the page has said more already.
+      if (status.state === 'locked' && prev.state === 'draft' && this.lockedCloses === 0) this.showNotice(c.lockedLive(lock?.actor_name ?? status.locked?.locked_by ?? ''))
+      else if (status.state === 'verified') this.showNotice(c.verifiedLive)
+      else if (status.state === 'draft') this.showNotice(c.backToDraftLive)
+    }
+  }
+
+  /** A live change of state, said once to everyone (and to screen readers). */
+  private showNotice(message: string): void {
+    clear(
+      this.alertEl,
+      h(
+        'div',
+        { class: 'alert notice' },
+        h('p', null, message),
+        h('div', { class: 'alert-actions' }, h('button', { type: 'button', class: 'link-button', onclick: () => clear(this.alertEl) }, t().dismiss)),
+      ),
+    )
+  }
+
+  /** People whose caret is in a section now, for the lock confirmation. */
+  private editing(): Editing[] {
+    if (!this.sync) return []
+    const me = this.app.me
+    const self = { id: me?.id ?? '', name: me?.display_name ?? '', agency: me?.agency?.name ?? null }
+    const agenda = readAgenda(this.sync.doc)
+    const label = (id: string) => {
+      const item = agenda.find((i) => i.id === id)
+      return item ? itemLabel(item) : id
+    }
+    return present(this.sync.provider.awareness, this.sync.doc, self)
+      .filter((p) => p.sections.length > 0)
+      .map((p) => ({ who: p.self ? `${describe(p.user)} (${t().you})` : describe(p.user), where: p.sections.map(label) }))
+  }
+
   // ---- the protocol ---------------------------------------------------------
 
   private renderStatic(): void {
@@ -292,6 +440,15 @@ class ProtocolPage {
       meta.length ? h('dl', { class: 'meta' }, meta.map(([k, val]) => h('div', null, h('dt', null, k), h('dd', null, val)))) : null,
     )
     clear(this.attendanceEl, h('h2', { id: 'present-h' }, c.present), attendance(v.participants))
+    this.renderSignatures()
+  }
+
+  /** The footer: the secretary, and the chair and justerare with their sign-offs once locked. */
+  private renderSignatures(): void {
+    const c = t()
+    const v = this.view
+    const state = v.state ?? 'draft'
+    const locked = state === 'draft' ? null : (this.finalise.state?.locked ?? null)
     const secretaries = v.participants.filter((p) => p.role === 'secretary')
     const verifiers = v.participants.filter((p) => p.role === 'chair').concat(v.participants.filter((p) => p.role === 'justerare'))
     clear(
@@ -305,12 +462,14 @@ class ProtocolPage {
           ? secretaries.map((p) => signature(p.user.display_name, c.roles.secretary ?? ''))
           : h('p', { class: 'muted' }, c.noSecretary),
       ),
-      verifiers.length
+      verifiers.length || locked
         ? h(
             'div',
             { class: 'signature-block' },
             h('p', { class: 'signature-head' }, c.verifiedBy),
-            verifiers.map((p) => signature(p.user.display_name, c.roles[p.role] ?? p.role, state === 'verified' ? null : c.notSigned)),
+            locked
+              ? locked.required.map((r) => signature(r.name, c.roles[r.role] ?? r.role, r.signed_at ? c.signedAt(dateTime(r.signed_at)) : c.notSigned, !!r.signed_at))
+              : verifiers.map((p) => signature(p.user.display_name, c.roles[p.role] ?? p.role, c.notSigned)),
           )
         : null,
     )
@@ -369,10 +528,20 @@ class ProtocolPage {
     const host = h('div', { class: 'editor-host' })
     const el = h('section', { class: 'item', 'data-section': item.id, id: `section-${item.id}`, 'aria-labelledby': headingId }, heading, ownerLine, toolbarSlot, host, hereLine)
     const writable = this.mayWrite(item)
-    const editor = createSectionEditor(host, this.sync.doc.getXmlFragment(`section:${item.id}`), this.sync.provider.awareness, writable, labels)
-    const s: SectionView = { id: item.id, el, heading, ownerLine, hereLine, toolbarSlot, editor, labels, writable }
+    const editor = this.bindEditor(host, item.id, writable, labels)
+    const s: SectionView = { id: item.id, el, heading, host, ownerLine, hereLine, toolbarSlot, editor, labels, writable }
     if (writable) clear(toolbarSlot, toolbar(editor, itemLabel(item)))
     return s
+  }
+
+  /**
+   * A section the person may write is bound to the shared document; every
+   * other one to the page's receive-only mirror of it, so a read-only
+   * editor cannot send anything, whatever its binding does.
+   */
+  private bindEditor(host: HTMLElement, id: string, writable: boolean, labels: EditorLabels): Editor {
+    const doc = writable ? this.sync.doc : this.sync.mirror
+    return createSectionEditor(host, doc.getXmlFragment(`section:${id}`), this.sync.provider.awareness, writable, labels)
   }
 
   private updateSection(s: SectionView, item: AgendaItem, sub: boolean): void {
@@ -393,8 +562,11 @@ class ProtocolPage {
       writable ? h('strong', { class: 'badge mine-badge' }, c.youMayWrite) : h('span', { class: 'badge' }, c.readOnly),
     )
     if (writable !== s.writable) {
+      // Bound afresh to the other document (shared or mirror).
       s.writable = writable
-      setWritable(s.editor, writable, s.labels)
+      s.editor.destroy()
+      clear(s.host)
+      s.editor = this.bindEditor(s.host, s.id, writable, s.labels)
       clear(s.toolbarSlot, writable ? toolbar(s.editor, itemLabel(item)) : null)
     }
     s.el.classList.toggle('writable', writable)
@@ -469,6 +641,7 @@ class ProtocolPage {
       ),
       others.length === 0 ? h('li', { class: 'muted' }, c.nobodyElse) : null,
     )
+    this.finalise.refreshDialog()
     for (const s of this.sections.values()) {
       const here = others.filter((p) => p.sections.includes(s.id))
       s.hereLine.textContent = here.length ? c.hereNow(here.map((p) => describe(p.user)).join(', ')) : ''
@@ -525,10 +698,10 @@ function attendance(participants: Participant[]): HTMLElement {
   )
 }
 
-function signature(name: string, role: string, note: string | null = null): HTMLElement {
+function signature(name: string, role: string, note: string | null = null, signed = false): HTMLElement {
   return h(
     'div',
-    { class: 'signature' },
+    { class: signed ? 'signature signed' : 'signature' },
     h('div', { class: 'signature-line', 'aria-hidden': 'true' }),
     h('p', { class: 'signature-name' }, name),
     h('p', { class: 'signature-role' }, role, note ? ` · ${note}` : ''),
