@@ -305,8 +305,9 @@ async fn a_group_commit_reports_each_meetings_last_row(backend: Backend) {
 }
 
 /// A reopened meeting answers new clients from its stored snapshot while
-/// the document is rebuilt; clients that joined meanwhile then get the
-/// server's state vector, and their edits are applied, stored and
+/// the document is rebuilt (clients that hold part of the meeting get what
+/// they lack, from the snapshot's bytes); clients that joined meanwhile then
+/// get the server's state vector, and their edits are applied, stored and
 /// broadcast as usual.
 async fn a_reopened_meeting_serves_its_snapshot_then_takes_edits(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -314,8 +315,15 @@ async fn a_reopened_meeting_serves_its_snapshot_then_takes_edits(backend: Backen
     let meeting = server.meeting("Reopened").await;
     let mut a = server.synced(meeting.id).await;
     let mut b = server.synced(meeting.id).await;
+    let mut half = Vec::new();
     for i in 0..200 {
         a.write("section:polis", &format!("p{i} ")).await;
+        if i == 99 {
+            half = a
+                .doc
+                .transact()
+                .encode_state_as_update_v1(&Default::default());
+        }
     }
     b.until("a's edits", |c| c.section("section:polis").contains("p199"))
         .await;
@@ -332,15 +340,23 @@ async fn a_reopened_meeting_serves_its_snapshot_then_takes_edits(backend: Backen
     assert!(stored.snapshot.is_some() && stored.updates.is_empty());
 
     let server = TestServer::start(&db).await;
-    // Several clients at once, while the room opens.
-    let (mut c, mut d, e) = tokio::join!(
+    // Several clients at once, while the room opens; one of them holds the
+    // first half of the meeting already.
+    let resumed = async {
+        let mut f = Client::resume(server.addr, meeting.id, &server.writer(), &half).await;
+        f.until("synced", |c| c.synced).await;
+        f
+    };
+    let (mut c, mut d, e, f) = tokio::join!(
         server.synced(meeting.id),
         server.synced(meeting.id),
-        server.synced(meeting.id)
+        server.synced(meeting.id),
+        resumed
     );
-    for client in [&c, &d, &e] {
+    for client in [&c, &d, &e, &f] {
         assert_eq!(client.section("section:polis"), before);
     }
+    drop(f);
     c.write("section:skola", "after the restart").await;
     d.until("c's edit", |x| {
         x.section("section:skola").contains("after the restart")

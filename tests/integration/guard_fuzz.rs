@@ -188,6 +188,15 @@ impl World {
             }
         }
         let state = server.diff(&StateVector::default());
+        // Distinct client ids, none of them in the document yet: two people
+        // under one id is the very thing the guard refuses (as "writes as
+        // another client"), so a world that drew the same id twice would
+        // fail an honest edit by its own making.
+        let mut taken: Vec<u64> = server
+            .state_vector()
+            .iter()
+            .map(|(client, _)| client.get())
+            .collect();
         let editors: Vec<Editor> = [
             (polis.clone(), "section:polis"),
             (skola, "section:skola"),
@@ -195,7 +204,14 @@ impl World {
         ]
         .into_iter()
         .map(|(who, root)| {
-            let doc = utf16_doc(rng.random_range(1..100_000));
+            let id = loop {
+                let id = rng.random_range(1..100_000);
+                if !taken.contains(&id) {
+                    taken.push(id);
+                    break id;
+                }
+            };
+            let doc = utf16_doc(id);
             doc.transact_mut()
                 .apply_update(Update::decode_v1(&state).unwrap())
                 .unwrap();

@@ -31,7 +31,7 @@ use crate::{
     people::{Role, User},
     store::{
         AuditActor, ChangeRefused, Committed, Database, LockPlan, ProtocolRecord, SignoffPlan,
-        StoreError, StoredSignature, now_seconds,
+        StoreError, StoredProtocol, StoredSignature, now_seconds,
     },
     sync::{Rooms, Transition},
 };
@@ -510,18 +510,7 @@ impl Lifecycle<'_> {
                     "reject",
                     Some(&reason),
                     |state, protocol, _| {
-                        let protocol = match (state, protocol) {
-                            ("locked", Some(p)) => p,
-                            ("verified", _) => {
-                                return Err(FinaliseError::Conflict(
-                                    "the protocol is verified already",
-                                ));
-                            }
-                            _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
-                        };
-                        if protocol.hash != hash {
-                            return Err(FinaliseError::Conflict(STALE));
-                        }
+                        let protocol = locked_version(state, protocol, &hash)?;
                         is_verifier(&protocol.canonical, &user)
                     },
                     draft_update,
@@ -558,18 +547,7 @@ impl Lifecycle<'_> {
                 role,
                 hash,
                 |state, protocol, signoffs| {
-                    let protocol = match (state, protocol) {
-                        ("locked", Some(p)) => p,
-                        ("verified", _) => {
-                            return Err(FinaliseError::Conflict(
-                                "the protocol is verified already",
-                            ));
-                        }
-                        _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
-                    };
-                    if protocol.hash != hash {
-                        return Err(FinaliseError::Conflict(STALE));
-                    }
+                    let protocol = locked_version(state, protocol, hash)?;
                     is_verifier(&protocol.canonical, &user.to_string())?;
                     if signoffs.iter().any(|s| s.user == user) {
                         return Err(FinaliseError::Conflict("you have signed off already"));
@@ -798,6 +776,27 @@ impl Lifecycle<'_> {
 }
 
 const STALE: &str = "the protocol has changed since you saw it: reload and check the new hash";
+
+/// The locked protocol a verifier acts on, if it is still the version they
+/// were shown (`hash`): a verified, unlocked or since relocked protocol is a
+/// conflict.
+fn locked_version<'a>(
+    state: &str,
+    protocol: Option<&'a StoredProtocol>,
+    hash: &str,
+) -> Result<&'a StoredProtocol, FinaliseError> {
+    let protocol = match (state, protocol) {
+        ("locked", Some(p)) => p,
+        ("verified", _) => {
+            return Err(FinaliseError::Conflict("the protocol is verified already"));
+        }
+        _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
+    };
+    if protocol.hash != hash {
+        return Err(FinaliseError::Conflict(STALE));
+    }
+    Ok(protocol)
+}
 
 fn is_verifier(canonical: &str, user: &str) -> Result<(), FinaliseError> {
     let protocol: Protocol = serde_json::from_str(canonical)

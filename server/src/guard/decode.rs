@@ -13,6 +13,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use yrs::{
     block::{
         BLOCK_GC_REF_NUMBER, BLOCK_ITEM_ANY_REF_NUMBER, BLOCK_ITEM_BINARY_REF_NUMBER,
@@ -109,8 +111,9 @@ impl Block {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Decoded {
-    /// Per client in wire order, each client's blocks in clock order.
-    pub blocks: Vec<Block>,
+    /// Per client in wire order, each client's blocks in clock order (a
+    /// keystroke is one block, kept inline).
+    pub blocks: SmallVec<[Block; 1]>,
     /// (client, clock, len) ranges the update deletes.
     pub deletes: Vec<(u64, u32, u32)>,
     /// A client's blocks come in more than one run: yrs appends the later

@@ -23,7 +23,8 @@ use std::{collections::BTreeMap, sync::Arc};
 
 // aHash: several times cheaper than SipHash on the per-update path, and
 // still randomly keyed, so clients cannot choose ids that collide.
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use ahash::AHashMap as HashMap;
+use smallvec::SmallVec;
 
 pub use decode::{
     Block, Content, Decoded, Id, Kind, MAX_CLIENT, Malformed, Parent, Shared, decode,
@@ -132,17 +133,18 @@ impl<T: Clone + PartialEq> Ranges<T> {
         (clock < *end).then_some((*end, value))
     }
 
-    fn insert(&mut self, start: u32, end: u32, value: T) {
+    fn insert(&mut self, start: u32, end: u32, value: &T) {
         // Blocks are only ever added beyond what is known, so ranges never
-        // overlap; merging with an adjacent equal range keeps the map small.
+        // overlap; merging with an adjacent equal range keeps the map small
+        // (and typing, one character after the other, allocates nothing).
         if let Some((_, (e, v))) = self.by_start.range_mut(..start).next_back()
             && *e == start
-            && *v == value
+            && v == value
         {
             *e = end;
             return;
         }
-        self.by_start.insert(start, (end, value));
+        self.by_start.insert(start, (end, value.clone()));
     }
 }
 
@@ -273,16 +275,25 @@ impl Loc {
 /// nest a few levels; this bounds every walk up the tree.
 pub const MAX_DEPTH: u16 = 48;
 
+/// What the index knows of one client id: kept together, so that looking
+/// up a block costs one hash lookup.
+#[derive(Debug, Default, Clone)]
+struct ClientState {
+    /// Where its items live, by clock range.
+    items: Ranges<Loc>,
+    /// Its next clock (what the index has seen, which is what the document
+    /// has: nothing is ever left pending in it).
+    next: u32,
+    /// Its deleted ranges.
+    deleted: Deleted,
+    /// The regions it has written into (a client writes into one or two).
+    regions: SmallVec<[Region; 2]>,
+}
+
 /// The per-meeting index of where every known item lives.
 #[derive(Debug, Default, Clone)]
 pub struct SectionIndex {
-    items: HashMap<u64, Ranges<Loc>>,
-    deleted: HashMap<u64, Deleted>,
-    /// The regions each client id has written into.
-    client_regions: HashMap<u64, HashSet<Region>>,
-    /// The next clock of each client (what the index has seen, which is
-    /// what the document has: nothing is ever left pending in it).
-    next: HashMap<u64, u32>,
+    clients: HashMap<u64, ClientState>,
 }
 
 /// Why an update was refused.
@@ -306,12 +317,18 @@ pub enum Refusal {
     TooDeep,
 }
 
+/// A new block's id range and place: (client, start, end, place).
+type Placed = (u64, u32, u32, Loc);
+
+/// The blocks of one update; a keystroke has one.
+type PlacedBlocks = SmallVec<[Placed; 2]>;
+
 /// What an accepted update adds to the index.
 #[derive(Debug, Default)]
 pub struct Accepted {
-    blocks: Vec<(u64, u32, u32, Loc)>,
+    blocks: PlacedBlocks,
     /// Regions the update writes or deletes in (for logs).
-    pub regions: Vec<Region>,
+    pub regions: SmallVec<[Region; 2]>,
     /// Client ids the update writes under that nobody held in this room.
     pub new_clients: Vec<u64>,
     /// The update only deletes formatting marks, some of them where the
@@ -369,18 +386,20 @@ type Local = HashMap<u64, Ranges<Loc>>;
 
 impl SectionIndex {
     fn loc<'a>(&'a self, (client, clock): Id, local: &'a Local) -> Option<&'a Loc> {
-        self.items
+        self.clients
             .get(&client)
-            .and_then(|r| r.get(clock))
+            .and_then(|c| c.items.get(clock))
             .or_else(|| local.get(&client).and_then(|r| r.get(clock)))
     }
 
     fn is_deleted(&self, (client, clock): Id) -> bool {
-        self.deleted.get(&client).is_some_and(|d| d.contains(clock))
+        self.clients
+            .get(&client)
+            .is_some_and(|c| c.deleted.contains(clock))
     }
 
     fn clock(&self, client: u64) -> u32 {
-        self.next.get(&client).copied().unwrap_or(0)
+        self.clients.get(&client).map_or(0, |c| c.next)
     }
 
     /// Whether the document holds `loc`'s item as garbage: a collected
@@ -522,17 +541,13 @@ impl SectionIndex {
     /// client appears once, and nothing may be skipped. Blocks may depend
     /// on blocks later in the same update, so this repeats until nothing
     /// more resolves; what never resolves refers to unknown items.
-    fn resolve(
-        &self,
-        decoded: &Decoded,
-        strict: bool,
-    ) -> Result<Vec<(u64, u32, u32, Loc)>, Refusal> {
+    fn resolve(&self, decoded: &Decoded, strict: bool) -> Result<PlacedBlocks, Refusal> {
         // yrs appends a repeated client's blocks, Yjs replaces them: refuse
         // what the two read differently.
         if strict && decoded.repeated_client {
             return Err(Refusal::Malformed);
         }
-        let mut pending: Vec<(&Block, u32)> = Vec::new();
+        let mut pending: SmallVec<[(&Block, u32); 4]> = SmallVec::new();
         let mut expected: Option<(u64, u32)> = None;
         for b in &decoded.blocks {
             let end = b.clock.checked_add(b.len).ok_or(Refusal::Malformed)?;
@@ -569,12 +584,15 @@ impl SectionIndex {
             pending.push((b, b.clock.max(*have)));
             *have = end;
         }
-        let mut local: Local = HashMap::new();
-        let mut resolved = Vec::with_capacity(pending.len());
+        // Blocks placed so far, for the later blocks of the update that
+        // refer to them; a lone block (a keystroke) needs none.
+        let lone = pending.len() == 1;
+        let mut local: Local = HashMap::default();
+        let mut resolved = PlacedBlocks::with_capacity(pending.len());
         while !pending.is_empty() {
             let before = pending.len();
             let mut failure = None;
-            pending.retain(|&(b, start)| {
+            pending.retain(|&mut (b, start)| {
                 if failure.is_some() {
                     return true;
                 }
@@ -593,10 +611,9 @@ impl SectionIndex {
                             }
                         );
                         let end = b.clock + b.len;
-                        local
-                            .entry(b.client)
-                            .or_default()
-                            .insert(start, end, loc.clone());
+                        if !lone {
+                            local.entry(b.client).or_default().insert(start, end, &loc);
+                        }
                         resolved.push((b.client, start, end, loc));
                         false
                     }
@@ -635,8 +652,8 @@ impl SectionIndex {
         owner_of: impl Fn(u64) -> Option<UserId>,
     ) -> Result<Accepted, Refusal> {
         let blocks = self.resolve(decoded, true)?;
-        let mut regions: Vec<Region> = Vec::new();
-        let mut checked_clients: Vec<u64> = Vec::new();
+        let mut regions: SmallVec<[Region; 2]> = SmallVec::new();
+        let mut checked_clients: SmallVec<[u64; 2]> = SmallVec::new();
         let mut new_clients = Vec::new();
         for (client, _, _, loc) in &blocks {
             if !checked_clients.contains(client) {
@@ -645,7 +662,12 @@ impl SectionIndex {
                     Some(owner) if owner == who.user_id => {}
                     Some(_) => return Err(Refusal::ForeignClient),
                     None => {
-                        let ok = match self.client_regions.get(client) {
+                        let written = self
+                            .clients
+                            .get(client)
+                            .map(|c| &c.regions)
+                            .filter(|rs| !rs.is_empty());
+                        let ok = match written {
                             // Written under before this room knew who: by
                             // the sender, if it wrote where they may write.
                             Some(rs) => rs.iter().any(|r| ownership.may_write(who, r)),
@@ -664,23 +686,19 @@ impl SectionIndex {
                     }
                 }
             }
-            if loc.region == Region::Gone {
+            // A region already allowed needs no second look.
+            if loc.region == Region::Gone || regions.contains(&loc.region) {
                 continue;
             }
             if !ownership.may_write(who, &loc.region) {
                 return Err(Refusal::Forbidden(loc.region.clone()));
             }
-            if !regions.contains(&loc.region) {
-                regions.push(loc.region.clone());
-            }
+            regions.push(loc.region.clone());
         }
-        let mut local: Local = HashMap::new();
+        let mut local: Local = HashMap::default();
         if !decoded.deletes.is_empty() {
             for (client, start, end, loc) in &blocks {
-                local
-                    .entry(*client)
-                    .or_default()
-                    .insert(*start, *end, loc.clone());
+                local.entry(*client).or_default().insert(*start, *end, loc);
             }
         }
         // A formatting mark deleted where the sender may not write.
@@ -689,8 +707,8 @@ impl SectionIndex {
             let end = clock.checked_add(len).ok_or(Refusal::Malformed)?;
             // Deleting what is already deleted changes nothing: clients send
             // their whole delete set with every sync.
-            let missing = match self.deleted.get(&client) {
-                Some(d) => d.missing(clock, end),
+            let missing = match self.clients.get(&client) {
+                Some(c) => c.deleted.missing(clock, end),
                 None => vec![(clock, end)],
             };
             for (s, e) in missing {
@@ -749,11 +767,14 @@ impl SectionIndex {
         let mut out: Vec<(Region, bool)> = Vec::new();
         let mut at = s;
         while at < e {
-            let (end, loc) = [self.items.get(&client), local.get(&client)]
-                .into_iter()
-                .flatten()
-                .find_map(|r| r.span(at))
-                .ok_or(Refusal::UnknownItems)?;
+            let (end, loc) = [
+                self.clients.get(&client).map(|c| &c.items),
+                local.get(&client),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.span(at))
+            .ok_or(Refusal::UnknownItems)?;
             match out.iter_mut().find(|(r, _)| *r == loc.region) {
                 Some((_, format)) => *format &= loc.format,
                 None => out.push((loc.region.clone(), loc.format)),
@@ -770,19 +791,13 @@ impl SectionIndex {
         self.record_blocks(&accepted.blocks);
     }
 
-    fn record_blocks(&mut self, blocks: &[(u64, u32, u32, Loc)]) {
+    fn record_blocks(&mut self, blocks: &[Placed]) {
         for (client, start, end, loc) in blocks {
-            self.items
-                .entry(*client)
-                .or_default()
-                .insert(*start, *end, loc.clone());
-            let next = self.next.entry(*client).or_default();
-            *next = (*next).max(*end);
-            if loc.region != Region::Gone {
-                self.client_regions
-                    .entry(*client)
-                    .or_default()
-                    .insert(loc.region.clone());
+            let state = self.clients.entry(*client).or_default();
+            state.items.insert(*start, *end, loc);
+            state.next = state.next.max(*end);
+            if loc.region != Region::Gone && !state.regions.contains(&loc.region) {
+                state.regions.push(loc.region.clone());
             }
         }
     }
@@ -790,9 +805,10 @@ impl SectionIndex {
     /// Records deleted ranges (client, clock, len).
     pub fn record_deletes(&mut self, deletes: impl IntoIterator<Item = (u64, u32, u32)>) {
         for (client, clock, len) in deletes {
-            self.deleted
+            self.clients
                 .entry(client)
                 .or_default()
+                .deleted
                 .add(clock, clock.saturating_add(len));
         }
     }
@@ -901,7 +917,7 @@ mod tests {
         let ok = index
             .check(&police, &own, &decode(&update).unwrap(), |_| None)
             .unwrap();
-        assert_eq!(ok.regions, vec![Region::Section("polis".into())]);
+        assert_eq!(ok.regions.as_slice(), [Region::Section("polis".into())]);
         let update = paragraph(&Doc::with_client_id(2), "section:skola", "hej");
         assert_eq!(
             index

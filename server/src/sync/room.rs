@@ -24,6 +24,7 @@ use tracing::{debug, error, info, warn};
 use yrs::{
     ClientID, StateVector,
     sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry},
+    updates::encoder::Encode,
 };
 
 use super::{
@@ -207,17 +208,40 @@ struct Node {
 const REMEASURE_EVERY: Duration = Duration::from_secs(5);
 
 /// A stored document being rebuilt in the background. Until it is ready the
-/// room answers what the stored bytes alone can answer: a client that has
-/// nothing (an empty state vector) gets the stored snapshot as its sync step
-/// 2 when no logged update follows it, since the snapshot is then exactly
-/// the document's whole state. Everything else waits for the rebuild and is
-/// then processed in arrival order. A meeting with a long history thus opens
-/// in the time it takes to read one row, not to rebuild the document.
+/// room answers what the stored bytes alone can answer, when no logged
+/// update follows the stored snapshot (it is then exactly the document's
+/// whole state): a client that has nothing (an empty state vector) gets the
+/// snapshot as its sync step 2; a client that holds part of the meeting
+/// gets what it lacks, computed from the snapshot's bytes on a blocking
+/// thread (`yrs::diff_updates_v1`, without integrating anything). Everything
+/// else waits for the rebuild and is then processed in arrival order. A
+/// meeting with a long history thus opens in the time it takes to read one
+/// row, not to rebuild the document.
 struct Warming {
     build: oneshot::Receiver<Loaded>,
     pristine: Option<Bytes>,
     started: Instant,
 }
+
+/// What a room keeps while its document is rebuilt.
+#[derive(Default)]
+struct Early {
+    /// Messages that wait for the rebuild, in arrival order.
+    deferred: Vec<RoomMsg>,
+    /// Clients that joined before there was a state vector to send them.
+    awaiting_step_1: Vec<PeerId>,
+    /// Diffs of the stored snapshot being computed, one per client at most.
+    diffs: tokio::task::JoinSet<EarlyDiff>,
+    diffing: HashSet<PeerId>,
+}
+
+/// A client's sync step 1 messages and the answers computed for them.
+type EarlyDiff = (PeerId, Vec<Inbound>, Result<Vec<Bytes>, String>);
+
+/// Diffs of the stored snapshot computed at once for clients that hold part
+/// of a meeting while it is rebuilt; more wait for the rebuild (each costs
+/// about a decoding of the snapshot).
+const MAX_EARLY_DIFFS: usize = 4;
 
 /// Nice 10: the thread gets about a tenth of a core another busy thread
 /// wants, and all of an idle one. (Only a thread's own priority changes:
@@ -367,21 +391,33 @@ impl Room {
             pristine,
             started,
         } = warming;
-        let mut deferred: Vec<RoomMsg> = Vec::new();
-        let mut awaiting_step_1: Vec<PeerId> = Vec::new();
+        let mut early = Early::default();
         let mut batch = Vec::new();
         let mut open = true;
         let built = loop {
             tokio::select! {
                 built = &mut build => break built,
+                Some(answer) = early.diffs.join_next(), if !early.diffs.is_empty() => {
+                    self.send_early_diff(answer, &mut early.deferred);
+                }
                 n = rx.recv_many(&mut batch, MAX_BATCH), if open => {
                     open = n > 0;
                     for msg in batch.drain(..) {
-                        self.early(msg, pristine.as_ref(), &mut deferred, &mut awaiting_step_1);
+                        self.early(msg, pristine.as_ref(), &mut early);
                     }
                 }
             }
         };
+        // Answers still being computed go out before anything deferred is
+        // processed, in the order the clients asked.
+        while let Some(answer) = early.diffs.join_next().await {
+            self.send_early_diff(answer, &mut early.deferred);
+        }
+        let Early {
+            deferred,
+            awaiting_step_1,
+            ..
+        } = early;
         let loaded = match built {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -415,36 +451,76 @@ impl Room {
     }
 
     /// One message while the document is rebuilt (see `Warming`).
-    fn early(
-        &mut self,
-        msg: RoomMsg,
-        pristine: Option<&Bytes>,
-        deferred: &mut Vec<RoomMsg>,
-        awaiting_step_1: &mut Vec<PeerId>,
-    ) {
+    fn early(&mut self, msg: RoomMsg, pristine: Option<&Bytes>, early: &mut Early) {
         match msg {
             RoomMsg::Join { link, joined } => {
                 if let Some(peer) = self.admit(link) {
-                    awaiting_step_1.push(peer);
+                    early.awaiting_step_1.push(peer);
                 }
                 let _ = joined.send(());
             }
             RoomMsg::Inbound { peer, messages }
-                if pristine.is_some()
-                    && self.peers.contains_key(&peer)
+                if self.peers.contains_key(&peer)
                     && !messages.is_empty()
-                    && messages
-                        .iter()
-                        .all(|m| matches!(m, Inbound::SyncStep1(sv) if sv.is_empty())) =>
+                    && messages.iter().all(|m| matches!(m, Inbound::SyncStep1(_))) =>
             {
-                if let Some(state) = pristine {
+                let Some(state) = pristine else {
+                    early.deferred.push(RoomMsg::Inbound { peer, messages });
+                    return;
+                };
+                let everything = messages
+                    .iter()
+                    .all(|m| matches!(m, Inbound::SyncStep1(sv) if sv.is_empty()));
+                if everything {
                     let step_2 = protocol::encode_sync_step_2(state);
                     for _ in &messages {
                         self.send(peer, step_2.clone());
                     }
+                } else if early.diffs.len() < MAX_EARLY_DIFFS && early.diffing.insert(peer) {
+                    // What this client lacks, from the snapshot's bytes.
+                    let state = state.clone();
+                    early.diffs.spawn_blocking(move || {
+                        let answers = messages
+                            .iter()
+                            .map(|m| match m {
+                                Inbound::SyncStep1(sv) => {
+                                    yrs::diff_updates_v1(&state, &sv.encode_v1())
+                                        .map(|diff| protocol::encode_sync_step_2(&diff))
+                                        .map_err(|e| e.to_string())
+                                }
+                                _ => unreachable!("only sync step 1 is answered early"),
+                            })
+                            .collect::<Result<Vec<_>, _>>();
+                        (peer, messages, answers)
+                    });
+                } else {
+                    early.deferred.push(RoomMsg::Inbound { peer, messages });
                 }
             }
-            other => deferred.push(other),
+            other => early.deferred.push(other),
+        }
+    }
+
+    /// Sends a diff computed while the document was rebuilt; if it could
+    /// not be computed, the client's messages wait for the rebuild.
+    fn send_early_diff(
+        &mut self,
+        answer: Result<EarlyDiff, tokio::task::JoinError>,
+        deferred: &mut Vec<RoomMsg>,
+    ) {
+        match answer {
+            Ok((peer, _, Ok(frames))) => {
+                for frame in frames {
+                    self.send(peer, frame);
+                }
+            }
+            Ok((peer, messages, Err(e))) => {
+                warn!(meeting_id = %self.id, error = %e, "diffing the stored snapshot failed");
+                deferred.push(RoomMsg::Inbound { peer, messages });
+            }
+            Err(e) => {
+                warn!(meeting_id = %self.id, error = %e, "diffing the stored snapshot failed")
+            }
         }
     }
 
