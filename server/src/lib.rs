@@ -101,6 +101,13 @@ pub async fn run(
         cluster.start(rooms.clone(), live.clone(), shutdown.clone());
         info!(node = %cluster.node(), "serving as one of several nodes (Redis)");
     }
+    tracker.spawn(sync::recheck::run(
+        db.dir.clone(),
+        live.clone(),
+        cluster.clone(),
+        config.ping_interval(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         db,
         rooms: rooms.clone(),

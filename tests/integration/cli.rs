@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn protokoll(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (String, String) {
+pub(crate) fn protokoll(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (String, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_protokoll"))
         .args(args)

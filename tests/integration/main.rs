@@ -17,6 +17,7 @@ mod guard_fuzz;
 mod interop;
 mod live_sync;
 mod quotas;
+mod recheck;
 mod security;
 mod slow_consumer;
 mod web_app;

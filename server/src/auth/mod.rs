@@ -7,7 +7,11 @@ pub mod password;
 pub mod secret;
 pub mod throttle;
 
-use std::{net::IpAddr, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 
@@ -131,19 +135,44 @@ pub async fn authenticate(
     Err(AuthError::Missing)
 }
 
-/// Whether a credential still holds (for open connections, rechecked
-/// periodically so that revocations from the CLI take effect too).
-pub async fn still_valid(
+/// Which of the credentials open connections hold no longer hold: a
+/// session that has ended or is gone (signed out, password changed, user
+/// deleted), a token that is revoked or gone. For a whole node at once
+/// (`sync::recheck`), in a few queries; `ends` is each credential's end as
+/// it was presented.
+pub async fn no_longer_valid(
     dir: &Directory,
-    credential: &Credential,
+    ends: &HashMap<CredentialKey, Option<DateTime<Utc>>>,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    Ok(match credential {
-        Credential::Session { hash, expires_at } => {
-            *expires_at > now && dir.session(hash).await?.is_some()
+) -> Result<HashSet<CredentialKey>, StoreError> {
+    let mut invalid = HashSet::new();
+    let mut sessions = Vec::new();
+    let mut tokens = Vec::new();
+    for (key, end) in ends {
+        if end.is_some_and(|end| end <= now) {
+            invalid.insert(*key);
+            continue;
         }
-        Credential::Token { id } => dir.token_is_live(*id).await?,
-    })
+        match key {
+            CredentialKey::Session(hash) => sessions.push(*hash),
+            CredentialKey::Token(id) => tokens.push(*id),
+        }
+    }
+    let live_sessions = dir.live_sessions(&sessions).await?;
+    let live_tokens = dir.live_tokens(&tokens).await?;
+    invalid.extend(
+        sessions
+            .into_iter()
+            .filter(|hash| !live_sessions.contains(hash))
+            .map(CredentialKey::Session),
+    );
+    invalid.extend(
+        tokens
+            .into_iter()
+            .filter(|id| !live_tokens.contains(id))
+            .map(CredentialKey::Token),
+    );
+    Ok(invalid)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     access::Principal,
-    auth::{self, Credential},
+    auth::Credential,
     meeting::MeetingId,
     sync::{
         CloseReason, Closer, JoinError, PeerSocket, RoomMsg,
@@ -145,7 +145,6 @@ async fn serve(
     socket: WebSocket,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let user = principal.user_id;
     let (room, peer, socket) = match app.rooms.join(meeting, principal.clone()).await {
         Ok(joined) => joined,
         Err(e) => {
@@ -159,7 +158,9 @@ async fn serve(
     };
     debug!(peer, "joined");
     let closer = socket.closer.clone();
-    let _registration = app.live.register(meeting, user, credential.key(), &closer);
+    // Revocations made elsewhere (another node, the CLI) are found by the
+    // node's recheck (`auth::recheck`) through this registration.
+    let _registration = app.live.register(meeting, &principal, &credential, &closer);
     // A session's end closes the connection at that instant.
     let expiry = credential.expires_at().map(|at| {
         let left = (at - Utc::now()).to_std().unwrap_or_default();
@@ -172,16 +173,6 @@ async fn serve(
         }
     };
     tokio::pin!(session_end);
-    // Revocations made elsewhere (another node, the CLI) are caught by
-    // rechecking the credential and the participation now and then. With
-    // several nodes the others announce theirs over Redis, and the recheck
-    // runs only while Redis is away, and once when it comes back (what was
-    // announced meanwhile is lost).
-    let mut reconnections = app.cluster.as_ref().map(|c| c.reconnections());
-    let mut recheck = tokio::time::interval_at(
-        tokio::time::Instant::now() + app.config.ping_interval(),
-        app.config.ping_interval(),
-    );
     let ping_every = app.config.ping_interval();
     let writer = tokio::spawn(write_loop(sink, socket, ping_every).in_current_span());
 
@@ -202,8 +193,8 @@ async fn serve(
     // A client that sends nothing, not even a pong, for two ping intervals
     // is gone.
     let silence = ping_every * 2;
-    // A deadline, not a timeout around each read: the recheck tick below
-    // restarts the loop every interval and must not restart the count.
+    // A deadline, not a timeout around each read: the presence and resume
+    // wake-ups below restart the loop and must not restart the count.
     let mut heard = tokio::time::Instant::now();
     loop {
         let presence_at = presence.deadline().map(tokio::time::Instant::from_std);
@@ -232,28 +223,6 @@ async fn serve(
             _ = &mut session_end => {
                 closer.close(CloseReason::new(close_code::UNAUTHORIZED, "session expired"));
                 break;
-            }
-            Some(()) = async {
-                match reconnections.as_mut() {
-                    Some(rx) => rx.changed().await.ok(),
-                    None => std::future::pending().await,
-                }
-            } => {
-                if let Some(reason) = revoked(&app, meeting, &principal, &credential).await {
-                    closer.close(reason);
-                    break;
-                }
-                continue;
-            }
-            _ = recheck.tick() => {
-                if app.cluster.as_ref().is_some_and(|c| c.connected()) {
-                    continue;
-                }
-                if let Some(reason) = revoked(&app, meeting, &principal, &credential).await {
-                    closer.close(reason);
-                    break;
-                }
-                continue;
             }
             _ = tokio::time::sleep_until(heard + silence), if resume_at.is_none() => {
                 closer.close(CloseReason::new(
@@ -406,38 +375,6 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Why an open connection may no longer stay, if it may not.
-async fn revoked(
-    app: &AppState,
-    meeting: MeetingId,
-    principal: &Principal,
-    credential: &Credential,
-) -> Option<CloseReason> {
-    match auth::still_valid(&app.db.dir, credential, Utc::now()).await {
-        Ok(false) => {
-            return Some(CloseReason::new(
-                close_code::UNAUTHORIZED,
-                "sign-in no longer valid",
-            ));
-        }
-        Ok(true) => {}
-        Err(e) => {
-            warn!(error = %e, "could not recheck a connection's credential");
-            return None;
-        }
-    }
-    if principal.is_admin {
-        return None;
-    }
-    match app.db.dir.role(meeting, principal.user_id).await {
-        Ok(None) => Some(CloseReason::new(
-            close_code::FORBIDDEN,
-            "removed from the meeting",
-        )),
-        _ => None,
     }
 }
 

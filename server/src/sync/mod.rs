@@ -10,6 +10,7 @@ pub mod limits;
 pub mod live;
 pub mod peer;
 pub mod protocol;
+pub mod recheck;
 mod room;
 
 use std::{
