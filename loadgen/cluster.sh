@@ -263,7 +263,9 @@ for run in $RUNS; do
       fanout outage --url "$(urls)" --duration "$measured" --drain 5 --timeline &
       gen=$!
       # The measurement starts 5 s (warm-up) after "typing:".
-      for _ in $(seq 1 1200); do
+      # (Creating 500 meetings and connecting 1,500 clients takes a while
+      # on a busy machine: wait up to 10 minutes.)
+      for _ in $(seq 1 6000); do
         grep -q '^typing:' "$OUT/outage.err" 2>/dev/null && break
         kill -0 "$gen" 2>/dev/null || break
         sleep 0.1
@@ -280,7 +282,7 @@ for run in $RUNS; do
       for i in "${!node_ports[@]}"; do
         curl -fsS "http://127.0.0.1:${node_ports[$i]}/metrics" |
           grep -E '^protokoll_cluster_(catch_ups_total|last_outage_seconds|dropped_total)' |
-          sed "s/^/node$((i + 1)) /"
+          sed "s/^/node$((i + 1)) /" || true
       done >"$OUT/outage.metrics.txt"
       ;;
     *) echo "unknown run $run" >&2; exit 1 ;;

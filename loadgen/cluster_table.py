@@ -133,15 +133,21 @@ def outage_report(out):
         return
     normal_p99 = statistics.median(s["latency_ms"]["p99_ms"] for s in before)
     limit = 2 * normal_p99
-    # The first second (by send time) from which on every second is
-    # normal again: p99 within twice the median per-second p99 before the
-    # outage, and every expected delivery arrived.
+    # The first second (by send time) that starts STEADY normal seconds:
+    # p99 within twice the median per-second p99 before the outage, and
+    # every expected delivery arrived (a lone slow second later on, on a
+    # shared machine, is noise, not the outage).
+    steady = 5
+
+    def normal(x):
+        return x["latency_ms"]["p99_ms"] <= limit and x["delivered"] == x["expected"]
+
     back = None
     for i, s in enumerate(line):
         if s["unix"] + 1 <= down:
             continue
-        rest = line[i:]
-        if all(x["latency_ms"]["p99_ms"] <= limit and x["delivered"] == x["expected"] for x in rest):
+        run = line[i : i + steady]
+        if len(run) == steady and all(normal(x) for x in run):
             back = s
             break
     print()
@@ -159,8 +165,9 @@ def outage_report(out):
         print("- catch-up: latency did not return to normal within the measurement")
     else:
         print(
-            f"- catch-up: updates sent from +{back['unix'] - t0:.0f} s on are normal again, "
-            f"{max(0.0, back['unix'] - up):.1f} s after Redis was back (1 s resolution)"
+            f"- catch-up: updates sent from +{back['unix'] - t0:.0f} s on are normal again "
+            f"({steady} seconds in a row), within {max(0.0, back['unix'] - up):.1f} s after Redis "
+            f"was back (1 s resolution)"
         )
     for node, after, outage in node_resubscribed(out, up):
         extra = f", logged outage {outage:.1f} s" if outage is not None else ""
