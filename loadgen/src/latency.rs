@@ -472,7 +472,10 @@ mod tests {
         let mut seen = HashMap::new();
         // The second one arrives first and late: it still counts in its
         // own send second.
-        assert_eq!(tracker.on_update(9, &mut seen, &u1.update, t0 + ms(2_900)), 1);
+        assert_eq!(
+            tracker.on_update(9, &mut seen, &u1.update, t0 + ms(2_900)),
+            1
+        );
         let line = tracker.timeline();
         assert_eq!(line.len(), 3);
         assert_eq!((line[0].sent, line[0].delivered), (1, 0));
