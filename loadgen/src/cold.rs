@@ -70,7 +70,7 @@ struct Conn {
 
 impl Conn {
     async fn open(common: &Common, doc: &str, token: Option<&str>) -> anyhow::Result<Conn> {
-        let url = setup::connect_url(common.protocol, &common.url, doc, token);
+        let url = setup::connect_url(common.protocol, common.url_for(0), doc, token);
         let ws = connect(&url, Duration::from_secs_f64(common.connect_timeout)).await?;
         let (sink, stream) = ws.split();
         let (out, sink) = spawn_sink(sink);

@@ -11,10 +11,10 @@
 use std::{
     collections::HashMap,
     sync::{
-        Mutex,
+        Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use dashmap::DashMap;
@@ -68,10 +68,45 @@ impl PhaseStats {
     }
 }
 
+/// Measured sends bucketed by the second of their scheduled send time,
+/// counted from an origin (`Tracker::start_timeline`).
+struct Timeline {
+    origin: Instant,
+    /// The origin as Unix time, seconds.
+    origin_unix: f64,
+    seconds: Mutex<Vec<PhaseStats>>,
+}
+
+impl Timeline {
+    /// The bucket of `scheduled`, grown on demand.
+    fn with<R>(&self, scheduled: Instant, f: impl FnOnce(&mut PhaseStats) -> R) -> R {
+        let second = scheduled.saturating_duration_since(self.origin).as_secs() as usize;
+        let mut seconds = self.seconds.lock().unwrap();
+        while seconds.len() <= second {
+            seconds.push(PhaseStats::new());
+        }
+        f(&mut seconds[second])
+    }
+}
+
+/// One second of a timeline, copied out for reporting.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimelineSecond {
+    /// Seconds since the origin (the bucket's start).
+    pub second: usize,
+    /// Unix time of the bucket's start.
+    pub unix: f64,
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub latency_ms: Percentiles,
+}
+
 /// Shared by every client of a run.
 pub struct Tracker {
     sends: DashMap<(u64, u32), SendRecord>,
     phases: Vec<Mutex<PhaseStats>>,
+    timeline: OnceLock<Timeline>,
     /// Every matched delivery, any phase (for rates over wall-clock windows).
     pub delivered_total: AtomicU64,
     /// Update and sync-step-2 messages received, any phase.
@@ -85,11 +120,52 @@ impl Tracker {
         Tracker {
             sends: DashMap::new(),
             phases: (0..phases).map(|_| Mutex::new(PhaseStats::new())).collect(),
+            timeline: OnceLock::new(),
             delivered_total: AtomicU64::new(0),
             update_messages_total: AtomicU64::new(0),
             sent_total: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
         }
+    }
+
+    /// From now on, also count measured sends per second of their
+    /// scheduled time, counted from `origin` (only the first call counts).
+    pub fn start_timeline(&self, origin: Instant) {
+        let now = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let origin_unix = if origin >= now {
+            unix + (origin - now).as_secs_f64()
+        } else {
+            unix - (now - origin).as_secs_f64()
+        };
+        let _ = self.timeline.set(Timeline {
+            origin,
+            origin_unix,
+            seconds: Mutex::new(Vec::new()),
+        });
+    }
+
+    /// The timeline so far (empty unless started).
+    pub fn timeline(&self) -> Vec<TimelineSecond> {
+        let Some(t) = self.timeline.get() else {
+            return Vec::new();
+        };
+        let seconds = t.seconds.lock().unwrap();
+        seconds
+            .iter()
+            .enumerate()
+            .map(|(second, p)| TimelineSecond {
+                second,
+                unix: t.origin_unix + second as f64,
+                sent: p.sent,
+                expected: p.expected,
+                delivered: p.delivered,
+                latency_ms: Percentiles::of(&p.latency),
+            })
+            .collect()
     }
 
     /// Called by a writer *before* the update is handed to the socket.
@@ -109,6 +185,12 @@ impl Tracker {
             let mut p = self.phases[phase].lock().unwrap();
             p.sent += 1;
             p.expected += receivers as u64;
+        }
+        if let Some(t) = self.timeline.get() {
+            t.with(scheduled, |p| {
+                p.sent += 1;
+                p.expected += receivers as u64;
+            });
         }
         if receivers > 0 {
             self.sends.insert(
@@ -197,6 +279,14 @@ impl Tracker {
                 );
                 p.delivered += 1;
                 i += 1;
+            }
+        }
+        if let Some(t) = self.timeline.get() {
+            for rec in &matched {
+                t.with(rec.scheduled, |p| {
+                    record(&mut p.latency, now.saturating_duration_since(rec.scheduled));
+                    p.delivered += 1;
+                });
             }
         }
         matched.len()
@@ -367,6 +457,32 @@ mod tests {
         assert_eq!(tracker.snapshot(0).delivered, 0);
         assert_eq!(tracker.snapshot(1).delivered, 1);
         assert_eq!(tracker.snapshot(1).latency.max() / 1000, 7);
+    }
+
+    #[test]
+    fn the_timeline_buckets_by_scheduled_second() {
+        let tracker = Tracker::new(1);
+        let t0 = Instant::now();
+        tracker.start_timeline(t0);
+        let mut a = Typist::new(5, "section:w0");
+        let u0 = a.type_char();
+        tracker.record_send(5, u0.clock, t0 + ms(100), Some(0), 1);
+        let u1 = a.type_char();
+        tracker.record_send(5, u1.clock, t0 + ms(2_100), Some(0), 1);
+        let mut seen = HashMap::new();
+        // The second one arrives first and late: it still counts in its
+        // own send second.
+        assert_eq!(
+            tracker.on_update(9, &mut seen, &u1.update, t0 + ms(2_900)),
+            1
+        );
+        let line = tracker.timeline();
+        assert_eq!(line.len(), 3);
+        assert_eq!((line[0].sent, line[0].delivered), (1, 0));
+        assert_eq!((line[1].sent, line[1].expected), (0, 0));
+        assert_eq!((line[2].sent, line[2].delivered), (1, 1));
+        assert_eq!(line[2].latency_ms.max_ms.round(), 800.0);
+        assert!((line[2].unix - line[0].unix - 2.0).abs() < 1e-6);
     }
 
     #[test]

@@ -61,9 +61,16 @@ enum Command {
 pub struct Common {
     /// WebSocket base URL. y-websocket: the document name is appended as a
     /// path segment (our server: ws://HOST:PORT/sync). Hocuspocus: used as
-    /// is.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/sync")]
-    pub url: String,
+    /// is. Several (repeated or comma-separated), e.g. the nodes of a
+    /// cluster: the k-th client of every meeting connects to URL number
+    /// k mod n, so the clients of one meeting sit on different nodes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = false,
+        default_value = "ws://127.0.0.1:8080/sync"
+    )]
+    pub url: Vec<String>,
 
     #[arg(long, value_enum, default_value_t = Protocol::YWebsocket)]
     pub protocol: Protocol,
@@ -135,6 +142,11 @@ pub struct FanoutArgs {
     /// Seconds to wait for in-flight deliveries after typing stops.
     #[arg(long, default_value_t = 2.0)]
     pub drain: f64,
+    /// Also report every measured second on its own (by scheduled send
+    /// time): sends, deliveries, p50/p99/max, with its Unix time, to line
+    /// up with events outside (a Redis outage).
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +201,13 @@ pub struct IdleArgs {
     /// again at the end).
     #[arg(long, default_value_t = 0.0)]
     pub hold: f64,
+}
+
+impl Common {
+    /// The URL the k-th client of a meeting connects to.
+    pub fn url_for(&self, k: usize) -> &str {
+        &self.url[k % self.url.len()]
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::{
     Common, FanoutArgs, IdleArgs, RampArgs,
     client::{ClientSpec, Outcome, Run, Schedule, run_client},
-    latency::{Percentiles, PhaseSnapshot},
+    latency::{Percentiles, PhaseSnapshot, TimelineSecond},
     procstat, report,
     setup::{self, Tokens},
     wire::{Framing, Protocol},
@@ -93,7 +93,12 @@ impl Fleet {
                 let spec = ClientSpec {
                     index,
                     meeting: m,
-                    url: setup::connect_url(common.protocol, &common.url, doc, token.as_deref()),
+                    url: setup::connect_url(
+                        common.protocol,
+                        common.url_for(k),
+                        doc,
+                        token.as_deref(),
+                    ),
                     framing: Framing::new(common.protocol, doc.clone()),
                     token,
                     client_id: ids[index],
@@ -332,6 +337,9 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     let run = fleet.run.clone();
     let start = Instant::now();
     let record_from = start + secs(a.warmup);
+    if a.timeline {
+        run.tracker.start_timeline(record_from);
+    }
     fleet.set_schedule(Schedule {
         rate: a.rate,
         phase: 0,
@@ -351,6 +359,7 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
     fleet.set_schedule(Schedule::idle());
     tokio::time::sleep(secs(a.drain)).await;
     let snap = run.tracker.snapshot(0);
+    let timeline = run.tracker.timeline();
     let pending = run.tracker.pending();
     let dropped = run.dropped.load(Ordering::Relaxed);
     let failed = run.failed.load(Ordering::Relaxed);
@@ -411,12 +420,16 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         rows.push(("undecodable updates".to_owned(), decode_errors.to_string()));
     }
     report::kv(&rows);
+    if a.timeline {
+        print_timeline(&timeline);
+    }
     if !errors.is_empty() {
         eprintln!("client errors (first {}): {errors:#?}", errors.len());
     }
     warn_if_saturated(&w);
     report::result(&json!({
         "scenario": "fanout",
+        "timeline": timeline,
         "protocol": c.protocol,
         "url": c.url,
         "meetings": a.meetings,
@@ -433,6 +446,37 @@ pub async fn fanout(a: FanoutArgs) -> anyhow::Result<()> {
         "errors": errors,
     }));
     Ok(())
+}
+
+/// One row per measured second (by scheduled send time).
+fn print_timeline(timeline: &[TimelineSecond]) {
+    println!();
+    let rows: Vec<Vec<String>> = timeline
+        .iter()
+        .map(|t| {
+            vec![
+                t.second.to_string(),
+                format!("{:.1}", t.unix),
+                t.sent.to_string(),
+                format!("{}/{}", t.delivered, t.expected),
+                report::f2(t.latency_ms.p50_ms),
+                report::f2(t.latency_ms.p99_ms),
+                report::f2(t.latency_ms.max_ms),
+            ]
+        })
+        .collect();
+    report::grid(
+        &[
+            "second",
+            "unix",
+            "sent",
+            "delivered",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+        ],
+        &rows,
+    );
 }
 
 pub async fn ramp(a: RampArgs) -> anyhow::Result<()> {
@@ -682,7 +726,7 @@ mod tests {
 
     fn common(url: String, protocol: Protocol, token_file: Option<std::path::PathBuf>) -> Common {
         Common {
-            url,
+            url: vec![url],
             protocol,
             create_meetings_via: None,
             as_agencies: false,

@@ -36,6 +36,9 @@ pub mod metric {
     pub const CLUSTER_DROPPED: &str = "protokoll_cluster_dropped_total";
     pub const CLUSTER_CONNECTED: &str = "protokoll_cluster_redis_connected";
     pub const CLUSTER_CATCH_UPS: &str = "protokoll_cluster_catch_ups_total";
+    /// Seconds the last Redis outage lasted (lost subscription to the next
+    /// one), set when Redis is back.
+    pub const CLUSTER_LAST_OUTAGE: &str = "protokoll_cluster_last_outage_seconds";
     /// A quota or flood limit tripped, by `limit` (see `sync::limits::limit`).
     pub const LIMIT_TRIPS: &str = "protokoll_limit_trips_total";
     /// Presence messages held back and replaced by a later state of the

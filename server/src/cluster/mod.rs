@@ -616,6 +616,8 @@ async fn subscribe_loop(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // When the subscription was lost, for the outage's length in the log.
+    let mut lost_at: Option<std::time::Instant> = None;
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -648,7 +650,18 @@ async fn subscribe_loop(
             continue;
         }
         backoff = Duration::from_millis(100);
-        info!(meetings = held.len(), "subscribed to Redis");
+        match lost_at.take() {
+            Some(lost) => {
+                let outage = lost.elapsed();
+                metrics::gauge!(metric::CLUSTER_LAST_OUTAGE).set(outage.as_secs_f64());
+                info!(
+                    meetings = held.len(),
+                    outage_ms = outage.as_millis() as u64,
+                    "subscribed to Redis again; catching up the held meetings from the log"
+                );
+            }
+            None => info!(meetings = held.len(), "subscribed to Redis"),
+        }
         cluster.connected.send_replace(true);
         cluster.epoch.send_modify(|e| *e += 1);
         metrics::gauge!(metric::CLUSTER_CONNECTED).set(1.0);
@@ -684,6 +697,7 @@ async fn subscribe_loop(
                 _ = shutdown.cancelled() => return,
             }
         }
+        lost_at = Some(std::time::Instant::now());
         warn!("lost the Redis subscription; polling the log until it is back");
         cluster.connected.send_replace(false);
         metrics::gauge!(metric::CLUSTER_CONNECTED).set(0.0);
