@@ -74,8 +74,11 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
   exit 1
 fi
 
-log "building (release)"
-(cd "$root" && cargo build --release --locked -q -p protokoll-server -p protokoll-loadgen)
+# BUILD=0: use the release binaries already in $CARGO_TARGET_DIR.
+if [ "${BUILD:-1}" = 1 ]; then
+  log "building (release)"
+  (cd "$root" && cargo build --release --locked -q -p protokoll-server -p protokoll-loadgen)
+fi
 bin=$CARGO_TARGET_DIR/release
 protokoll=$bin/protokoll
 loadgen=$bin/protokoll-loadgen

@@ -141,7 +141,8 @@ class Below:
         self.limit, self.unit = limit, unit
 
     def goal(self, better, best, meta):
-        return f"under {self.limit:g} {self.unit}"
+        sep = "" if self.unit.startswith("%") else " "
+        return f"under {self.limit:g}{sep}{self.unit}"
 
     def met(self, v, better, best, meta):
         return v < self.limit
