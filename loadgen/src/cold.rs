@@ -17,7 +17,10 @@ use futures::{StreamExt, stream::SplitStream};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use yrs::{Update, updates::decoder::Decode};
+use yrs::{
+    ClientID, StateVector, Update,
+    updates::{decoder::Decode, encoder::Encode},
+};
 
 use crate::{
     Common,
@@ -54,6 +57,18 @@ pub struct ColdArgs {
     /// Seconds to wait for the server to hold the whole trace.
     #[arg(long, default_value_t = 1800.0)]
     pub upload_timeout: f64,
+    /// The measuring client already holds this share of the trace (its
+    /// first updates, between 0 and 1): it connects with their state
+    /// vector instead of an empty one, as a client that was in the meeting
+    /// earlier does, and the server answers with the rest. 0: an empty
+    /// state vector.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        requires = "trace"
+    )]
+    pub holding: f64,
 }
 
 type Stream = SplitStream<
@@ -86,10 +101,10 @@ impl Conn {
         })
     }
 
-    /// Sends sync step 1 with an empty state vector and returns the sync
-    /// step 2 payload (the whole document).
-    async fn sync(&mut self) -> anyhow::Result<Vec<u8>> {
-        let _ = self.out.send(self.framing.sync_step_1(&[0]));
+    /// Sends sync step 1 with `state_vector` (v1 encoded) and returns the
+    /// sync step 2 payload (what the server holds beyond it).
+    async fn sync(&mut self, state_vector: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let _ = self.out.send(self.framing.sync_step_1(state_vector));
         loop {
             let data = match self.stream.next().await {
                 None => bail!("connection closed before sync step 2"),
@@ -119,6 +134,35 @@ impl Conn {
         drop(self.out);
         let _ = tokio::time::timeout(Duration::from_secs(3), self.sink).await;
     }
+}
+
+/// A state vector with no clients, v1 encoded.
+const EMPTY_STATE_VECTOR: &[u8] = &[0];
+
+/// What a client holding the first `fraction` of `updates` knows: its state
+/// vector (v1 encoded) and the number of updates it holds.
+fn held_state(updates: &[Vec<u8>], fraction: f64) -> anyhow::Result<(Vec<u8>, usize)> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        bail!("--holding must be between 0 and 1 (exclusive)");
+    }
+    let n = ((updates.len() as f64 * fraction).round() as usize).clamp(1, updates.len());
+    let merged = yrs::merge_updates_v1(updates[..n].iter().map(Vec::as_slice))
+        .context("merging the held part of the trace")?;
+    let sv = Update::decode_v1(&merged)
+        .context("undecodable merged update")?
+        .state_vector();
+    Ok((sv.encode_v1(), n))
+}
+
+/// The insertions a sync step 2 answering `state_vector` must contain: those
+/// of `expected` that end beyond what the state vector holds.
+fn beyond(expected: &HashMap<u64, u32>, state_vector: &[u8]) -> anyhow::Result<HashMap<u64, u32>> {
+    let sv = StateVector::decode_v1(state_vector).context("undecodable state vector")?;
+    Ok(expected
+        .iter()
+        .filter(|&(&client, &end)| end > sv.get(&ClientID::new(client)))
+        .map(|(&c, &e)| (c, e))
+        .collect())
 }
 
 /// Highest clock per client that `update` inserts.
@@ -153,7 +197,7 @@ async fn upload(
 ) -> anyhow::Result<(f64, usize)> {
     let c = &a.common;
     let mut conn = Conn::open(c, doc, token).await?;
-    conn.sync().await?;
+    conn.sync(EMPTY_STATE_VECTOR).await?;
     // Keep reading (acks, echoes, pings) so the server never waits for us.
     let acks = Arc::new(AtomicU64::new(0));
     let Conn {
@@ -208,7 +252,7 @@ async fn upload(
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut check = Conn::open(c, doc, token).await?;
-        let step2 = check.sync().await;
+        let step2 = check.sync(EMPTY_STATE_VECTOR).await;
         check.close().await;
         if covers(&step2?, expected) {
             break;
@@ -253,12 +297,13 @@ async fn measure(
     c: &Common,
     doc: &str,
     token: Option<&str>,
+    state_vector: &[u8],
     expected: &HashMap<u64, u32>,
 ) -> anyhow::Result<Sample> {
     let t0 = Instant::now();
     let mut conn = Conn::open(c, doc, token).await?;
     let connected = t0.elapsed();
-    let step2 = conn.sync().await?;
+    let step2 = conn.sync(state_vector).await?;
     let done = t0.elapsed();
     conn.close().await;
     Ok(Sample {
@@ -297,6 +342,8 @@ pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
     eprintln!("document: {doc}");
     let mut expected = HashMap::new();
     let mut upload_info = serde_json::Value::Null;
+    let mut state_vector = EMPTY_STATE_VECTOR.to_vec();
+    let mut holding_info = serde_json::Value::Null;
     if let Some(path) = &a.trace {
         let updates = trace::read(path, a.trace_format)?;
         for u in &updates {
@@ -305,6 +352,17 @@ pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
         let n = updates.len();
         let bytes: usize = updates.iter().map(Vec::len).sum();
         eprintln!("trace: {n} updates, {bytes} bytes");
+        if a.holding > 0.0 {
+            let (sv, held) = held_state(&updates, a.holding)?;
+            eprintln!(
+                "the measuring client holds the first {held} updates (state vector of {} bytes)",
+                sv.len()
+            );
+            holding_info = json!({
+                "fraction": a.holding, "updates": held, "state_vector_bytes": sv.len(),
+            });
+            state_vector = sv;
+        }
         let (took, messages) = upload(&a, &doc, token.as_deref(), updates, &expected).await?;
         eprintln!("upload: done in {took:.1} s");
         upload_info = json!({
@@ -313,13 +371,15 @@ pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
         });
     }
 
+    // The answer must bring what the measuring client lacks.
+    let expected = beyond(&expected, &state_vector)?;
     let mut samples = Vec::with_capacity(a.repeat);
     for i in 0..a.repeat {
         if a.unload_wait > 0.0 {
             eprintln!("waiting {} s for the document to unload", a.unload_wait);
             tokio::time::sleep(Duration::from_secs_f64(a.unload_wait)).await;
         }
-        let s = measure(c, &doc, token.as_deref(), &expected).await?;
+        let s = measure(c, &doc, token.as_deref(), &state_vector, &expected).await?;
         eprintln!(
             "run {i}: sync step 2 after {:.1} ms ({} bytes{})",
             s.step2_ms,
@@ -342,9 +402,14 @@ pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
     };
 
     report::heading(&format!(
-        "cold: connect -> sync step 2, {} runs, {}",
+        "cold: connect -> sync step 2, {} runs, {}{}",
         samples.len(),
-        c.protocol
+        c.protocol,
+        if a.holding > 0.0 {
+            format!(", client holding {} of the trace", a.holding)
+        } else {
+            String::new()
+        }
     ));
     let mut rows: Vec<(String, String)> = vec![("document".into(), doc.clone())];
     if let Some(u) = upload_info.as_object() {
@@ -389,8 +454,77 @@ pub async fn run(a: ColdArgs) -> anyhow::Result<()> {
         "document": doc,
         "upload": upload_info,
         "unload_wait_s": a.unload_wait,
+        "holding": holding_info,
         "step2_ms": {"min": min, "median": median, "max": max},
         "samples": samples,
     }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use yrs::{Doc, ReadTxn, Transact};
+
+    use super::*;
+
+    fn trace(ops: u64) -> Vec<Vec<u8>> {
+        let args = trace::GenTraceArgs {
+            out: PathBuf::new(),
+            ops,
+            delete_ratio: 0.3,
+            jump_ratio: 0.05,
+            root: format!("section:{}", trace::SECTION),
+            client_id: 7,
+            seed: 3,
+        };
+        let mut updates = Vec::new();
+        trace::build(&args, |u| {
+            updates.push(u.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        updates
+    }
+
+    #[test]
+    fn a_client_holding_half_the_trace_needs_only_the_rest() {
+        let updates = trace(1000);
+        let mut expected = HashMap::new();
+        for u in &updates {
+            insert_ends(u, &mut expected).unwrap();
+        }
+        let (sv, held) = held_state(&updates, 0.5).unwrap();
+        assert_eq!(held, 501);
+
+        // What a server holding the whole trace answers to that state vector.
+        let server = Doc::new();
+        for u in &updates {
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
+        }
+        let answer = server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::decode_v1(&sv).unwrap());
+        let whole = server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        assert!(answer.len() < whole.len());
+
+        let rest = beyond(&expected, &sv).unwrap();
+        assert!(covers(&answer, &rest));
+        // An answer from a server that lost the document is caught.
+        assert!(!rest.is_empty());
+        assert!(!covers(Update::EMPTY_V1, &rest));
+    }
+
+    #[test]
+    fn holding_must_be_a_proper_fraction() {
+        let updates = trace(10);
+        assert!(held_state(&updates, 0.0).is_err());
+        assert!(held_state(&updates, 1.0).is_err());
+    }
 }

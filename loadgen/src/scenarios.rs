@@ -263,6 +263,8 @@ struct Window {
     delivered_per_s: f64,
     server_cpu_s: Option<f64>,
     server_cpu_s_per_1000_delivered: Option<f64>,
+    /// Server CPU seconds per wall second (1.0 = one core busy).
+    server_cores_busy: Option<f64>,
     loadgen_cpu_s: f64,
     /// Loadgen CPU seconds per wall second (1.0 = one core busy).
     loadgen_cores_busy: f64,
@@ -284,6 +286,7 @@ fn window(a: Mark, b: Mark) -> Window {
         server_cpu_s_per_1000_delivered: server_cpu
             .filter(|_| delivered > 0)
             .map(|c| c / (delivered as f64 / 1000.0)),
+        server_cores_busy: server_cpu.map(|c| c / seconds),
         loadgen_cpu_s: loadgen_cpu,
         loadgen_cores_busy: loadgen_cpu / seconds,
     }
@@ -637,6 +640,50 @@ pub async fn ramp(a: RampArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Server CPU time at one instant of the idle scenario.
+#[derive(Clone, Copy)]
+struct IdleCpu {
+    at: Instant,
+    cpu_s: f64,
+}
+
+impl IdleCpu {
+    fn now(pid: u32) -> anyhow::Result<IdleCpu> {
+        Ok(IdleCpu {
+            at: Instant::now(),
+            cpu_s: procstat::cpu_seconds(pid)?,
+        })
+    }
+
+    fn until(self, later: IdleCpu) -> IdleCpuWindow {
+        let seconds = (later.at - self.at).as_secs_f64().max(1e-9);
+        let cpu_s = later.cpu_s - self.cpu_s;
+        IdleCpuWindow {
+            seconds,
+            cpu_s,
+            percent_of_a_core: 100.0 * cpu_s / seconds,
+        }
+    }
+}
+
+/// Server CPU while the connections sit idle. /proc counts in clock ticks
+/// (10 ms), so a window of N seconds resolves 1/N ticks per second.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct IdleCpuWindow {
+    seconds: f64,
+    cpu_s: f64,
+    percent_of_a_core: f64,
+}
+
+impl IdleCpuWindow {
+    fn describe(&self) -> String {
+        format!(
+            "{:.2} s over {:.1} s ({:.2}% of a core)",
+            self.cpu_s, self.seconds, self.percent_of_a_core
+        )
+    }
+}
+
 pub async fn idle(a: IdleArgs) -> anyhow::Result<()> {
     let c = &a.common;
     let Some(pid) = c.server_pid else {
@@ -650,11 +697,16 @@ pub async fn idle(a: IdleArgs) -> anyhow::Result<()> {
     let fleet = Fleet::start(c, &docs, a.clients_per_meeting, 0, 1, tokens)?;
     let synced = fleet.wait_synced(secs(c.sync_timeout)).await;
     let connect_s = t0.elapsed().as_secs_f64();
+    let cpu_synced = IdleCpu::now(pid)?;
     tokio::time::sleep(secs(a.settle)).await;
+    let cpu_settled = IdleCpu::now(pid)?;
     let rss_after = procstat::rss_kib(pid)?;
     let self_after = procstat::rss_kib(std::process::id()).unwrap_or(0);
     tokio::time::sleep(secs(a.hold)).await;
+    let cpu_end = IdleCpu::now(pid)?;
     let rss_end = procstat::rss_kib(pid)?;
+    let settle_cpu = cpu_synced.until(cpu_settled);
+    let hold_cpu = (a.hold > 0.0).then(|| cpu_settled.until(cpu_end));
     let failed = fleet.run.failed.load(Ordering::Relaxed);
     let dropped = fleet.run.dropped.load(Ordering::Relaxed);
     let still = synced.saturating_sub(dropped);
@@ -698,6 +750,11 @@ pub async fn idle(a: IdleArgs) -> anyhow::Result<()> {
             "loadgen VmRSS",
             format!("{self_before} KiB before, {self_after} KiB with the connections open"),
         ),
+        ("server CPU, settle", settle_cpu.describe()),
+        (
+            "server CPU, hold",
+            hold_cpu.map_or("- (no --hold)".to_owned(), |w| w.describe()),
+        ),
     ]);
     if !errors.is_empty() {
         eprintln!("client errors (first {}): {errors:#?}", errors.len());
@@ -714,6 +771,7 @@ pub async fn idle(a: IdleArgs) -> anyhow::Result<()> {
         "server_rss_kib_per_connection": per_conn(rss_after),
         "server_rss_kib_per_connection_end": per_conn(rss_end),
         "loadgen_rss_kib": {"before": self_before, "connected": self_after},
+        "server_cpu": {"settle": settle_cpu, "hold": hold_cpu},
         "errors": errors,
     }));
     Ok(())
