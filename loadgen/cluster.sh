@@ -50,8 +50,11 @@ if [[ " $RUNS " == *" nginx "* && ! -x $nginx_bin ]]; then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-log "building (release)"
-(cd "$root" && cargo build --release --locked -q -p protokoll-server -p protokoll-loadgen)
+# BUILD=0 uses the release binaries already in $CARGO_TARGET_DIR.
+if [ "${BUILD:-1}" = 1 ]; then
+  log "building (release)"
+  (cd "$root" && cargo build --release --locked -q -p protokoll-server -p protokoll-loadgen)
+fi
 protokoll=$CARGO_TARGET_DIR/release/protokoll
 loadgen=$CARGO_TARGET_DIR/release/protokoll-loadgen
 
