@@ -39,6 +39,11 @@ pub mod metric {
     /// Seconds the last Redis outage lasted (lost subscription to the next
     /// one), set when Redis is back.
     pub const CLUSTER_LAST_OUTAGE: &str = "protokoll_cluster_last_outage_seconds";
+    /// How long a room now waits for a missing position to arrive over
+    /// Redis before reading the log (follows the recent delivery lag).
+    pub const CLUSTER_HOLE_WAIT_SECONDS: &str = "protokoll_cluster_hole_wait_seconds";
+    /// Catch-ups put off because the node's turns were all taken.
+    pub const CLUSTER_CATCH_UPS_DEFERRED: &str = "protokoll_cluster_catch_ups_deferred_total";
     /// A quota or flood limit tripped, by `limit` (see `sync::limits::limit`).
     pub const LIMIT_TRIPS: &str = "protokoll_limit_trips_total";
     /// Presence messages held back and replaced by a later state of the

@@ -764,16 +764,24 @@ async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
             v.section("section:polis").contains("som ledamot")
         })
         .await;
-    let changed = bearer_client(&c.secretary)
-        .put(
-            c.server
-                .http(&format!("/api/meetings/{id}/participants/{}", c.polis_user)),
-        )
-        .json(&serde_json::json!({ "role": "justerare" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(changed.status(), 204);
+    let set_role = |role: &'static str| {
+        bearer_client(&c.secretary)
+            .put(
+                c.server
+                    .http(&format!("/api/meetings/{id}/participants/{}", c.polis_user)),
+            )
+            .json(&serde_json::json!({ "role": role }))
+            .send()
+    };
+    // The same role again changes nothing: the connection stays and writes.
+    assert_eq!(set_role("member").await.unwrap().status(), 204);
+    polis.write("section:polis", ", fortfarande").await;
+    viewer
+        .until("the member's second edit", |v| {
+            v.section("section:polis").contains("fortfarande")
+        })
+        .await;
+    assert_eq!(set_role("justerare").await.unwrap().status(), 204);
     assert_eq!(polis.closed_by_server().await.0, 1012);
     let mut verifier = Client::synced(addr, id, &c.polis).await;
     verifier.write("section:polis", "som justerare").await;

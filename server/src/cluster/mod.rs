@@ -44,10 +44,27 @@ use crate::{
     telemetry::metric,
 };
 
-/// How long a room waits for a missing log position to arrive over Redis
-/// before reading it from Postgres. Two nodes' commits of one meeting may
-/// be published in the other order than they committed.
+/// How long a room waits at least for a missing log position to arrive
+/// over Redis before reading it from Postgres. Two nodes' commits of one
+/// meeting may be published in the other order than they committed, and a
+/// node's own commit may land before another node's earlier one arrives.
 pub const HOLE_WAIT: Duration = Duration::from_millis(250);
+
+/// How long a room waits at most. Under load Redis delivers late, not
+/// never: the wait follows how long holes recently took to fill (see
+/// `Cluster::hole_wait`), so that a busy node does not add a read of the
+/// log per meeting to its load (each read making the next deliveries later
+/// still).
+pub const MAX_HOLE_WAIT: Duration = Duration::from_secs(5);
+
+/// How fast the recent delivery lag is forgotten: it halves every this.
+const LAG_HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// Reads of the log (catch-ups) a node runs at once; a room that finds
+/// none free tries again after its hole wait. A reconnection to Redis asks
+/// every held meeting to catch up: they take turns rather than all wait on
+/// the database pool at once.
+const CATCH_UPS_AT_ONCE: usize = 4;
 
 /// How often, while Redis is away, the log heads of held meetings are read,
 /// and how often a node checks whether Postgres is back after a failure.
@@ -56,6 +73,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Messages waiting to be published; beyond this they are dropped (the
 /// receivers find the hole and read the log).
 const OUTBOX: usize = 65_536;
+
+/// Most messages published in one round trip to Redis.
+const PUBLISH_BATCH: usize = 256;
 
 /// Longest wait between attempts to reach Redis.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -259,6 +279,28 @@ pub struct Cluster {
     store: DynStore,
     /// Set when an append failed, cleared once Postgres answers again.
     storage_down: AtomicBool,
+    /// How late Redis recently delivered what a hole waited for.
+    lag: Mutex<Lag>,
+    catch_ups: tokio::sync::Semaphore,
+}
+
+/// The longest recent delivery lag, forgotten with `LAG_HALF_LIFE`.
+#[derive(Debug)]
+struct Lag {
+    seconds: f64,
+    at: std::time::Instant,
+}
+
+/// The hole wait for a delivery lag of `lag` seconds.
+fn wait_for(lag: f64) -> Duration {
+    Duration::from_secs_f64((2.0 * lag).min(MAX_HOLE_WAIT.as_secs_f64())).max(HOLE_WAIT)
+}
+
+impl Lag {
+    fn now(&self, now: std::time::Instant) -> f64 {
+        let age = now.saturating_duration_since(self.at).as_secs_f64();
+        self.seconds * 0.5f64.powf(age / LAG_HALF_LIFE.as_secs_f64())
+    }
 }
 
 enum Command {
@@ -331,6 +373,11 @@ impl Cluster {
             live: OnceLock::new(),
             store,
             storage_down: AtomicBool::new(false),
+            lag: Mutex::new(Lag {
+                seconds: 0.0,
+                at: std::time::Instant::now(),
+            }),
+            catch_ups: tokio::sync::Semaphore::new(CATCH_UPS_AT_ONCE),
         }))
     }
 
@@ -391,6 +438,35 @@ impl Cluster {
                 info!("the database answers again");
             }
         }
+    }
+
+    /// How long a hole may stay open before the room reads the log: twice
+    /// the longest recent delivery lag, within `HOLE_WAIT..=MAX_HOLE_WAIT`.
+    pub fn hole_wait(&self) -> Duration {
+        let lag = self
+            .lag
+            .lock()
+            .expect("cluster lock")
+            .now(std::time::Instant::now());
+        wait_for(lag)
+    }
+
+    /// A position a room waited for arrived over Redis `waited` after the
+    /// hole opened (in time, or after the room had read it from the log).
+    pub fn note_delivery_lag(&self, waited: Duration) {
+        let now = std::time::Instant::now();
+        let mut lag = self.lag.lock().expect("cluster lock");
+        let current = lag.now(now);
+        *lag = Lag {
+            seconds: current.max(waited.as_secs_f64()),
+            at: now,
+        };
+        metrics::gauge!(metric::CLUSTER_HOLE_WAIT_SECONDS).set(wait_for(lag.seconds).as_secs_f64());
+    }
+
+    /// A turn to read the log, if one is free now.
+    pub fn catch_up_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.catch_ups.try_acquire().ok()
     }
 
     /// Subscribes to `meeting` for as long as the returned value lives.
@@ -570,11 +646,13 @@ async fn publish_loop(
 ) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     let mut retry_at = tokio::time::Instant::now();
+    let mut batch: Vec<Outgoing> = Vec::new();
     loop {
-        let (channel, payload) = tokio::select! {
-            next = outbox.recv() => match next {
-                Some(next) => next,
-                None => return,
+        // Whatever queued up while the last batch was on its way goes out
+        // in one round trip (a pipeline of PUBLISH commands, in order).
+        tokio::select! {
+            n = outbox.recv_many(&mut batch, PUBLISH_BATCH) => if n == 0 {
+                return;
             },
             _ = shutdown.cancelled() => return,
         };
@@ -589,21 +667,22 @@ async fn publish_loop(
                 _ => retry_at = tokio::time::Instant::now() + Duration::from_millis(500),
             }
         }
+        let n = batch.len() as u64;
         let Some(c) = conn.as_mut() else {
             // Redis is away: the others poll the log meanwhile.
-            metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_down").increment(1);
+            batch.clear();
+            metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_down").increment(n);
             continue;
         };
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(payload)
-            .query_async(c)
-            .await;
-        match sent {
-            Ok(_) => metrics::counter!(metric::CLUSTER_PUBLISHED).increment(1),
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        match pipe.query_async::<()>(c).await {
+            Ok(()) => metrics::counter!(metric::CLUSTER_PUBLISHED).increment(n),
             Err(e) => {
                 debug!(error = %e, "publishing to Redis failed");
-                metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_error").increment(1);
+                metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_error").increment(n);
                 conn = None;
             }
         }
@@ -768,6 +847,19 @@ async fn poll_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hole_wait_follows_the_delivery_lag_and_forgets_it() {
+        let at = std::time::Instant::now();
+        let lag = Lag { seconds: 1.5, at };
+        assert_eq!(lag.now(at), 1.5);
+        assert!((lag.now(at + LAG_HALF_LIFE) - 0.75).abs() < 1e-9);
+        assert!((lag.now(at + 4 * LAG_HALF_LIFE) - 0.09375).abs() < 1e-9);
+        assert_eq!(wait_for(0.0), HOLE_WAIT, "Redis on time: the shortest wait");
+        assert_eq!(wait_for(0.1), HOLE_WAIT);
+        assert_eq!(wait_for(1.5), Duration::from_secs(3), "twice the lag");
+        assert_eq!(wait_for(60.0), MAX_HOLE_WAIT, "never longer than this");
+    }
 
     #[test]
     fn session_hashes_survive_the_wire() {

@@ -148,6 +148,49 @@ impl<T: Clone + PartialEq> Ranges<T> {
     }
 }
 
+/// The neighbours a run of one client's items was inserted between: the
+/// first item's left origin is `left`, every later item's is the item before
+/// it, and all have `right` as right origin (what yrs squashes into one item
+/// has exactly this shape). Yjs and yrs place every item right of its left
+/// origin and left of its right origin, so the items of a run stand in
+/// clock order, and the links lead from an item to items that stand to its
+/// left or right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    left: Option<Id>,
+    right: Option<Id>,
+}
+
+/// One client's runs, by start clock.
+#[derive(Debug, Default, Clone)]
+struct Runs {
+    by_start: BTreeMap<u32, (u32, Link)>,
+}
+
+impl Runs {
+    fn add(&mut self, client: u64, start: u32, end: u32, link: Link) {
+        // Typing, one character after the other, extends one run.
+        if let Some((_, (e, run))) = self.by_start.range_mut(..start).next_back()
+            && *e == start
+            && link.left == Some((client, start - 1))
+            && run.right == link.right
+        {
+            *e = end;
+            return;
+        }
+        self.by_start.insert(start, (end, link));
+    }
+
+    /// The run holding `clock`: its start, end and neighbours.
+    fn find(&self, clock: u32) -> Option<(u32, u32, Link)> {
+        let (start, (end, link)) = self.by_start.range(..=clock).next_back()?;
+        (clock < *end).then_some((*start, *end, *link))
+    }
+}
+
+/// How many links `shows_order` follows on each side before it gives up.
+const ORDER_STEPS: usize = 32;
+
 /// Deleted id ranges of one client, merged.
 #[derive(Debug, Default, Clone)]
 struct Deleted {
@@ -288,6 +331,8 @@ struct ClientState {
     deleted: Deleted,
     /// The regions it has written into (a client writes into one or two).
     regions: SmallVec<[Region; 2]>,
+    /// Its items' neighbours, for `SectionIndex::shows_order`.
+    runs: Runs,
 }
 
 /// The per-meeting index of where every known item lives.
@@ -317,8 +362,9 @@ pub enum Refusal {
     TooDeep,
 }
 
-/// A new block's id range and place: (client, start, end, place).
-type Placed = (u64, u32, u32, Loc);
+/// A new block's id range, place and neighbours: (client, start, end,
+/// place, link; no link for collected content).
+type Placed = (u64, u32, u32, Loc, Option<Link>);
 
 /// The blocks of one update; a keystroke has one.
 type PlacedBlocks = SmallVec<[Placed; 2]>;
@@ -614,7 +660,20 @@ impl SectionIndex {
                         if !lone {
                             local.entry(b.client).or_default().insert(start, end, &loc);
                         }
-                        resolved.push((b.client, start, end, loc));
+                        let link = match &b.kind {
+                            // yrs trims a block the document holds the start
+                            // of: what is left follows its own first part.
+                            Kind::Item { right, .. } if start > b.clock => Some(Link {
+                                left: Some((b.client, start - 1)),
+                                right: *right,
+                            }),
+                            Kind::Item { left, right, .. } => Some(Link {
+                                left: *left,
+                                right: *right,
+                            }),
+                            _ => None,
+                        };
+                        resolved.push((b.client, start, end, loc, link));
                         false
                     }
                     Ok(None) => true,
@@ -632,7 +691,7 @@ impl SectionIndex {
                     return Err(Refusal::UnknownItems);
                 }
                 for (b, start) in pending.drain(..) {
-                    resolved.push((b.client, start, b.clock + b.len, Loc::gone()));
+                    resolved.push((b.client, start, b.clock + b.len, Loc::gone(), None));
                 }
             }
         }
@@ -655,7 +714,7 @@ impl SectionIndex {
         let mut regions: SmallVec<[Region; 2]> = SmallVec::new();
         let mut checked_clients: SmallVec<[u64; 2]> = SmallVec::new();
         let mut new_clients = Vec::new();
-        for (client, _, _, loc) in &blocks {
+        for (client, _, _, loc, _) in &blocks {
             if !checked_clients.contains(client) {
                 checked_clients.push(*client);
                 match owner_of(*client) {
@@ -677,7 +736,7 @@ impl SectionIndex {
                             // its real owner is about to use.
                             None => blocks
                                 .iter()
-                                .any(|(c, _, _, l)| c == client && l.region != Region::Gone),
+                                .any(|(c, _, _, l, _)| c == client && l.region != Region::Gone),
                         };
                         if !ok {
                             return Err(Refusal::ForeignClient);
@@ -697,7 +756,7 @@ impl SectionIndex {
         }
         let mut local: Local = HashMap::default();
         if !decoded.deletes.is_empty() {
-            for (client, start, end, loc) in &blocks {
+            for (client, start, end, loc, _) in &blocks {
                 local.entry(*client).or_default().insert(*start, *end, loc);
             }
         }
@@ -784,6 +843,68 @@ impl SectionIndex {
         Ok(out)
     }
 
+    /// The run holding `id`: known to the index, or a block of `update`.
+    fn run(&self, (client, clock): Id, update: &Decoded) -> Option<(u32, u32, Link)> {
+        if let Some(run) = self.clients.get(&client).and_then(|c| c.runs.find(clock)) {
+            return Some(run);
+        }
+        update.blocks.iter().find_map(|b| match &b.kind {
+            Kind::Item { left, right, .. }
+                if b.client == client && (b.clock..b.end()).contains(&clock) =>
+            {
+                Some((
+                    b.clock,
+                    b.end(),
+                    Link {
+                        left: *left,
+                        right: *right,
+                    },
+                ))
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether the neighbours recorded in the index (and the blocks of
+    /// `update`) show that `r` stands right of `l`: a short walk along left
+    /// origins from `r` reaches `l`, or one along right origins from `l`
+    /// reaches `r`. This is how an honest client's neighbours almost always
+    /// relate (the item it types before was inserted after the one it
+    /// types after, or before something inserted right after that one); it
+    /// costs a few lookups, where asking yrs for both positions walks the
+    /// whole sequence up to them. `false` proves nothing.
+    pub fn shows_order(&self, l: Id, r: Id, update: &Decoded) -> bool {
+        // From `r` leftwards: `x` stands left of `r` after the first step.
+        let mut x = r;
+        for step in 0..ORDER_STEPS {
+            let Some((start, _, link)) = self.run(x, update) else {
+                break;
+            };
+            if l.0 == x.0 && start <= l.1 && (l.1 < x.1 || (step > 0 && l.1 == x.1)) {
+                return true;
+            }
+            match link.left {
+                Some(left) => x = left,
+                None => break,
+            }
+        }
+        // From `l` rightwards: `y` stands right of `l` after the first step.
+        let mut y = l;
+        for step in 0..ORDER_STEPS {
+            let Some((_, end, link)) = self.run(y, update) else {
+                return false;
+            };
+            if r.0 == y.0 && r.1 < end && (r.1 > y.1 || (step > 0 && r.1 == y.1)) {
+                return true;
+            }
+            match link.right {
+                Some(right) => y = right,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Records the blocks of an accepted update, once it is applied. Its
     /// deletions are recorded from what the document actually deleted
     /// (`record_deletes`), which includes everything inside deleted types.
@@ -792,9 +913,12 @@ impl SectionIndex {
     }
 
     fn record_blocks(&mut self, blocks: &[Placed]) {
-        for (client, start, end, loc) in blocks {
+        for (client, start, end, loc, link) in blocks {
             let state = self.clients.entry(*client).or_default();
             state.items.insert(*start, *end, loc);
+            if let Some(link) = link {
+                state.runs.add(*client, *start, *end, *link);
+            }
             state.next = state.next.max(*end);
             if loc.region != Region::Gone && !state.regions.contains(&loc.region) {
                 state.regions.push(loc.region.clone());
@@ -905,6 +1029,101 @@ mod tests {
     }
 
     use yrs::updates::decoder::Decode;
+
+    /// Three clients type into one text at random spots, each seeing the
+    /// others' edits late. Every order the index shows holds in the
+    /// document, and the index shows it for nearly every pair of adjacent
+    /// characters, the neighbours an honest client inserts between.
+    #[test]
+    fn the_order_the_index_shows_is_the_documents() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashMap;
+        use yrs::{Assoc, ID, StickyIndex};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let writers: Vec<Doc> = (1..=3u64).map(Doc::with_client_id).collect();
+        let server = Doc::new();
+        let mut index = SectionIndex::default();
+        // Updates each writer has not seen yet.
+        let mut inbox: Vec<Vec<Vec<u8>>> = vec![Vec::new(); writers.len()];
+        let (mut asked, mut shown) = (0, 0);
+        for _ in 0..500 {
+            let k = rng.random_range(0..writers.len());
+            for u in inbox[k].drain(..) {
+                writers[k]
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(&u).unwrap())
+                    .unwrap();
+            }
+            let text = writers[k].get_or_insert_text("section:polis");
+            let update = {
+                let mut txn = writers[k].transact_mut();
+                let at = rng.random_range(0..=text.len(&txn));
+                let typed = if rng.random_bool(0.2) { "abc" } else { "x" };
+                text.insert(&mut txn, at, typed);
+                txn.encode_update_v1()
+            };
+            // The neighbours the writer inserted between, as a client's
+            // update is checked: before it is applied.
+            let decoded = decode(&update).unwrap();
+            for b in &decoded.blocks {
+                if let Kind::Item {
+                    left: Some(l),
+                    right: Some(r),
+                    ..
+                } = b.kind
+                {
+                    asked += 1;
+                    if index.shows_order(l, r, &decoded) {
+                        shown += 1;
+                    }
+                }
+            }
+            accept(&server, &mut index, &update);
+            for (j, queue) in inbox.iter_mut().enumerate() {
+                if j != k {
+                    queue.push(update.clone());
+                }
+            }
+        }
+        // Every character's position (nothing is deleted).
+        let txn = server.transact();
+        let mut at: HashMap<Id, u32> = HashMap::new();
+        for (client, clock) in txn.state_vector().iter() {
+            for c in 0..*clock {
+                let offset = StickyIndex::from_id(ID::new(*client, c), Assoc::After)
+                    .get_offset(&txn)
+                    .unwrap();
+                at.insert((client.get(), c), offset.index);
+            }
+        }
+        let mut by_position: Vec<(u32, Id)> = at.iter().map(|(id, p)| (*p, *id)).collect();
+        by_position.sort();
+        assert_eq!(by_position.len(), at.len());
+        let ids: Vec<Id> = by_position.iter().map(|(_, id)| *id).collect();
+        let none = Decoded::default();
+        let mut adjacent_shown = 0;
+        for pair in ids.windows(2) {
+            if index.shows_order(pair[0], pair[1], &none) {
+                adjacent_shown += 1;
+            }
+            assert!(!index.shows_order(pair[1], pair[0], &none), "{pair:?}");
+        }
+        for _ in 0..20_000 {
+            let (a, b) = (
+                ids[rng.random_range(0..ids.len())],
+                ids[rng.random_range(0..ids.len())],
+            );
+            if index.shows_order(a, b, &none) {
+                assert!(at[&a] < at[&b], "{a:?} shown before {b:?}");
+            }
+        }
+        assert!(adjacent_shown > 0);
+        assert!(asked > 300, "{asked}");
+        assert!(
+            shown * 100 >= asked * 95,
+            "the index shows the order of the neighbours of {shown} of {asked} insertions"
+        );
+    }
 
     #[test]
     fn writing_in_ones_own_section_is_allowed_and_elsewhere_refused() {

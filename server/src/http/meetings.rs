@@ -556,6 +556,7 @@ pub async fn set_participant(
     let meeting = manage_draft(&app, &me, &id).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let user: UserId = user.parse().map_err(invalid)?;
+    let before = app.db.dir.role(meeting.id, user).await?;
     app.db
         .dir
         .set_participant(meeting.id, user, body.role)
@@ -565,13 +566,23 @@ pub async fn set_participant(
         end_invitations_of_former_manager(&app, meeting.id, user).await?;
     }
     // A role decides what the connection may write: open connections
-    // reconnect (1012) to pick up the new one.
-    app.close_connections(AccountEvent::participant(
-        meeting.id,
-        user,
-        close_code::SERVICE_RESTART,
-        "your role changed; reconnect",
-    ));
+    // reconnect (1012) to pick up the new one. Only a participant or an
+    // administrator can have one; a role set again unchanged, or a new
+    // participant who is not an administrator, disturbs nobody (on several
+    // nodes the announcement could otherwise arrive after the newcomer's
+    // first connection and close it).
+    let reconnect = match before {
+        Some(role) => role != body.role,
+        None => app.db.dir.user(user).await?.is_some_and(|u| u.is_admin),
+    };
+    if reconnect {
+        app.close_connections(AccountEvent::participant(
+            meeting.id,
+            user,
+            close_code::SERVICE_RESTART,
+            "your role changed; reconnect",
+        ));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -134,7 +134,9 @@ impl GuardedDoc {
     /// Yjs resolve the conflict it makes differently, placing the block in
     /// different spots. Positions come from the document (live length up to
     /// an item); neighbours new in the same update are followed to the
-    /// nearest known one.
+    /// nearest known one. Positions are asked for only when the guard's
+    /// index does not show the order already (`SectionIndex::shows_order`):
+    /// yrs finds a position by walking its sequence from the start.
     fn misordered(&self, structure: &Decoded) -> Option<Refusal> {
         use yrs::{Assoc, ID, StickyIndex};
         // The neighbours of the new block that holds `id`, if one does.
@@ -175,6 +177,7 @@ impl GuardedDoc {
                 right: Some(r),
                 ..
             } = &b.kind
+                && !self.index.shows_order(*l, *r, structure)
                 && let (Some(l), Some(r)) = (known(*l, 0), known(*r, 1))
                 && r < l
             {

@@ -191,8 +191,15 @@ struct Node {
     /// them to fill (`Some`), by first position.
     ahead: BTreeMap<Seq, (Seq, Option<RemoteUpdates>)>,
     /// Since when a hole has been open; it is read from the log after
-    /// `cluster::HOLE_WAIT`.
+    /// `Cluster::hole_wait`.
     hole_since: Option<Instant>,
+    /// A read of the log that failed or found no free turn is tried again
+    /// then (hole or not).
+    read_at: Option<Instant>,
+    /// The last read of the log: when the hole it filled had opened, and
+    /// the positions it read. What Redis delivers of them afterwards says
+    /// how late Redis is (`Cluster::note_delivery_lag`).
+    read_past: Option<(Instant, Seq, Seq)>,
     /// Client ids bound to people in this batch, for the other nodes.
     bindings: Vec<(u64, UserId)>,
     /// The document holds updates an append failed to store: it is
@@ -323,6 +330,8 @@ impl Room {
             _held: cluster.hold(id),
             ahead: BTreeMap::new(),
             hole_since: None,
+            read_at: None,
+            read_past: None,
             bindings: Vec::new(),
             tainted: false,
             refused: HashSet::new(),

@@ -30,8 +30,13 @@ impl Room {
     /// When the room must look at its log again (a hole waited for long
     /// enough, or a document to rebuild once the database is back).
     pub(super) fn node_wake(&self) -> Option<tokio::time::Instant> {
-        let since = self.node.as_ref()?.hole_since?;
-        Some(tokio::time::Instant::from_std(since + HOLE_WAIT))
+        let node = self.node.as_ref()?;
+        let at = match (node.read_at, node.hole_since) {
+            (Some(at), _) => at,
+            (None, Some(since)) => since + node.cluster.hole_wait(),
+            (None, None) => return None,
+        };
+        Some(tokio::time::Instant::from_std(at))
     }
 
     pub(super) async fn node_timer(&mut self, outgoing: &mut Vec<(Target, Bytes)>) {
@@ -81,11 +86,25 @@ impl Room {
         match remote {
             Remote::Updates(updates) => {
                 if updates.last <= self.last_seq {
+                    // Read from the log already: Redis was this late.
+                    if let Some((opened, after, upto)) = node.read_past
+                        && updates.first > after
+                        && updates.last <= upto
+                    {
+                        node.cluster.note_delivery_lag(opened.elapsed());
+                    }
                     return;
                 }
+                let waiting = node.hole_since.map(|since| (since, self.last_seq));
                 node.ahead
                     .insert(updates.first, (updates.last, Some(updates)));
                 self.advance(outgoing).await;
+                // The hole this filled had waited this long.
+                if let (Some((since, before)), Some(node)) = (waiting, &self.node)
+                    && self.last_seq > before
+                {
+                    node.cluster.note_delivery_lag(since.elapsed());
+                }
             }
             Remote::Presence { frame, user } => self.remote_presence(&frame, user, outgoing),
             Remote::Locked(locked) => self.locked = locked,
@@ -207,16 +226,25 @@ impl Room {
         let Some(node) = &mut self.node else {
             return;
         };
-        node.hole_since = None;
+        node.read_at = None;
         if node.tainted {
+            node.hole_since = None;
             self.recover(outgoing).await;
             return;
         }
         if node.cluster.storage_down() {
             // Not worth a wait on the pool: the poll loop says when it is
             // back, and every room then catches up.
+            node.hole_since = None;
             return;
         }
+        let cluster = node.cluster.clone();
+        let Some(_turn) = cluster.catch_up_turn() else {
+            metrics::counter!(metric::CLUSTER_CATCH_UPS_DEFERRED).increment(1);
+            node.read_at = Some(Instant::now() + HOLE_WAIT);
+            return;
+        };
+        let opened = node.hole_since.take();
         let after = self.last_seq;
         let read = tokio::time::timeout(READ_TIMEOUT, self.ctx.store.load_after(self.id, after));
         let stored = match read.await {
@@ -249,6 +277,9 @@ impl Room {
             self.doc_bytes += data.len() as u64;
             top = top.max(seq);
         }
+        if let Some(node) = &mut self.node {
+            node.read_past = opened.map(|opened| (opened, after, top));
+        }
         if top > after {
             self.since_snapshot += (top - after) as u64;
             self.last_seq = top;
@@ -261,7 +292,7 @@ impl Room {
 
     fn retry_later(&mut self) {
         if let Some(node) = &mut self.node {
-            node.hole_since = Some(Instant::now());
+            node.read_at = Some(Instant::now() + node.cluster.hole_wait());
         }
     }
 
@@ -302,6 +333,8 @@ impl Room {
                     node.tainted = false;
                     node.ahead.clear();
                     node.hole_since = None;
+                    node.read_at = None;
+                    node.read_past = None;
                     node.refused.clear();
                 }
                 self.reload_state().await;
