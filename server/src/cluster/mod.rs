@@ -61,10 +61,10 @@ pub const MAX_HOLE_WAIT: Duration = Duration::from_secs(5);
 const LAG_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// Reads of the log (catch-ups) a node runs at once; a room that finds
-/// none free tries again after its hole wait. A reconnection to Redis asks
-/// every held meeting to catch up: they take turns rather than all wait on
-/// the database pool at once.
-const CATCH_UPS_AT_ONCE: usize = 4;
+/// none free tries again shortly. A reconnection to Redis asks every held
+/// meeting to catch up: they take turns, leaving connections of the
+/// database pool (8) to the commits, rather than all wait on the pool.
+const CATCH_UPS_AT_ONCE: usize = 6;
 
 /// How often, while Redis is away, the log heads of held meetings are read,
 /// and how often a node checks whether Postgres is back after a failure.
@@ -281,6 +281,9 @@ pub struct Cluster {
     storage_down: AtomicBool,
     /// How late Redis recently delivered what a hole waited for.
     lag: Mutex<Lag>,
+    /// When the subscription last came (back) up: a hole older than that
+    /// waited for an outage, not for a slow delivery.
+    subscribed_at: Mutex<std::time::Instant>,
     catch_ups: tokio::sync::Semaphore,
 }
 
@@ -377,6 +380,7 @@ impl Cluster {
                 seconds: 0.0,
                 at: std::time::Instant::now(),
             }),
+            subscribed_at: Mutex::new(std::time::Instant::now()),
             catch_ups: tokio::sync::Semaphore::new(CATCH_UPS_AT_ONCE),
         }))
     }
@@ -451,10 +455,15 @@ impl Cluster {
         wait_for(lag)
     }
 
-    /// A position a room waited for arrived over Redis `waited` after the
-    /// hole opened (in time, or after the room had read it from the log).
-    pub fn note_delivery_lag(&self, waited: Duration) {
+    /// A position a room waited for since `opened` arrived over Redis now
+    /// (in time, or after the room had read it from the log). Holes that
+    /// opened before the subscription last came up say nothing of the lag.
+    pub fn note_delivery_lag(&self, opened: std::time::Instant) {
+        if opened < *self.subscribed_at.lock().expect("cluster lock") {
+            return;
+        }
         let now = std::time::Instant::now();
+        let waited = now.saturating_duration_since(opened);
         let mut lag = self.lag.lock().expect("cluster lock");
         let current = lag.now(now);
         *lag = Lag {
@@ -741,6 +750,7 @@ async fn subscribe_loop(
             }
             None => info!(meetings = held.len(), "subscribed to Redis"),
         }
+        *cluster.subscribed_at.lock().expect("cluster lock") = std::time::Instant::now();
         cluster.connected.send_replace(true);
         cluster.epoch.send_modify(|e| *e += 1);
         metrics::gauge!(metric::CLUSTER_CONNECTED).set(1.0);

@@ -132,6 +132,20 @@ pub trait Store: Send + Sync + 'static {
         Ok(stored)
     }
 
+    /// The updates after `after`, when the log still holds every one of
+    /// them; `None` when a snapshot covers more than `after` (its rows may
+    /// be gone: read `load_after`). One read where the database allows:
+    /// while Redis is away, every node asks this of every meeting it holds
+    /// once a second.
+    async fn log_after(
+        &self,
+        id: MeetingId,
+        after: Seq,
+    ) -> Result<Option<Vec<(Seq, Vec<u8>)>>, StoreError> {
+        let stored = self.load_after(id, after).await?;
+        Ok(stored.snapshot.is_none().then_some(stored.updates))
+    }
+
     /// The position of the last committed update of each of `meetings`
     /// that has one. Only the Postgres backend keeps per-meeting heads
     /// (several nodes share it); the others return nothing.

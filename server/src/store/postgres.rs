@@ -190,6 +190,36 @@ impl Store for PostgresStore {
         Ok(StoredDocument { snapshot, updates })
     }
 
+    async fn log_after(
+        &self,
+        id: MeetingId,
+        after: Seq,
+    ) -> Result<Option<Vec<(Seq, Vec<u8>)>>, StoreError> {
+        // One statement, so one view: the log rows and whether a snapshot
+        // covers more than the reader has (a row with `upto` set).
+        let rows = sqlx::query(
+            "SELECT u.mseq, u.data, s.upto
+             FROM (SELECT 1) AS one
+             LEFT JOIN doc_snapshots s ON s.meeting_id = $1 AND s.upto > $2
+             LEFT JOIN doc_updates u ON u.meeting_id = $1 AND u.mseq > $2
+             ORDER BY u.mseq",
+        )
+        .bind(id.as_uuid())
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut updates = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.try_get::<Option<Seq>, _>("upto")?.is_some() {
+                return Ok(None);
+            }
+            if let Some(seq) = row.try_get::<Option<Seq>, _>("mseq")? {
+                updates.push((seq, row.try_get("data")?));
+            }
+        }
+        Ok(Some(updates))
+    }
+
     #[instrument(skip_all, fields(batches = batches.len()))]
     async fn append_to_drafts(&self, batches: &[AppendBatch]) -> Result<Vec<Appended>, StoreError> {
         // The meetings are read FOR SHARE, in id order, as the lock trigger

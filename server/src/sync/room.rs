@@ -200,6 +200,8 @@ struct Node {
     /// the positions it read. What Redis delivers of them afterwards says
     /// how late Redis is (`Cluster::note_delivery_lag`).
     read_past: Option<(Instant, Seq, Seq)>,
+    /// When a catch-up last read the protocol's state and ownership.
+    state_read: Option<Instant>,
     /// Client ids bound to people in this batch, for the other nodes.
     bindings: Vec<(u64, UserId)>,
     /// The document holds updates an append failed to store: it is
@@ -332,6 +334,7 @@ impl Room {
             hole_since: None,
             read_at: None,
             read_past: None,
+            state_read: None,
             bindings: Vec::new(),
             tainted: false,
             refused: HashSet::new(),

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     cluster::{HOLE_WAIT, Remote, RemoteUpdates},
+    store::StoredDocument,
     sync::peer::{PeerId, SERVER_PEER},
     telemetry::metric,
 };
@@ -21,6 +22,10 @@ use crate::{
 /// Longest a room waits for the store while catching up; it tries again
 /// later rather than stall its clients.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often, while Redis is away, a room's catch-up also reads the
+/// protocol's state and section ownership.
+const STATE_EVERY: Duration = Duration::from_secs(3);
 
 /// What a client is told when its update could not be stored.
 const STORAGE_DOWN: &str = "permission denied: storage unavailable: your latest changes are \
@@ -33,8 +38,10 @@ impl Room {
         let node = self.node.as_ref()?;
         let at = match (node.read_at, node.hole_since) {
             (Some(at), _) => at,
-            (None, Some(since)) => since + node.cluster.hole_wait(),
-            (None, None) => return None,
+            // While Redis is away the poll loop has every held meeting
+            // read its log once a second: holes are no news then.
+            (None, Some(since)) if node.cluster.connected() => since + node.cluster.hole_wait(),
+            (None, _) => return None,
         };
         Some(tokio::time::Instant::from_std(at))
     }
@@ -91,7 +98,7 @@ impl Room {
                         && updates.first > after
                         && updates.last <= upto
                     {
-                        node.cluster.note_delivery_lag(opened.elapsed());
+                        node.cluster.note_delivery_lag(opened);
                     }
                     return;
                 }
@@ -103,7 +110,7 @@ impl Room {
                 if let (Some((since, before)), Some(node)) = (waiting, &self.node)
                     && self.last_seq > before
                 {
-                    node.cluster.note_delivery_lag(since.elapsed());
+                    node.cluster.note_delivery_lag(since);
                 }
             }
             Remote::Presence { frame, user } => self.remote_presence(&frame, user, outgoing),
@@ -245,8 +252,23 @@ impl Room {
             return;
         };
         let opened = node.hole_since.take();
-        let after = self.last_seq;
-        let read = tokio::time::timeout(READ_TIMEOUT, self.ctx.store.load_after(self.id, after));
+        // With Redis up a read fills what a lost message carried, which
+        // may have been a change of ownership or of the protocol's state;
+        // while it is away the poll loop reads every second, and the state
+        // is read again every `STATE_EVERY`.
+        let read_state =
+            cluster.connected() || node.state_read.is_none_or(|at| at.elapsed() >= STATE_EVERY);
+        let (id, after) = (self.id, self.last_seq);
+        let store = &self.ctx.store;
+        let read = tokio::time::timeout(READ_TIMEOUT, async {
+            match store.log_after(id, after).await? {
+                Some(updates) => Ok(StoredDocument {
+                    snapshot: None,
+                    updates,
+                }),
+                None => store.load_after(id, after).await,
+            }
+        });
         let stored = match read.await {
             Ok(Ok(stored)) => stored,
             Ok(Err(e)) => {
@@ -286,7 +308,12 @@ impl Room {
             let diff = self.doc.diff(&before);
             outgoing.push((Target::All, protocol::encode_update(&diff)));
         }
-        self.reload_state().await;
+        if read_state {
+            if let Some(node) = &mut self.node {
+                node.state_read = Some(Instant::now());
+            }
+            self.reload_state().await;
+        }
         self.advance(outgoing).await;
     }
 
