@@ -692,8 +692,10 @@ async function lockAndVerify(browser) {
     await connected(page)
   }
 
-  // Typed after the lock: nowhere.
-  await editor(polis, 'polis').click()
+  // Typed after the lock: nowhere. The editor is read-only now; the click
+  // only gives it the focus, so Playwright's wait for a stable, editable
+  // target is skipped (under a fully loaded test run it timed out once).
+  await editor(polis, 'polis').click({ force: true })
   await polis.keyboard.type('EFTER LASET')
   assert(!(await textOf(polis, 'polis')).includes('EFTER LASET'), 'typing after the lock changes nothing')
   await polis.getByRole('heading', { name: 'Protokollet är låst för justering' }).waitFor()
