@@ -109,6 +109,21 @@ impl Block {
     }
 }
 
+impl Decoded {
+    /// The item block of this update that holds `id`, with its start, end
+    /// and neighbours (left and right origin).
+    pub fn item_at(&self, (client, clock): Id) -> Option<(u32, u32, Option<Id>, Option<Id>)> {
+        self.blocks.iter().find_map(|b| match &b.kind {
+            Kind::Item { left, right, .. }
+                if b.client == client && (b.clock..b.end()).contains(&clock) =>
+            {
+                Some((b.clock, b.end(), *left, *right))
+            }
+            _ => None,
+        })
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Decoded {
     /// Per client in wire order, each client's blocks in clock order (a

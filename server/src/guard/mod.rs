@@ -848,21 +848,9 @@ impl SectionIndex {
         if let Some(run) = self.clients.get(&client).and_then(|c| c.runs.find(clock)) {
             return Some(run);
         }
-        update.blocks.iter().find_map(|b| match &b.kind {
-            Kind::Item { left, right, .. }
-                if b.client == client && (b.clock..b.end()).contains(&clock) =>
-            {
-                Some((
-                    b.clock,
-                    b.end(),
-                    Link {
-                        left: *left,
-                        right: *right,
-                    },
-                ))
-            }
-            _ => None,
-        })
+        update
+            .item_at((client, clock))
+            .map(|(start, end, left, right)| (start, end, Link { left, right }))
     }
 
     /// Whether the neighbours recorded in the index (and the blocks of

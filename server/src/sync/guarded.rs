@@ -140,16 +140,7 @@ impl GuardedDoc {
     fn misordered(&self, structure: &Decoded) -> Option<Refusal> {
         use yrs::{Assoc, ID, StickyIndex};
         // The neighbours of the new block that holds `id`, if one does.
-        let local = |(client, clock): (u64, u32)| {
-            structure.blocks.iter().find_map(|b| match &b.kind {
-                guard::Kind::Item { left, right, .. }
-                    if b.client == client && (b.clock..b.end()).contains(&clock) =>
-                {
-                    Some((*left, *right))
-                }
-                _ => None,
-            })
-        };
+        let local = |id| structure.item_at(id).map(|(_, _, l, r)| (l, r));
         let txn = self.doc.transact();
         // Live length before the character `id` (`Assoc::After`), or up
         // to and including it (`Assoc::Before`, for a left neighbour).
