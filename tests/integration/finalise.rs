@@ -389,6 +389,64 @@ async fn sql_cannot_change_a_locked_protocol_or_append_to_its_log(backend: Backe
     );
 }
 
+/// One group commit carrying updates of a draft and of a locked meeting
+/// stores the draft's and refuses only the locked one's, in either order
+/// (on SQLite the insert goes first and the lock trigger's refusal makes it
+/// read the meetings' states and leave the locked one out).
+async fn a_group_commit_refuses_only_the_locked_meeting(backend: Backend) {
+    use bytes::Bytes;
+    use protokoll::store::{self, AppendBatch, Appended};
+    let db = TestDb::new(backend).await;
+    let database = store::connect(&db.url).await.unwrap();
+    let draft = create_meeting(&database, "Utkast").await.id;
+    let locked = create_meeting(&database, "Låst").await.id;
+    let set_locked = "UPDATE meetings SET state = 'locked' WHERE id = $1";
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(set_locked)
+                .bind(locked.as_uuid())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(set_locked)
+                .bind(locked.as_uuid())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    let batch = |meeting, n: u8| AppendBatch {
+        meeting,
+        updates: (0..n).map(|i| Bytes::from(vec![0, i])).collect(),
+    };
+    let first = database
+        .docs
+        .append_to_drafts(&[batch(locked, 1), batch(draft, 2)])
+        .await
+        .unwrap();
+    assert_eq!(first[0], Appended::Locked);
+    assert!(matches!(first[1], Appended::Stored(_)), "{first:?}");
+    let second = database
+        .docs
+        .append_to_drafts(&[batch(draft, 1), batch(locked, 3)])
+        .await
+        .unwrap();
+    assert!(matches!(second[0], Appended::Stored(_)), "{second:?}");
+    assert_eq!(second[1], Appended::Locked);
+    let stored = database.docs.load_document(draft).await.unwrap();
+    assert_eq!(stored.updates.len(), 3, "the draft keeps all three updates");
+    let refused = database.docs.load_document(locked).await.unwrap();
+    assert!(
+        refused.updates.is_empty(),
+        "the locked meeting's log took rows"
+    );
+    database.close().await;
+}
+
 async fn only_the_right_roles_lock_reopen_sign_off_and_reject(backend: Backend) {
     let db = TestDb::new(backend).await;
     let c = council_on(&db).await;
@@ -823,6 +881,7 @@ crate::on_both_backends!(
     finalise_while_clients_type_keeps_or_refuses_every_update,
     a_second_server_that_was_not_told_of_the_lock_cannot_append,
     sql_cannot_change_a_locked_protocol_or_append_to_its_log,
+    a_group_commit_refuses_only_the_locked_meeting,
     only_the_right_roles_lock_reopen_sign_off_and_reject,
     the_agenda_and_participants_are_frozen_while_locked,
     exports_are_byte_identical_across_reloads_restarts_and_processes,
