@@ -42,9 +42,13 @@ use crate::{
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// tungstenite's buffers. Small, because most connections are idle most of
-/// the time; they grow on demand for large messages.
+/// the time; they grow on demand for large messages. Frames queued up to
+/// `WRITE_BUFFER` bytes wait in tungstenite's buffer for the flush that ends
+/// a batch (`write_queued`), so a batch is one write to the socket.
 const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 0;
+const WRITE_BUFFER: usize = 16 * 1024;
+/// The most bytes of queued frames one batch takes before it flushes.
+const WRITE_BATCH: usize = WRITE_BUFFER;
 
 /// How long a server that is out of descriptors asks clients to wait.
 const FULL_RETRY_AFTER_SECS: u64 = 10;
@@ -196,10 +200,18 @@ async fn serve(
     // A deadline, not a timeout around each read: the presence and resume
     // wake-ups below restart the loop and must not restart the count.
     let mut heard = tokio::time::Instant::now();
+    // The waits that last the whole connection are made once: a new close
+    // or shutdown wait per frame registered and unregistered a waiter, and
+    // a new silence timer per frame went in and out of the timer wheel.
+    // The silence timer is moved to the real deadline when it fires early.
+    let closed = closer.closed();
+    let shutdown = app.shutdown.cancelled();
+    let silent = tokio::time::sleep_until(heard + silence);
+    tokio::pin!(closed, shutdown, silent);
     loop {
         let presence_at = presence.deadline().map(tokio::time::Instant::from_std);
         let next = tokio::select! {
-            _ = closer.closed() => break,
+            _ = &mut closed => break,
             _ = sleep_until_some(resume_at), if resume_at.is_some() => {
                 resume_at = None;
                 // Not reading meant not hearing pongs either.
@@ -211,12 +223,12 @@ async fn serve(
                     continue;
                 };
                 let messages = vec![Inbound::Awareness(IncomingAwareness { update: batch })];
-                match forward(&room, peer, messages, &closer).await {
+                match forward(&room, peer, messages, &closer, closed.as_mut()).await {
                     Forwarded::Yes => continue,
                     Forwarded::Closed => break,
                 }
             }
-            _ = app.shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 closer.close(CloseReason::new(close_code::GOING_AWAY, "server shutting down"));
                 break;
             }
@@ -224,7 +236,11 @@ async fn serve(
                 closer.close(CloseReason::new(close_code::UNAUTHORIZED, "session expired"));
                 break;
             }
-            _ = tokio::time::sleep_until(heard + silence), if resume_at.is_none() => {
+            _ = &mut silent, if resume_at.is_none() => {
+                if heard + silence > tokio::time::Instant::now() {
+                    silent.as_mut().reset(heard + silence);
+                    continue;
+                }
                 closer.close(CloseReason::new(
                     close_code::GOING_AWAY,
                     "no answer to ping",
@@ -295,7 +311,7 @@ async fn serve(
             metrics::counter!(metric::PRESENCE_COALESCED).increment(held);
         }
         if !passed.is_empty() {
-            match forward(&room, peer, passed, &closer).await {
+            match forward(&room, peer, passed, &closer, closed.as_mut()).await {
                 Forwarded::Yes => {}
                 Forwarded::Closed => break,
             }
@@ -355,10 +371,11 @@ async fn forward(
     peer: crate::sync::PeerId,
     messages: Vec<Inbound>,
     closer: &Closer,
+    closed: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Forwarded {
     let delivered = tokio::select! {
         sent = room.send(RoomMsg::Inbound { peer, messages }) => sent.is_ok(),
-        _ = closer.closed() => return Forwarded::Closed,
+        _ = closed => return Forwarded::Closed,
     };
     if !delivered {
         closer.close(CloseReason::new(
@@ -401,29 +418,33 @@ async fn write_loop(
     ping_every: Duration,
 ) {
     let closer = socket.closer.clone();
+    let bytes_out = metrics::counter!(metric::BYTES_OUT);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // One wait for the close request for the whole connection: a new one
+    // per frame registered and unregistered a waiter (two mutex locks).
+    let closed = closer.closed();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
-            _ = closer.closed() => break,
+            _ = &mut closed => break,
             frame = socket.next_frame() => {
                 let Some(frame) = frame else {
                     // The room dropped us without a reason: it has stopped.
                     closer.close(CloseReason::new(close_code::INTERNAL_ERROR, "meeting closed"));
                     break;
                 };
-                let len = frame.len() as u64;
                 tokio::select! {
-                    sent = sink.send(Message::Binary(frame)) => {
-                        if sent.is_err() {
+                    sent = write_queued(&mut sink, &mut socket, frame) => match sent {
+                        Ok(len) => bytes_out.increment(len),
+                        Err(_) => {
                             closer.close(CloseReason::new(close_code::GOING_AWAY, "connection lost"));
                             break;
                         }
-                        metrics::counter!(metric::BYTES_OUT).increment(len);
-                    }
+                    },
                     // A client that stopped reading blocks the send; the
                     // room's close request must still get through.
-                    _ = closer.closed() => break,
+                    _ = &mut closed => break,
                 }
             }
             _ = ping.tick() => {
@@ -437,6 +458,28 @@ async fn write_loop(
     if let Some(reason) = closer.reason() {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, send_close(&mut sink, reason)).await;
     }
+}
+
+/// Writes `first` and whatever else is queued for the client by now (up to
+/// `WRITE_BATCH` bytes) with one write to the socket: under load a client
+/// gets several frames per wake-up, and a system call per frame was the
+/// largest single cost of fanning out. Returns the bytes written.
+async fn write_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    socket: &mut PeerSocket,
+    first: bytes::Bytes,
+) -> Result<u64, axum::Error> {
+    let mut len = first.len();
+    sink.feed(Message::Binary(first)).await?;
+    while len < WRITE_BATCH {
+        let Some(frame) = socket.try_next_frame() else {
+            break;
+        };
+        len += frame.len();
+        sink.feed(Message::Binary(frame)).await?;
+    }
+    sink.flush().await?;
+    Ok(len as u64)
 }
 
 async fn send_close(

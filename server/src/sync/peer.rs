@@ -165,6 +165,13 @@ impl PeerSocket {
         self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
         Some(frame)
     }
+
+    /// The next frame if one is queued already, without waiting.
+    pub fn try_next_frame(&mut self) -> Option<Bytes> {
+        let frame = self.outbox.try_recv().ok()?;
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
 }
 
 pub fn peer(principal: Arc<Principal>, limits: QueueLimits) -> (PeerLink, PeerSocket) {

@@ -558,6 +558,10 @@ impl Room {
         // preallocating MAX_BATCH messages cost ~48 KiB per open meeting
         // (massif: the largest item of an idle server's heap).
         let mut batch = Vec::new();
+        // One wait for the shutdown for the room's life, not a waiter
+        // registered and removed per batch.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         loop {
             let idle = self.peers.is_empty();
             let wake = self.node_wake();
@@ -584,7 +588,7 @@ impl Room {
                         break;
                     }
                 }
-                _ = shutdown.cancelled() => {
+                _ = &mut stopping => {
                     // Stop taking new work, but finish what clients already sent.
                     rx.close();
                     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
