@@ -543,14 +543,20 @@ impl SectionIndex {
                 None => Err(Refusal::Malformed),
             };
         }
-        let mut sides = [None, None];
-        for (side, id) in sides.iter_mut().zip([left, right]) {
+        let mut sides: [Option<(&Loc, bool)>; 2] = [None, None];
+        for (i, id) in [left, right].into_iter().enumerate() {
             if let Some(id) = id {
                 usable(id)?;
-                match self.loc(*id, local) {
-                    Some(l) => *side = Some((l, self.collected(l, local))),
-                    None => return Ok(None),
-                }
+                let Some(loc) = self.loc(*id, local) else {
+                    return Ok(None);
+                };
+                // Whether an item is collected depends only on what it sits
+                // in: neighbours in one parent (the usual case) need one walk.
+                let collected = match sides[0] {
+                    Some((l, c)) if i == 1 && l.up == loc.up => c,
+                    _ => self.collected(loc, local),
+                };
+                sides[i] = Some((loc, collected));
             }
         }
         let [l, r] = sides;
