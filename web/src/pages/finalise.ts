@@ -70,6 +70,25 @@ export class FinalisePanel {
     this.render()
   }
 
+  /**
+   * The agenda arrived or changed (a fresh document syncing after a
+   * reconnect, say): the banner's frozen § list follows it. Only the text
+   * changes, so focus on the banner's buttons stays where it is.
+   */
+  agendaChanged(): void {
+    const shown = this.banner.querySelector('.frozen-items')
+    if (!shown) return
+    const now = this.frozenItems()
+    if (shown.textContent !== now) shown.textContent = now
+  }
+
+  private frozenItems(): string {
+    return this.ctx
+      .agenda()
+      .map((i) => (i.number ? `§ ${i.number}` : i.title))
+      .join(', ')
+  }
+
   /** Presence or the agenda changed: keep an open confirmation current. */
   refreshDialog(): void {
     if (!this.dialog.open) return
@@ -236,7 +255,7 @@ export class FinalisePanel {
             h('button', { type: 'button', class: 'copy', 'aria-describedby': `${hashId}-l`, onclick: () => void this.copy(locked.hash, hashId) }, c.copyHash),
           ),
         ),
-        h('div', null, h('dt', null, c.frozenLabel), h('dd', { class: 'frozen-items' }, this.ctx.agenda().map((i) => i.number ? `§ ${i.number}` : i.title).join(', '))),
+        h('div', null, h('dt', null, c.frozenLabel), h('dd', { class: 'frozen-items' }, this.frozenItems())),
         h(
           'div',
           null,

@@ -172,7 +172,10 @@ class ProtocolPage {
       },
     })
     const agenda = this.sync.doc.getArray('agenda')
-    agenda.observeDeep(() => this.renderItems())
+    agenda.observeDeep(() => {
+      this.renderItems()
+      this.finalise.agendaChanged()
+    })
     // The server announces a lock, reopening or rejection in this map: a
     // lock turns every editor read-only at once, before the details come.
     const announced = this.sync.doc.getMap('protocol')
