@@ -461,9 +461,11 @@ async fn write_loop(
 }
 
 /// Writes `first` and whatever else is queued for the client by now (up to
-/// `WRITE_BATCH` bytes) with one write to the socket: under load a client
-/// gets several frames per wake-up, and a system call per frame was the
-/// largest single cost of fanning out. Returns the bytes written.
+/// `WRITE_BATCH` bytes) with one write to the socket instead of one per
+/// frame. Sending is most of the server's CPU when fanning out; how often a
+/// writer finds more than one frame queued depends on the load (the room
+/// already merges updates that arrive together into one frame, see
+/// BENCHMARKS.md). Returns the bytes written.
 async fn write_queued(
     sink: &mut SplitSink<WebSocket, Message>,
     socket: &mut PeerSocket,
