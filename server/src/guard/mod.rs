@@ -19,11 +19,11 @@
 
 pub mod decode;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{cell::RefCell, collections::BTreeMap, sync::Arc};
 
-// aHash: several times cheaper than SipHash on the per-update path, and
+// foldhash: several times cheaper than SipHash on the per-update path, and
 // still randomly keyed, so clients cannot choose ids that collide.
-use ahash::AHashMap as HashMap;
+use foldhash::HashMap;
 use smallvec::SmallVec;
 
 pub use decode::{
@@ -108,43 +108,87 @@ impl Ownership {
     }
 }
 
-/// Non-overlapping id ranges of one client, by start clock.
+/// Non-overlapping id ranges of one client, sorted by start clock.
+///
+/// A sorted vector rather than a search tree: a client's items only ever
+/// arrive beyond what is known of it (an update's blocks start at the
+/// client's clock), so a new range goes at the end, or among the few
+/// ranges of the same update when its blocks resolve out of order; and
+/// the range looked up most (the one a keystroke's left neighbour is in,
+/// or its own run when recording it) is the last one, checked first.
 #[derive(Debug, Clone)]
 struct Ranges<T> {
-    by_start: BTreeMap<u32, (u32, T)>,
+    by_start: Vec<(u32, u32, T)>,
 }
 
 impl<T> Default for Ranges<T> {
     fn default() -> Self {
         Self {
-            by_start: BTreeMap::new(),
+            by_start: Vec::new(),
         }
+    }
+}
+
+impl<T> Ranges<T> {
+    /// The index of the range starting at or before `clock`, if any.
+    fn at_or_before(&self, clock: u32) -> Option<usize> {
+        match self.by_start.last() {
+            None => None,
+            Some((start, _, _)) if *start <= clock => Some(self.by_start.len() - 1),
+            Some(_) => self
+                .by_start
+                .partition_point(|(start, _, _)| *start <= clock)
+                .checked_sub(1),
+        }
+    }
+
+    /// The range containing `clock`: its start, end and value.
+    fn range(&self, clock: u32) -> Option<(u32, u32, &T)> {
+        let (start, end, value) = &self.by_start[self.at_or_before(clock)?];
+        (clock < *end).then_some((*start, *end, value))
+    }
+
+    /// Adds `[start, end)`, which overlaps no range, or extends the range
+    /// that ends at `start` if `extends` says its value continues there
+    /// (typing, one character after the other, allocates nothing).
+    fn add(&mut self, start: u32, end: u32, value: T, extends: impl FnOnce(&T, &T) -> bool) {
+        let at = match self.by_start.last() {
+            Some((s, _, _)) if *s < start => self.by_start.len(),
+            None => 0,
+            Some(_) => self.by_start.partition_point(|(s, _, _)| *s < start),
+        };
+        if let Some((_, e, v)) = at.checked_sub(1).map(|i| &mut self.by_start[i])
+            && *e == start
+            && extends(v, &value)
+        {
+            *e = end;
+            return;
+        }
+        self.by_start.insert(at, (start, end, value));
     }
 }
 
 impl<T: Clone + PartialEq> Ranges<T> {
     fn get(&self, clock: u32) -> Option<&T> {
-        self.span(clock).map(|(_, value)| value)
+        self.range(clock).map(|(_, _, value)| value)
     }
 
     /// The range containing `clock`: its end and value.
     fn span(&self, clock: u32) -> Option<(u32, &T)> {
-        let (_, (end, value)) = self.by_start.range(..=clock).next_back()?;
-        (clock < *end).then_some((*end, value))
+        self.range(clock).map(|(_, end, value)| (end, value))
     }
 
     fn insert(&mut self, start: u32, end: u32, value: &T) {
         // Blocks are only ever added beyond what is known, so ranges never
-        // overlap; merging with an adjacent equal range keeps the map small
-        // (and typing, one character after the other, allocates nothing).
-        if let Some((_, (e, v))) = self.by_start.range_mut(..start).next_back()
+        // overlap; merging with an adjacent equal range keeps them few.
+        if let Some((_, e, v)) = self.by_start.last_mut()
             && *e == start
             && v == value
         {
             *e = end;
             return;
         }
-        self.by_start.insert(start, (end, value.clone()));
+        self.add(start, end, value.clone(), |a, b| a == b);
     }
 }
 
@@ -164,27 +208,22 @@ pub struct Link {
 /// One client's runs, by start clock.
 #[derive(Debug, Default, Clone)]
 struct Runs {
-    by_start: BTreeMap<u32, (u32, Link)>,
+    runs: Ranges<Link>,
 }
 
 impl Runs {
     fn add(&mut self, client: u64, start: u32, end: u32, link: Link) {
         // Typing, one character after the other, extends one run.
-        if let Some((_, (e, run))) = self.by_start.range_mut(..start).next_back()
-            && *e == start
-            && link.left == Some((client, start - 1))
-            && run.right == link.right
-        {
-            *e = end;
-            return;
-        }
-        self.by_start.insert(start, (end, link));
+        self.runs.add(start, end, link, |run, link| {
+            link.left == Some((client, start - 1)) && run.right == link.right
+        });
     }
 
     /// The run holding `clock`: its start, end and neighbours.
     fn find(&self, clock: u32) -> Option<(u32, u32, Link)> {
-        let (start, (end, link)) = self.by_start.range(..=clock).next_back()?;
-        (clock < *end).then_some((*start, *end, *link))
+        self.runs
+            .range(clock)
+            .map(|(start, end, link)| (start, end, *link))
     }
 }
 
@@ -271,10 +310,94 @@ enum Up {
     Gc,
 }
 
+/// A region by its number in the index's table (`Regions`). Items carry
+/// the number, not the region: copying and comparing it is free, where
+/// the region's name is shared and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RegionId(u32);
+
+impl RegionId {
+    const GONE: RegionId = RegionId(0);
+    /// Numbers from here on are regions first met in the update being
+    /// placed, not yet in the table (`Fresh`).
+    const FRESH: u32 = 1 << 31;
+
+    fn fresh(&self) -> Option<usize> {
+        self.0.checked_sub(Self::FRESH).map(|k| k as usize)
+    }
+}
+
+/// Root types first met in an update, with their regions, in the order
+/// their `RegionId`s number them from `RegionId::FRESH`.
+type Fresh = SmallVec<[(Arc<str>, Region); 1]>;
+
+/// Every region the index has placed items in, numbered, and the root
+/// types' names that lead to them.
+#[derive(Debug, Clone)]
+struct Regions {
+    table: Vec<Region>,
+    by_root: HashMap<Arc<str>, RegionId>,
+}
+
+impl Default for Regions {
+    fn default() -> Self {
+        Self {
+            table: vec![Region::Gone],
+            by_root: HashMap::default(),
+        }
+    }
+}
+
+impl Regions {
+    fn get<'a>(&'a self, id: RegionId, fresh: &'a Fresh) -> &'a Region {
+        match id.fresh() {
+            Some(k) => &fresh[k].1,
+            None => &self.table[id.0 as usize],
+        }
+    }
+
+    /// The region of root type `name`: from the table, or numbered among
+    /// `fresh`.
+    fn of_root(&self, name: &Arc<str>, fresh: &RefCell<Fresh>) -> RegionId {
+        if let Some(id) = self.by_root.get(&**name) {
+            return *id;
+        }
+        let mut fresh = fresh.borrow_mut();
+        let k = match fresh.iter().position(|(n, _)| n == name) {
+            Some(k) => k,
+            None => {
+                fresh.push((name.clone(), Region::of_root(name)));
+                fresh.len() - 1
+            }
+        };
+        RegionId(RegionId::FRESH + k as u32)
+    }
+
+    /// Adds what `fresh` names to the table: the number each now has.
+    fn adopt(&mut self, fresh: &Fresh) -> SmallVec<[RegionId; 1]> {
+        if fresh.is_empty() {
+            return SmallVec::new();
+        }
+        fresh
+            .iter()
+            .map(|(name, region)| {
+                if let Some(id) = self.by_root.get(&**name) {
+                    return *id;
+                }
+                // No two root names lead to one region (`Region::of_root`).
+                let id = RegionId(self.table.len() as u32);
+                self.table.push(region.clone());
+                self.by_root.insert(name.clone(), id);
+                id
+            })
+            .collect()
+    }
+}
+
 /// Where an item lives, and what it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Loc {
-    region: Region,
+    region: RegionId,
     up: Up,
     /// The item creates a shared type (a paragraph, its text) that other
     /// items can live in.
@@ -290,7 +413,7 @@ struct Loc {
 impl Loc {
     fn gone() -> Loc {
         Loc {
-            region: Region::Gone,
+            region: RegionId::GONE,
             up: Up::Gc,
             shared: false,
             keyed: false,
@@ -304,7 +427,7 @@ impl Loc {
     /// the key from the neighbour).
     fn beside(neighbour: &Loc, shared: bool) -> Loc {
         Loc {
-            region: neighbour.region.clone(),
+            region: neighbour.region,
             up: neighbour.up,
             shared,
             keyed: neighbour.keyed,
@@ -330,7 +453,7 @@ struct ClientState {
     /// Its deleted ranges.
     deleted: Deleted,
     /// The regions it has written into (a client writes into one or two).
-    regions: SmallVec<[Region; 2]>,
+    regions: SmallVec<[RegionId; 2]>,
     /// Its items' neighbours, for `SectionIndex::shows_order`.
     runs: Runs,
 }
@@ -339,6 +462,37 @@ struct ClientState {
 #[derive(Debug, Default, Clone)]
 pub struct SectionIndex {
     clients: HashMap<u64, ClientState>,
+    regions: Regions,
+    /// Shared types that items were last placed in, live along with every
+    /// type up to their root when the index recorded those items: typing
+    /// in a paragraph then needs no walk up the tree for each keystroke.
+    /// Any recorded deletion forgets them all, so they are live as long as
+    /// they are remembered.
+    live: LiveTypes,
+}
+
+/// The few shared types remembered as live (`SectionIndex::live`).
+#[derive(Debug, Default, Clone)]
+struct LiveTypes {
+    ids: [Option<Id>; 4],
+    next: usize,
+}
+
+impl LiveTypes {
+    fn contains(&self, id: Id) -> bool {
+        self.ids.contains(&Some(id))
+    }
+
+    fn remember(&mut self, id: Id) {
+        if !self.contains(id) {
+            self.ids[self.next] = Some(id);
+            self.next = (self.next + 1) % self.ids.len();
+        }
+    }
+
+    fn forget(&mut self) {
+        self.ids = [None; 4];
+    }
 }
 
 /// Why an update was refused.
@@ -367,20 +521,32 @@ pub enum Refusal {
 type Placed = (u64, u32, u32, Loc, Option<Link>);
 
 /// The blocks of one update; a keystroke has one.
-type PlacedBlocks = SmallVec<[Placed; 2]>;
+type PlacedBlocks = SmallVec<[Placed; 1]>;
 
 /// What an accepted update adds to the index.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Accepted {
     blocks: PlacedBlocks,
-    /// Regions the update writes or deletes in (for logs).
-    pub regions: SmallVec<[Region; 2]>,
+    /// Root types the update creates, which the index does not know yet.
+    fresh: Fresh,
+    /// Regions the update writes or deletes in (`regions`).
+    regions: SmallVec<[RegionId; 2]>,
     /// Client ids the update writes under that nobody held in this room.
     pub new_clients: Vec<u64>,
     /// The update only deletes formatting marks, some of them where the
     /// sender may not write: Yjs tidying up redundant marks after another
     /// client's edit. It is not applied (see `check`).
     pub ignore: bool,
+}
+
+impl Accepted {
+    /// The regions the update writes or deletes in, for logs and tests.
+    pub fn regions<'a>(&'a self, index: &'a SectionIndex) -> Vec<&'a Region> {
+        self.regions
+            .iter()
+            .map(|id| index.regions.get(*id, &self.fresh))
+            .collect()
+    }
 }
 
 /// The content kinds a client may send: text and the shared types an
@@ -428,7 +594,12 @@ fn map_value(kind: &Kind, len: u32) -> bool {
     }
 }
 
+/// Blocks of the update being checked, placed already, by client.
 type Local = HashMap<u64, Ranges<Loc>>;
+
+/// No blocks placed: what a keystroke's block is placed against. Making a
+/// map, even an empty one, draws a random hash key.
+static NONE_PLACED: std::sync::LazyLock<Local> = std::sync::LazyLock::new(Local::default);
 
 impl SectionIndex {
     fn loc<'a>(&'a self, (client, clock): Id, local: &'a Local) -> Option<&'a Loc> {
@@ -458,6 +629,9 @@ impl SectionIndex {
                 Up::Root => return false,
                 Up::Gc => return true,
                 Up::Item(parent) => {
+                    if self.live.contains(parent) {
+                        return false;
+                    }
                     if self.is_deleted(parent) {
                         return true;
                     }
@@ -479,7 +653,13 @@ impl SectionIndex {
     /// that has no place yet. `strict` (a client's update) refuses what the
     /// two libraries would place differently, or what yrs would leave
     /// pending; otherwise (trusted history) yrs' reading is followed.
-    fn place(&self, b: &Block, local: &Local, strict: bool) -> Result<Option<Loc>, Refusal> {
+    fn place(
+        &self,
+        b: &Block,
+        local: &Local,
+        fresh: &RefCell<Fresh>,
+        strict: bool,
+    ) -> Result<Option<Loc>, Refusal> {
         let Kind::Item {
             left,
             right,
@@ -504,7 +684,7 @@ impl SectionIndex {
         if left.is_none() && right.is_none() {
             return match parent {
                 Some(Parent::Root(name)) => Ok(Some(Loc {
-                    region: Region::of_root(name),
+                    region: self.regions.of_root(name, fresh),
                     up: Up::Root,
                     shared,
                     keyed: *keyed,
@@ -524,7 +704,8 @@ impl SectionIndex {
                             Ok(Some(Loc::gone()))
                         };
                     }
-                    if self.is_deleted(*p) || self.collected(pl, local) {
+                    if !self.live.contains(*p) && (self.is_deleted(*p) || self.collected(pl, local))
+                    {
                         return Ok(Some(Loc::gone()));
                     }
                     let depth = pl.depth + 1;
@@ -532,7 +713,7 @@ impl SectionIndex {
                         return Err(Refusal::TooDeep);
                     }
                     Ok(Some(Loc {
-                        region: pl.region.clone(),
+                        region: pl.region,
                         up: Up::Item(*p),
                         shared,
                         keyed: *keyed,
@@ -587,13 +768,53 @@ impl SectionIndex {
         }
     }
 
+    /// Places block `b` from clock `start` on (where the document's
+    /// knowledge of its client ends): its id range, place and neighbours,
+    /// or `None` while it depends on a block of the update not yet placed.
+    fn settle(
+        &self,
+        b: &Block,
+        start: u32,
+        local: &Local,
+        fresh: &RefCell<Fresh>,
+        strict: bool,
+    ) -> Result<Option<Placed>, Refusal> {
+        let Some(mut loc) = self.place(b, local, fresh, strict)? else {
+            return Ok(None);
+        };
+        if strict && loc.keyed && !map_value(&b.kind, b.len) {
+            return Err(Refusal::Content("text or formatting as an attribute value"));
+        }
+        loc.format = matches!(
+            b.kind,
+            Kind::Item {
+                content: Content::Format,
+                ..
+            }
+        );
+        let link = match &b.kind {
+            // yrs trims a block the document holds the start of: what is
+            // left follows its own first part.
+            Kind::Item { right, .. } if start > b.clock => Some(Link {
+                left: Some((b.client, start - 1)),
+                right: *right,
+            }),
+            Kind::Item { left, right, .. } => Some(Link {
+                left: *left,
+                right: *right,
+            }),
+            _ => None,
+        };
+        Ok(Some((b.client, start, b.clock + b.len, loc, link)))
+    }
+
     /// Finds the place of every block the server does not have yet. In a
     /// client's update (`strict`), each client's new blocks must continue
     /// exactly where the document's clock for that client stands, every
     /// client appears once, and nothing may be skipped. Blocks may depend
     /// on blocks later in the same update, so this repeats until nothing
     /// more resolves; what never resolves refers to unknown items.
-    fn resolve(&self, decoded: &Decoded, strict: bool) -> Result<PlacedBlocks, Refusal> {
+    fn resolve(&self, decoded: &Decoded, strict: bool) -> Result<(PlacedBlocks, Fresh), Refusal> {
         // yrs appends a repeated client's blocks, Yjs replaces them: refuse
         // what the two read differently.
         if strict && decoded.repeated_client {
@@ -636,9 +857,20 @@ impl SectionIndex {
             pending.push((b, b.clock.max(*have)));
             *have = end;
         }
+        // A lone block (a keystroke) is placed at once.
+        let fresh = RefCell::new(Fresh::new());
+        if let [(b, start)] = pending[..] {
+            let placed = match self.settle(b, start, &NONE_PLACED, &fresh, strict)? {
+                Some(placed) => placed,
+                None if strict => return Err(Refusal::UnknownItems),
+                None => (b.client, start, b.clock + b.len, Loc::gone(), None),
+            };
+            let mut resolved = PlacedBlocks::new();
+            resolved.push(placed);
+            return Ok((resolved, fresh.into_inner()));
+        }
         // Blocks placed so far, for the later blocks of the update that
-        // refer to them; a lone block (a keystroke) needs none.
-        let lone = pending.len() == 1;
+        // refer to them.
         let mut local: Local = HashMap::default();
         let mut resolved = PlacedBlocks::with_capacity(pending.len());
         while !pending.is_empty() {
@@ -648,38 +880,11 @@ impl SectionIndex {
                 if failure.is_some() {
                     return true;
                 }
-                match self.place(b, &local, strict) {
-                    Ok(Some(loc)) if strict && loc.keyed && !map_value(&b.kind, b.len) => {
-                        failure =
-                            Some(Refusal::Content("text or formatting as an attribute value"));
-                        true
-                    }
-                    Ok(Some(mut loc)) => {
-                        loc.format = matches!(
-                            b.kind,
-                            Kind::Item {
-                                content: Content::Format,
-                                ..
-                            }
-                        );
-                        let end = b.clock + b.len;
-                        if !lone {
-                            local.entry(b.client).or_default().insert(start, end, &loc);
-                        }
-                        let link = match &b.kind {
-                            // yrs trims a block the document holds the start
-                            // of: what is left follows its own first part.
-                            Kind::Item { right, .. } if start > b.clock => Some(Link {
-                                left: Some((b.client, start - 1)),
-                                right: *right,
-                            }),
-                            Kind::Item { left, right, .. } => Some(Link {
-                                left: *left,
-                                right: *right,
-                            }),
-                            _ => None,
-                        };
-                        resolved.push((b.client, start, end, loc, link));
+                match self.settle(b, start, &local, &fresh, strict) {
+                    Ok(Some(placed)) => {
+                        let (client, start, end, loc, _) = &placed;
+                        local.entry(*client).or_default().insert(*start, *end, loc);
+                        resolved.push(placed);
                         false
                     }
                     Ok(None) => true,
@@ -701,7 +906,7 @@ impl SectionIndex {
                 }
             }
         }
-        Ok(resolved)
+        Ok((resolved, fresh.into_inner()))
     }
 
     /// Decides whether `who` may apply `decoded`, a client's update. On
@@ -716,8 +921,101 @@ impl SectionIndex {
         decoded: &Decoded,
         owner_of: impl Fn(u64) -> Option<UserId>,
     ) -> Result<Accepted, Refusal> {
-        let blocks = self.resolve(decoded, true)?;
-        let mut regions: SmallVec<[Region; 2]> = SmallVec::new();
+        if let Some(accepted) = self.typed(who, ownership, decoded, &owner_of) {
+            // The shortcut decides exactly as the whole check does: the
+            // tests, the fuzzer included, run with this comparison on.
+            debug_assert_eq!(
+                Ok(&accepted),
+                self.check_fully(who, ownership, decoded, &owner_of)
+                    .as_ref()
+            );
+            return Ok(accepted);
+        }
+        self.check_fully(who, ownership, decoded, owner_of)
+    }
+
+    /// The shortcut for a keystroke: one block of text, in a sequence,
+    /// right where its client's clock stands, beside items the index knows
+    /// that are live and in one parent, by the person who holds the client
+    /// id, where they may write, deleting nothing. Such a block is placed
+    /// beside its left neighbour, as `place` places it; `None` for anything
+    /// else (including everything refused), which `check_fully` decides.
+    fn typed(
+        &self,
+        who: &Principal,
+        ownership: &Ownership,
+        decoded: &Decoded,
+        owner_of: impl Fn(u64) -> Option<UserId>,
+    ) -> Option<Accepted> {
+        let [b] = &decoded.blocks[..] else {
+            return None;
+        };
+        let Kind::Item {
+            left: Some(left),
+            right,
+            parent: None,
+            keyed: false,
+            content: Content::String,
+            odd_kind: false,
+        } = &b.kind
+        else {
+            return None;
+        };
+        if !decoded.deletes.is_empty() || decoded.repeated_client {
+            return None;
+        }
+        let state = self.clients.get(&b.client)?;
+        let end = b.clock.checked_add(b.len).filter(|end| *end > b.clock)?;
+        // Continuing the client's history exactly, from neighbours it
+        // already has (or another client's).
+        let earlier = |id: &Id| id.0 != b.client || id.1 < b.clock;
+        if b.clock != state.next || !earlier(left) || !right.as_ref().is_none_or(earlier) {
+            return None;
+        }
+        let l = if left.0 == b.client {
+            state.items.get(left.1)?
+        } else {
+            self.loc(*left, &NONE_PLACED)?
+        };
+        if l.keyed || self.collected(l, &NONE_PLACED) {
+            return None;
+        }
+        if let Some(r) = right {
+            let r = self.loc(*r, &NONE_PLACED)?;
+            if r.keyed || r.up != l.up || self.collected(r, &NONE_PLACED) {
+                return None;
+            }
+        }
+        if owner_of(b.client) != Some(who.user_id)
+            || !ownership.may_write(who, self.regions.get(l.region, &Fresh::new()))
+        {
+            return None;
+        }
+        let loc = Loc::beside(l, false);
+        let link = Link {
+            left: Some(*left),
+            right: *right,
+        };
+        Some(Accepted {
+            blocks: PlacedBlocks::from_buf([(b.client, b.clock, end, loc, Some(link))]),
+            fresh: Fresh::new(),
+            regions: SmallVec::from_buf_and_len([loc.region, RegionId::GONE], 1),
+            new_clients: Vec::new(),
+            ignore: false,
+        })
+    }
+
+    /// `check`, for every kind of update.
+    fn check_fully(
+        &self,
+        who: &Principal,
+        ownership: &Ownership,
+        decoded: &Decoded,
+        owner_of: impl Fn(u64) -> Option<UserId>,
+    ) -> Result<Accepted, Refusal> {
+        let (blocks, fresh) = self.resolve(decoded, true)?;
+        let region = |id| self.regions.get(id, &fresh);
+        let mut regions: SmallVec<[RegionId; 2]> = SmallVec::new();
         let mut checked_clients: SmallVec<[u64; 2]> = SmallVec::new();
         let mut new_clients = Vec::new();
         for (client, _, _, loc, _) in &blocks {
@@ -735,14 +1033,14 @@ impl SectionIndex {
                         let ok = match written {
                             // Written under before this room knew who: by
                             // the sender, if it wrote where they may write.
-                            Some(rs) => rs.iter().any(|r| ownership.may_write(who, r)),
+                            Some(rs) => rs.iter().any(|r| ownership.may_write(who, region(*r))),
                             // A client id new to the meeting must bring
                             // content of its own: tombstones alone under a
                             // fresh id would only reserve clock space that
                             // its real owner is about to use.
                             None => blocks
                                 .iter()
-                                .any(|(c, _, _, l, _)| c == client && l.region != Region::Gone),
+                                .any(|(c, _, _, l, _)| c == client && l.region != RegionId::GONE),
                         };
                         if !ok {
                             return Err(Refusal::ForeignClient);
@@ -752,22 +1050,26 @@ impl SectionIndex {
                 }
             }
             // A region already allowed needs no second look.
-            if loc.region == Region::Gone || regions.contains(&loc.region) {
+            if loc.region == RegionId::GONE || regions.contains(&loc.region) {
                 continue;
             }
-            if !ownership.may_write(who, &loc.region) {
-                return Err(Refusal::Forbidden(loc.region.clone()));
+            if !ownership.may_write(who, region(loc.region)) {
+                return Err(Refusal::Forbidden(region(loc.region).clone()));
             }
-            regions.push(loc.region.clone());
+            regions.push(loc.region);
         }
-        let mut local: Local = HashMap::default();
-        if !decoded.deletes.is_empty() {
+        let mut placed: Local;
+        let local = if decoded.deletes.is_empty() || blocks.is_empty() {
+            &*NONE_PLACED
+        } else {
+            placed = HashMap::default();
             for (client, start, end, loc, _) in &blocks {
-                local.entry(*client).or_default().insert(*start, *end, loc);
+                placed.entry(*client).or_default().insert(*start, *end, loc);
             }
-        }
+            &placed
+        };
         // A formatting mark deleted where the sender may not write.
-        let mut tidied: Option<Region> = None;
+        let mut tidied: Option<RegionId> = None;
         for &(client, clock, len) in &decoded.deletes {
             let end = clock.checked_add(len).ok_or(Refusal::Malformed)?;
             // Deleting what is already deleted changes nothing: clients send
@@ -777,18 +1079,18 @@ impl SectionIndex {
                 None => vec![(clock, end)],
             };
             for (s, e) in missing {
-                for (region, format) in self.regions_between(client, s, e, &local)? {
-                    if region == Region::Gone {
+                for (id, format) in self.regions_between(client, s, e, local)? {
+                    if id == RegionId::GONE {
                         continue;
                     }
-                    if ownership.may_write(who, &region) {
-                        if !regions.contains(&region) {
-                            regions.push(region);
+                    if ownership.may_write(who, region(id)) {
+                        if !regions.contains(&id) {
+                            regions.push(id);
                         }
                     } else if format {
-                        tidied.get_or_insert(region);
+                        tidied.get_or_insert(id);
                     } else {
-                        return Err(Refusal::Forbidden(region));
+                        return Err(Refusal::Forbidden(region(id).clone()));
                     }
                 }
             }
@@ -802,9 +1104,9 @@ impl SectionIndex {
         // anywhere. Such an update (deletions of marks and nothing else) is
         // not applied: the sender's document keeps a few redundant marks
         // fewer than everyone else's, which formats nothing differently.
-        if let Some(region) = tidied {
+        if let Some(id) = tidied {
             if !blocks.is_empty() {
-                return Err(Refusal::Forbidden(region));
+                return Err(Refusal::Forbidden(region(id).clone()));
             }
             return Ok(Accepted {
                 ignore: true,
@@ -813,6 +1115,7 @@ impl SectionIndex {
         }
         Ok(Accepted {
             blocks,
+            fresh,
             regions,
             new_clients,
             ignore: false,
@@ -828,8 +1131,8 @@ impl SectionIndex {
         s: u32,
         e: u32,
         local: &Local,
-    ) -> Result<Vec<(Region, bool)>, Refusal> {
-        let mut out: Vec<(Region, bool)> = Vec::new();
+    ) -> Result<SmallVec<[(RegionId, bool); 2]>, Refusal> {
+        let mut out: SmallVec<[(RegionId, bool); 2]> = SmallVec::new();
         let mut at = s;
         while at < e {
             let (end, loc) = [
@@ -842,7 +1145,7 @@ impl SectionIndex {
             .ok_or(Refusal::UnknownItems)?;
             match out.iter_mut().find(|(r, _)| *r == loc.region) {
                 Some((_, format)) => *format &= loc.format,
-                None => out.push((loc.region.clone(), loc.format)),
+                None => out.push((loc.region, loc.format)),
             }
             at = end;
         }
@@ -903,19 +1206,32 @@ impl SectionIndex {
     /// deletions are recorded from what the document actually deleted
     /// (`record_deletes`), which includes everything inside deleted types.
     pub fn record(&mut self, accepted: &Accepted) {
-        self.record_blocks(&accepted.blocks);
+        self.record_blocks(&accepted.blocks, &accepted.fresh);
     }
 
-    fn record_blocks(&mut self, blocks: &[Placed]) {
+    fn record_blocks(&mut self, blocks: &[Placed], fresh: &Fresh) {
+        // Root types new to the index get their numbers in the table.
+        let adopted = self.regions.adopt(fresh);
         for (client, start, end, loc, link) in blocks {
+            let mut loc = *loc;
+            if let Some(k) = loc.region.fresh() {
+                loc.region = adopted[k];
+            }
             let state = self.clients.entry(*client).or_default();
-            state.items.insert(*start, *end, loc);
+            state.items.insert(*start, *end, &loc);
             if let Some(link) = link {
                 state.runs.add(*client, *start, *end, *link);
             }
             state.next = state.next.max(*end);
-            if loc.region != Region::Gone && !state.regions.contains(&loc.region) {
-                state.regions.push(loc.region.clone());
+            if loc.region != RegionId::GONE && !state.regions.contains(&loc.region) {
+                state.regions.push(loc.region);
+            }
+            // Placed in a live type (deletions come after, in
+            // `record_deletes`, and forget it again).
+            if let Up::Item(parent) = loc.up
+                && loc.region != RegionId::GONE
+            {
+                self.live.remember(parent);
             }
         }
     }
@@ -923,6 +1239,7 @@ impl SectionIndex {
     /// Records deleted ranges (client, clock, len).
     pub fn record_deletes(&mut self, deletes: impl IntoIterator<Item = (u64, u32, u32)>) {
         for (client, clock, len) in deletes {
+            self.live.forget();
             self.clients
                 .entry(client)
                 .or_default()
@@ -936,8 +1253,8 @@ impl SectionIndex {
     pub fn learn(&mut self, decoded: &Decoded) {
         // Trusted history is placed, never refused; the only errors are
         // overflows that decoding rules out already.
-        let blocks = self.resolve(decoded, false).unwrap_or_default();
-        self.record_blocks(&blocks);
+        let (blocks, fresh) = self.resolve(decoded, false).unwrap_or_default();
+        self.record_blocks(&blocks, &fresh);
         self.record_deletes(decoded.deletes.iter().copied());
     }
 }
@@ -992,7 +1309,7 @@ mod tests {
 
     fn ownership(polis: AgencyId, skola: AgencyId) -> Ownership {
         Ownership {
-            sections: HashMap::from([
+            sections: [
                 (
                     Arc::from("polis"),
                     SectionOwner::Agency { agency_id: polis },
@@ -1001,7 +1318,9 @@ mod tests {
                     Arc::from("skola"),
                     SectionOwner::Agency { agency_id: skola },
                 ),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -1081,7 +1400,7 @@ mod tests {
         }
         // Every character's position (nothing is deleted).
         let txn = server.transact();
-        let mut at: HashMap<Id, u32> = HashMap::new();
+        let mut at: HashMap<Id, u32> = HashMap::default();
         for (client, clock) in txn.state_vector().iter() {
             for c in 0..*clock {
                 let offset = StickyIndex::from_id(ID::new(*client, c), Assoc::After)
@@ -1119,6 +1438,79 @@ mod tests {
         );
     }
 
+    /// A keystroke takes the shortcut, which debug builds compare with the
+    /// whole check on every update the tests make; what it does not cover
+    /// (another's section, another's client id) goes the whole way.
+    #[test]
+    fn a_keystroke_takes_the_shortcut_and_anything_else_the_whole_check() {
+        use yrs::XmlOut;
+        let (polis, skola) = (AgencyId::new(), AgencyId::new());
+        let own = ownership(polis, skola);
+        let police = principal(Some(polis), Some(Role::Member));
+        let holder = police.user_id;
+        let mut index = SectionIndex::default();
+        let server = Doc::new();
+        let client = Doc::with_client_id(1);
+        accept(
+            &server,
+            &mut index,
+            &paragraph(&client, "section:polis", "hej"),
+        );
+        let school = paragraph(&Doc::with_client_id(2), "section:skola", "hej");
+        accept(&server, &mut index, &school);
+        client
+            .transact_mut()
+            .apply_update(yrs::Update::decode_v1(&school).unwrap())
+            .unwrap();
+        // Types "!" at the end of the first paragraph of `root`.
+        let keystroke = |root: &str| {
+            let f = client.get_or_insert_xml_fragment(root);
+            let mut txn = client.transact_mut();
+            let Some(XmlOut::Element(p)) = f.get(&txn, 0) else {
+                panic!("a paragraph")
+            };
+            let Some(XmlOut::Text(t)) = p.get(&txn, 0) else {
+                panic!("its text")
+            };
+            let len = t.len(&txn);
+            t.insert(&mut txn, len, "!");
+            txn.encode_update_v1()
+        };
+        let update = keystroke("section:polis");
+        let typed = decode(&update).unwrap();
+        let accepted = index
+            .typed(&police, &own, &typed, |_| Some(holder))
+            .expect("a keystroke in one's own section takes the shortcut");
+        assert_eq!(
+            Ok(&accepted),
+            index
+                .check_fully(&police, &own, &typed, |_| Some(holder))
+                .as_ref()
+        );
+        assert_eq!(accepted.regions(&index), [&Region::Section("polis".into())]);
+        // What the shortcut leaves to the whole check.
+        let the_long_way = |index: &SectionIndex, update: &Decoded, holder: UserId| {
+            assert!(
+                index
+                    .typed(&police, &own, update, |_| Some(holder))
+                    .is_none()
+            );
+            index.check(&police, &own, update, |_| Some(holder))
+        };
+        // Held by someone else.
+        assert_eq!(
+            the_long_way(&index, &typed, UserId::new()),
+            Err(Refusal::ForeignClient)
+        );
+        accept(&server, &mut index, &update);
+        // Typing on in the school's paragraph.
+        let elsewhere = decode(&keystroke("section:skola")).unwrap();
+        assert_eq!(
+            the_long_way(&index, &elsewhere, holder),
+            Err(Refusal::Forbidden(Region::Section("skola".into())))
+        );
+    }
+
     #[test]
     fn writing_in_ones_own_section_is_allowed_and_elsewhere_refused() {
         let (polis, skola) = (AgencyId::new(), AgencyId::new());
@@ -1130,7 +1522,7 @@ mod tests {
         let ok = index
             .check(&police, &own, &decode(&update).unwrap(), |_| None)
             .unwrap();
-        assert_eq!(ok.regions.as_slice(), [Region::Section("polis".into())]);
+        assert_eq!(ok.regions(&index), [&Region::Section("polis".into())]);
         let update = paragraph(&Doc::with_client_id(2), "section:skola", "hej");
         assert_eq!(
             index
