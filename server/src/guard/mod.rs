@@ -181,13 +181,6 @@ impl<T: Clone + PartialEq> Ranges<T> {
     fn insert(&mut self, start: u32, end: u32, value: &T) {
         // Blocks are only ever added beyond what is known, so ranges never
         // overlap; merging with an adjacent equal range keeps them few.
-        if let Some((_, e, v)) = self.by_start.last_mut()
-            && *e == start
-            && v == value
-        {
-            *e = end;
-            return;
-        }
         self.add(start, end, value.clone(), |a, b| a == b);
     }
 }
@@ -352,8 +345,13 @@ impl Regions {
     fn get<'a>(&'a self, id: RegionId, fresh: &'a Fresh) -> &'a Region {
         match id.fresh() {
             Some(k) => &fresh[k].1,
-            None => &self.table[id.0 as usize],
+            None => self.known(id),
         }
+    }
+
+    /// A region the table holds (every region an item of the index has).
+    fn known(&self, id: RegionId) -> &Region {
+        &self.table[id.0 as usize]
     }
 
     /// The region of root type `name`: from the table, or numbered among
@@ -987,7 +985,7 @@ impl SectionIndex {
             }
         }
         if owner_of(b.client) != Some(who.user_id)
-            || !ownership.may_write(who, self.regions.get(l.region, &Fresh::new()))
+            || !ownership.may_write(who, self.regions.known(l.region))
         {
             return None;
         }
