@@ -87,6 +87,12 @@ pub struct ServerConfig {
     #[arg(long, env = "PROTOKOLL_REDIS_URL", global = true)]
     pub redis_url: Option<DatabaseUrl>,
 
+    /// PEM file with the certificate authority that signed Redis' TLS
+    /// certificate, for a `rediss://` URL with a private CA (without it,
+    /// the system's trust store).
+    #[arg(long, env = "PROTOKOLL_REDIS_CA_FILE", global = true)]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(
         long,
@@ -379,6 +385,7 @@ impl Default for ServerConfig {
             max_connections_per_meeting: 1_000,
             signing_key_file: None,
             redis_url: None,
+            redis_ca_file: None,
         }
     }
 }

@@ -53,10 +53,16 @@ pub async fn run(
             if db.docs.backend() != "postgres" {
                 return Err(std::io::Error::other(REDIS_NEEDS_POSTGRES));
             }
-            Some(
-                cluster::Cluster::new(url.expose(), db.docs.clone())
-                    .map_err(std::io::Error::other)?,
-            )
+            let client = cluster::redis_client(url.expose(), config.redis_ca_file.as_deref())
+                .map_err(std::io::Error::other)?;
+            let cluster = cluster::Cluster::new(client, db.docs.clone(), db.dir.clone())
+                .map_err(std::io::Error::other)?;
+            // Everything a node publishes is signed: the keys first.
+            cluster
+                .prepare_keys()
+                .await
+                .map_err(std::io::Error::other)?;
+            Some(cluster)
         }
         None => None,
     };

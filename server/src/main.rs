@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use protokoll::{
     auth::{self, password, secret},
     cluster::AccountEvent,
-    config::{DatabaseArgs, DatabaseUrl, LogFormat, ServerConfig},
+    config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
     document::{AgendaEntry, seed_empty_sections, write_agenda},
     finalise::{Actor, Format, Lifecycle, Signer},
@@ -78,6 +78,29 @@ enum Command {
     },
     /// Create the demo council and print how to sign in.
     Demo,
+    /// Several nodes: the keys that authenticate their messages.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Add a cluster key, which nodes sign with from now on, and retire
+    /// the keys older than the one they signed with until now (that one
+    /// stays accepted until the next rotation). Prints the new key's id.
+    /// With --redis-url the nodes are told at once; otherwise they take it
+    /// within 30 s.
+    RotateKey {
+        /// Retire every other key at once (a key that leaked): messages
+        /// signed with them are refused from now on.
+        #[arg(long)]
+        retire_others: bool,
+    },
+    /// List the cluster keys: id, created, retired (or `-`). Never the
+    /// secrets.
+    Keys,
 }
 
 #[derive(Subcommand)]
@@ -263,9 +286,8 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         },
-        Command::User { command } => {
-            user_command(&db, command, cli.server.redis_url.as_ref()).await?
-        }
+        Command::User { command } => user_command(&db, command, &cli.server).await?,
+        Command::Cluster { command } => cluster_command(&db, command, &cli.server).await?,
         Command::Token { command } => match command {
             TokenCommand::Issue { username, name } => {
                 let user = find_user(&db, &username).await?;
@@ -283,7 +305,8 @@ async fn main() -> anyhow::Result<()> {
                     bail!("no live token with id {id}");
                 }
                 announce(
-                    cli.server.redis_url.as_ref(),
+                    &db,
+                    &cli.server,
                     AccountEvent::credential(
                         auth::CredentialKey::Token(id),
                         close_code::UNAUTHORIZED,
@@ -336,14 +359,24 @@ fn new_password(from_stdin: bool) -> anyhow::Result<(NewPassword, bool)> {
     }
 }
 
-/// With `--redis-url`: tells every node to close the connections an
-/// account event names (the database has it already; without Redis, a
-/// node rechecks its connections every ping interval).
-async fn announce(redis: Option<&DatabaseUrl>, event: AccountEvent) {
-    let Some(url) = redis else {
+/// With `--redis-url`: tells every node to check the connections an
+/// account event names against the database (which has the change
+/// already), so that they close at once; without Redis, a node rechecks
+/// its connections every ping interval.
+async fn announce(db: &Database, server: &ServerConfig, event: AccountEvent) {
+    let Some(url) = &server.redis_url else {
         return;
     };
-    if let Err(e) = protokoll::cluster::announce(url.expose(), event).await {
+    let announced = async {
+        let keys = db
+            .dir
+            .cluster_keys()
+            .ok_or(protokoll::cluster::ClusterError::NoPostgres)?;
+        let client =
+            protokoll::cluster::redis_client(url.expose(), server.redis_ca_file.as_deref())?;
+        protokoll::cluster::announce(&client, &keys, event).await
+    };
+    if let Err(e) = announced.await {
         eprintln!(
             "warning: could not tell the nodes through Redis ({e}); open connections close \
              when their node next rechecks them"
@@ -351,10 +384,86 @@ async fn announce(redis: Option<&DatabaseUrl>, event: AccountEvent) {
     }
 }
 
+async fn cluster_command(
+    db: &Database,
+    command: ClusterCommand,
+    server: &ServerConfig,
+) -> anyhow::Result<()> {
+    let keys = db
+        .dir
+        .cluster_keys()
+        .context("several nodes need a Postgres database; this one has no cluster keys")?;
+    match command {
+        ClusterCommand::RotateKey { retire_others } => {
+            let before = keys.active().await?;
+            let rotation = keys.rotate(retire_others).await?;
+            println!("{}", rotation.new);
+            eprintln!(
+                "cluster key {} added; nodes sign with it from now on{}",
+                rotation.new,
+                match rotation.previous {
+                    Some(previous) =>
+                        format!(" (key {previous} stays accepted until the next rotation)"),
+                    None => String::new(),
+                }
+            );
+            if !rotation.retired.is_empty() {
+                eprintln!("retired: {:?}", rotation.retired);
+            }
+            if let Some(url) = &server.redis_url {
+                // Signed with a key the nodes hold: the one they signed
+                // with until now, unless it was just retired.
+                let signer = match rotation.previous {
+                    Some(previous) => before.into_iter().find(|k| k.id == previous),
+                    None => None,
+                };
+                let signer = match signer {
+                    Some(key) => (key.id, key.secret),
+                    None => {
+                        let newest = keys.active().await?.into_iter().next();
+                        let key = newest.context("the new key is not active")?;
+                        (key.id, key.secret)
+                    }
+                };
+                let client = protokoll::cluster::redis_client(
+                    url.expose(),
+                    server.redis_ca_file.as_deref(),
+                )?;
+                if let Err(e) = protokoll::cluster::announce_keys(&client, signer).await {
+                    eprintln!(
+                        "warning: could not tell the nodes through Redis ({e}); they read the \
+                         keys again within 30 s"
+                    );
+                }
+            }
+        }
+        ClusterCommand::Keys => {
+            let active = keys.active().await?;
+            for key in keys.list().await? {
+                let retired = key
+                    .retired_at
+                    .map(|r| r.to_rfc3339())
+                    .unwrap_or_else(|| "-".into());
+                let signing = if active.first().is_some_and(|a| a.id == key.id) {
+                    "\tsigning"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}\t{}\t{retired}{signing}",
+                    key.id,
+                    key.created_at.to_rfc3339()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn user_command(
     db: &Database,
     command: UserCommand,
-    redis: Option<&DatabaseUrl>,
+    server: &ServerConfig,
 ) -> anyhow::Result<()> {
     match command {
         UserCommand::Create {
@@ -408,7 +517,8 @@ async fn user_command(
             let sessions = db.dir.delete_sessions_of(user.id).await?;
             let tokens = db.dir.revoke_tokens_of(user.id).await?.len();
             announce(
-                redis,
+                db,
+                server,
                 AccountEvent::user(user.id, close_code::UNAUTHORIZED, "password changed"),
             )
             .await;

@@ -44,6 +44,16 @@ pub mod metric {
     pub const CLUSTER_HOLE_WAIT_SECONDS: &str = "protokoll_cluster_hole_wait_seconds";
     /// Catch-ups put off because the node's turns were all taken.
     pub const CLUSTER_CATCH_UPS_DEFERRED: &str = "protokoll_cluster_catch_ups_deferred_total";
+    /// Messages from Redis refused, by `why` (`unauthenticated`,
+    /// `unknown_key`, `expired`, `replayed`, `unreadable`): see
+    /// `cluster::envelope`.
+    pub const CLUSTER_REFUSED: &str = "protokoll_cluster_refused_total";
+    /// Batches sent again on a new connection after publishing failed.
+    pub const CLUSTER_PUBLISH_RETRIES: &str = "protokoll_cluster_publish_retries_total";
+    /// Account events from other nodes checked against the database.
+    pub const CLUSTER_ACCOUNT_CHECKS: &str = "protokoll_cluster_account_checks_total";
+    /// Cluster keys this node accepts (not retired).
+    pub const CLUSTER_KEYS: &str = "protokoll_cluster_keys";
     /// A quota or flood limit tripped, by `limit` (see `sync::limits::limit`).
     pub const LIMIT_TRIPS: &str = "protokoll_limit_trips_total";
     /// Presence messages held back and replaced by a later state of the

@@ -1,8 +1,9 @@
 //! Several nodes, one meeting: three server processes sharing a PostgreSQL
 //! cluster and a Redis of this test's own (on free loopback ports, so that
-//! it may stop and restart them), behind real nginx running the
-//! configuration shipped in `deploy/nginx/` (only the list of nodes is
-//! written here, as deployment tooling writes it).
+//! it may stop and restart them; Redis with a password, as `deploy/` runs
+//! it), behind real nginx running the configuration shipped in
+//! `deploy/nginx/` (only the list of nodes is written here, as deployment
+//! tooling writes it). `cluster_redis` uses the same site.
 
 use std::{
     net::SocketAddr,
@@ -19,7 +20,7 @@ use crate::helpers::{
     writable_meeting,
 };
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -56,7 +57,7 @@ fn run(mut command: std::process::Command, what: &str) {
 }
 
 /// A PostgreSQL cluster of this test's own.
-struct Postgres {
+pub(crate) struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     dir: tempfile::TempDir,
@@ -147,26 +148,29 @@ impl Drop for Postgres {
     }
 }
 
-/// A Redis of this test's own.
-struct Redis {
+/// A Redis of this test's own, with a password (`requirepass`).
+pub(crate) struct Redis {
     port: u16,
+    password: String,
     child: Option<tokio::process::Child>,
 }
 
 impl Redis {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
+            password: format!("pw-{}", uuid::Uuid::new_v4().simple()),
             child: None,
         };
         redis.start_again().await;
         redis
     }
 
-    async fn start_again(&mut self) {
+    pub(crate) async fn start_again(&mut self) {
         let child = tokio::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", &self.password])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -186,21 +190,27 @@ impl Redis {
         .expect("Redis listens in time");
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.start_kill().unwrap();
             child.wait().await.unwrap();
         }
     }
 
-    fn url(&self) -> String {
+    /// The URL the nodes use, with the password.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}/", self.password, self.port)
+    }
+
+    /// The URL without the password: refused by Redis.
+    pub(crate) fn url_without_password(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
 
 /// nginx with the shipped configuration, balancing over `nodes`.
-struct Nginx {
-    addr: SocketAddr,
+pub(crate) struct Nginx {
+    pub(crate) addr: SocketAddr,
     child: tokio::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -290,8 +300,9 @@ async fn sockets_of(node: SocketAddr) -> u64 {
     metric_of(node, "protokoll_connections_open").await
 }
 
-/// A plain (unlabelled) metric of a node.
-async fn metric_of(node: SocketAddr, name: &str) -> u64 {
+/// A plain (unlabelled) metric of a node, or one series of it (`name`
+/// with its labels, as `/metrics` writes them).
+pub(crate) async fn metric_of(node: SocketAddr, name: &str) -> u64 {
     let text = reqwest::get(format!("http://{node}/metrics"))
         .await
         .unwrap()
@@ -305,7 +316,7 @@ async fn metric_of(node: SocketAddr, name: &str) -> u64 {
 }
 
 /// Polls `check` (each poll is a real request) until it holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -331,17 +342,22 @@ async fn ready(node: SocketAddr) -> Option<u16> {
 }
 
 /// The whole site: Postgres, Redis, three nodes, nginx.
-struct Site {
-    pg: Postgres,
-    redis: Redis,
-    db: TestDb,
-    nodes: Vec<Option<ProcessServer>>,
-    addrs: Vec<SocketAddr>,
-    nginx: Nginx,
+pub(crate) struct Site {
+    pub(crate) pg: Postgres,
+    pub(crate) redis: Redis,
+    pub(crate) db: TestDb,
+    pub(crate) nodes: Vec<Option<ProcessServer>>,
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) nginx: Nginx,
 }
 
 impl Site {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The site with `extra` arguments for every node.
+    pub(crate) async fn start_with(extra: &[&str]) -> Self {
         let pg = Postgres::start();
         {
             use sqlx::Connection;
@@ -369,11 +385,12 @@ impl Site {
         for i in 0..3 {
             // The last one is started the way units and manifests write
             // it: flags after `serve`.
-            let args: Vec<&str> = if i == 2 {
+            let mut args: Vec<&str> = if i == 2 {
                 vec!["serve", "--redis-url", &redis_url]
             } else {
                 vec!["--redis-url", &redis_url]
             };
+            args.extend_from_slice(extra);
             nodes.push(Some(
                 ProcessServer::start_command(&db, &[], &args, stderr(), "info").await,
             ));
@@ -390,8 +407,32 @@ impl Site {
         }
     }
 
-    async fn database(&self) -> Database {
+    pub(crate) async fn database(&self) -> Database {
         self.db.database().await
+    }
+
+    /// Waits until every running node's Redis subscription is `up` (or
+    /// down), as its metrics say.
+    pub(crate) async fn subscribed(&self, up: bool) {
+        for (i, node) in self.addrs.iter().enumerate() {
+            if self.nodes[i].is_none() {
+                continue;
+            }
+            let node = *node;
+            eventually("every node's Redis subscription", || async move {
+                metric_of(node, "protokoll_cluster_redis_connected").await == u64::from(up)
+            })
+            .await;
+        }
+    }
+
+    /// Stops every node (SIGTERM).
+    pub(crate) async fn stop(mut self) {
+        for node in self.nodes.iter_mut() {
+            if let Some(node) = node.take() {
+                node.terminate().await;
+            }
+        }
     }
 
     /// Connects through nginx and says which node it landed on (the one
@@ -877,7 +918,7 @@ async fn log_positions_commit_in_order_per_meeting() {
 #[test]
 fn redis_with_sqlite_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+    let out = std::process::Command::new(crate::helpers::protokoll_bin())
         .arg("--database-url")
         .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
         .args(["serve", "--bind", "127.0.0.1:0"])

@@ -423,7 +423,7 @@ impl ProcessServer {
         stderr: Stdio,
         filter: &str,
     ) -> (Self, Vec<String>) {
-        let binary = env!("CARGO_BIN_EXE_protokoll");
+        let binary = protokoll_bin();
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = tokio::process::Command::new(program);
@@ -482,6 +482,13 @@ impl ProcessServer {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
     }
+}
+
+/// The server binary: the one cargo built for these tests, or
+/// `PROTOKOLL_TEST_BIN` (a copy of it, where several checkouts share one
+/// target directory and overwrite each other's `debug/protokoll`).
+pub fn protokoll_bin() -> String {
+    std::env::var("PROTOKOLL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_protokoll").into())
 }
 
 pub fn sync_url(addr: SocketAddr, meeting: MeetingId, token: &str) -> String {

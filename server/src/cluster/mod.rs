@@ -8,14 +8,30 @@
 //! participant removal or role change). Each node subscribes to the
 //! channels of the meetings it holds and to the account channel.
 //!
+//! Redis is not trusted (issue 24): every message is sealed with an
+//! HMAC-SHA256 under a cluster key kept in Postgres (`envelope`,
+//! `store::ClusterKeys`), and a node refuses, counts and drops whatever it
+//! cannot verify, what was published outside the replay window and what it
+//! has seen before. An account event only makes a node check the named
+//! connections against the database (`sync::recheck::check`), so even a
+//! genuine one replayed closes nothing that is still valid.
+//!
 //! Pub/sub loses messages (disconnects, restarts, slow subscribers), so it
-//! is only a fast path. A room applies remote updates in log order; a hole
-//! that is not filled within `HOLE_WAIT`, a fresh subscription and every
-//! reconnection make it read the log after what it has from Postgres,
-//! where positions commit in order (migration 0006), so the read misses
-//! nothing. While Redis is away, each node polls the log heads of the
-//! meetings it holds every `POLL_EVERY` and catches up the rooms that are
-//! behind: clients on different nodes still converge, only slower.
+//! is only a fast path, and nothing may depend on one message arriving. The
+//! publisher keeps a batch that failed and sends it again, in order, on a
+//! new connection (a connection to a restarted Redis fails on its first
+//! use). A room applies remote updates in log order; a hole that is not
+//! filled within `HOLE_WAIT`, a fresh subscription and every reconnection
+//! make it read the log after what it has from Postgres, where positions
+//! commit in order (migration 0006), so the read misses nothing, and it
+//! reads the protocol's state and section ownership with it. Every
+//! `HEADS_EVERY` with Redis up (every `POLL_EVERY` while it is away) each
+//! node reads the log heads of the meetings it holds in one query: a room
+//! behind a head waits a hole wait for Redis and then reads the log, so a
+//! message lost with nothing after it (the last keystroke, an agenda
+//! change) arrives within seconds all the same.
+
+pub mod envelope;
 
 use std::{
     collections::HashMap,
@@ -23,7 +39,7 @@ use std::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -39,8 +55,8 @@ use crate::{
     auth::CredentialKey,
     meeting::MeetingId,
     people::{TokenId, UserId},
-    store::{DynStore, Seq},
-    sync::{CloseReason, LiveConnections, Rooms},
+    store::{ClusterKeys, Directory, DynStore, KeySecret, Seq, StoreError},
+    sync::{CloseReason, LiveConnections, Rooms, live::Named},
     telemetry::metric,
 };
 
@@ -70,8 +86,23 @@ const CATCH_UPS_AT_ONCE: usize = 6;
 /// and how often a node checks whether Postgres is back after a failure.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// Messages waiting to be published; beyond this they are dropped (the
-/// receivers find the hole and read the log).
+/// How often, with Redis up, the log heads of held meetings are read (one
+/// query per node) to find what a lost message carried: a room behind a
+/// head waits a hole wait for Redis, then reads the log. With `HOLE_WAIT`
+/// this bounds how late a lost message arrives (2.25 s with Redis on time,
+/// at most 7 s under lag).
+pub const HEADS_EVERY: Duration = Duration::from_secs(2);
+
+/// How often a node reads the cluster keys again (rotations and
+/// retirements reach it at once when announced, and within this when not).
+const KEYS_EVERY: Duration = Duration::from_secs(30);
+
+/// Least time between two reads of the keys for a message signed with an
+/// unknown key: anyone who reaches Redis can send such messages.
+const KEYS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// Messages waiting to be published; beyond this they are dropped and
+/// counted (the receivers find the hole when the head check reads the log).
 const OUTBOX: usize = 65_536;
 
 /// Most messages published in one round trip to Redis.
@@ -80,8 +111,21 @@ const PUBLISH_BATCH: usize = 256;
 /// Longest wait between attempts to reach Redis.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// A message waiting to be published: channel and payload.
-type Outgoing = (String, Vec<u8>);
+/// How long Redis may take to accept a connection, and to answer: a batch
+/// that gets no answer in time is sent again on a new connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most one log line per this for refused messages and failing
+/// publishes (the counters have every one).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A message waiting to be published: its channel and its event as JSON
+/// (sealed when it is sent).
+struct Outgoing {
+    channel: String,
+    event: Vec<u8>,
+}
 
 /// What a room receives from the other nodes (or from the cluster's own
 /// bookkeeping).
@@ -97,6 +141,10 @@ pub enum Remote {
     /// Read the log after what the room has (a fresh subscription, a
     /// reconnection, or a log head seen ahead of the room while polling).
     CatchUp { head: Option<Seq> },
+    /// The log reaches this far (read with Redis up): what the room lacks
+    /// of it is read from the log if Redis does not bring it within a
+    /// hole wait.
+    Head(Seq),
 }
 
 #[derive(Debug)]
@@ -134,14 +182,6 @@ impl<'de> Deserialize<'de> for B64 {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    /// The node that published it: a node ignores its own messages.
-    origin: Uuid,
-    #[serde(flatten)]
-    event: Event,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Event {
     Updates {
@@ -166,6 +206,9 @@ enum Event {
         user: Option<UserId>,
     },
     Account(AccountEvent),
+    /// The cluster keys changed (`protokoll cluster rotate-key`): read
+    /// them again.
+    Keys,
 }
 
 /// Whose connections an account event closes.
@@ -226,7 +269,19 @@ impl AccountEvent {
         }
     }
 
+    /// The connections it names (`None`: a session hash that is not one).
+    pub fn named(&self) -> Option<Named> {
+        Some(match &self.whose {
+            Whose::Session { hash } => Named::Credential(CredentialKey::Session(unhex(hash)?)),
+            Whose::Token { id } => Named::Credential(CredentialKey::Token(*id)),
+            Whose::User { id } => Named::User(*id),
+            Whose::Participant { meeting, user } => Named::Participant(*meeting, *user),
+        })
+    }
+
     /// Closes the matching connections of this node; returns how many.
+    /// Only for events this node made: another node's event is checked
+    /// against the database instead (`sync::recheck::check`).
     pub fn apply(&self, live: &LiveConnections) -> usize {
         let reason = CloseReason::new(self.code, self.reason.clone());
         match &self.whose {
@@ -285,6 +340,34 @@ pub struct Cluster {
     /// waited for an outage, not for a slow delivery.
     subscribed_at: Mutex<std::time::Instant>,
     catch_ups: tokio::sync::Semaphore,
+    /// Where the cluster keys are kept, and the ones read from there.
+    key_store: ClusterKeys,
+    keys: Mutex<KeyRing>,
+    /// Account events are checked against the database (`recheck`).
+    dir: Directory,
+    /// When refused messages and failing publishes were last logged.
+    refusals_logged: Mutex<Option<Instant>>,
+}
+
+/// The cluster keys a node holds: newest first, none of them retired.
+#[derive(Default)]
+struct KeyRing {
+    keys: Vec<(i64, KeySecret)>,
+    /// When they were last read from the database.
+    read_at: Option<Instant>,
+}
+
+impl KeyRing {
+    fn get(&self, id: i64) -> Option<KeySecret> {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn newest(&self) -> Option<(i64, KeySecret)> {
+        self.keys.first().cloned()
+    }
 }
 
 /// The longest recent delivery lag, forgotten with `LAG_HALF_LIFE`.
@@ -329,21 +412,87 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
     #[error("Redis did not answer in time")]
     Timeout,
+    #[error("the cluster keys: {0}")]
+    Store(#[from] StoreError),
+    #[error("several nodes need a Postgres database (the cluster keys are kept there)")]
+    NoPostgres,
+    #[error("reading the Redis CA file {path}: {error}")]
+    CaFile {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// A Redis client for `url`; `ca_file` names the certificate authority of
+/// a `rediss://` server with a private CA (otherwise the system's trust
+/// store, or `SSL_CERT_FILE`, is used).
+pub fn redis_client(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<redis::Client, ClusterError> {
+    match ca_file {
+        None => Ok(redis::Client::open(url)?),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| ClusterError::CaFile {
+                path: path.to_owned(),
+                error,
+            })?;
+            Ok(redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )?)
+        }
+    }
 }
 
 /// Publishes one account event from outside a server (the command line):
-/// every node closes the connections it names.
-pub async fn announce(url: &str, event: AccountEvent) -> Result<(), ClusterError> {
-    let client = redis::Client::open(url)?;
-    let envelope = Envelope {
-        origin: Uuid::new_v4(),
-        event: Event::Account(event),
-    };
-    let payload = serde_json::to_vec(&envelope).expect("account events encode");
+/// every node checks the connections it names against the database and
+/// closes those that are revoked. Signed with the newest cluster key
+/// (created if there is none yet).
+pub async fn announce(
+    client: &redis::Client,
+    keys: &ClusterKeys,
+    event: AccountEvent,
+) -> Result<(), ClusterError> {
+    let key = keys.ensure().await?.into_iter().next();
+    let key = key.ok_or(StoreError::Corrupt(
+        "no cluster key after creating one".into(),
+    ))?;
+    publish_once(client, (key.id, key.secret), Event::Account(event)).await
+}
+
+/// Tells every node that the cluster keys changed, signed with `key` (one
+/// the nodes know already: the key they signed with until now).
+pub async fn announce_keys(
+    client: &redis::Client,
+    key: (i64, KeySecret),
+) -> Result<(), ClusterError> {
+    publish_once(client, key, Event::Keys).await
+}
+
+async fn publish_once(
+    client: &redis::Client,
+    (key_id, secret): (i64, KeySecret),
+    event: Event,
+) -> Result<(), ClusterError> {
+    let channel = "protokoll:account";
+    let event = serde_json::to_vec(&event).expect("account events encode");
+    let payload = envelope::seal(
+        key_id,
+        &secret,
+        channel,
+        Uuid::new_v4(),
+        1,
+        now_ms(),
+        &event,
+    );
     let publish = async {
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::cmd("PUBLISH")
-            .arg("protokoll:account")
+            .arg(channel)
             .arg(payload)
             .query_async::<i64>(&mut conn)
             .await
@@ -354,11 +503,22 @@ pub async fn announce(url: &str, event: AccountEvent) -> Result<(), ClusterError
     Ok(())
 }
 
+/// Milliseconds since the Unix epoch: the publish time inside a sealed
+/// message.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 impl Cluster {
-    /// A node that talks to the others through Redis at `url`. Nothing is
+    /// A node that talks to the others through Redis (`client`), keeping
+    /// its keys in and checking account events against `dir`. Nothing is
     /// connected until `start`; Redis may well be down now.
-    pub fn new(url: &str, store: DynStore) -> Result<Arc<Self>, ClusterError> {
-        let client = redis::Client::open(url)?;
+    pub fn new(
+        client: redis::Client,
+        store: DynStore,
+        dir: Directory,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let key_store = dir.cluster_keys().ok_or(ClusterError::NoPostgres)?;
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         Ok(Arc::new(Self {
@@ -382,7 +542,75 @@ impl Cluster {
             }),
             subscribed_at: Mutex::new(std::time::Instant::now()),
             catch_ups: tokio::sync::Semaphore::new(CATCH_UPS_AT_ONCE),
+            key_store,
+            keys: Mutex::new(KeyRing::default()),
+            dir,
+            refusals_logged: Mutex::new(None),
         }))
+    }
+
+    /// Reads the cluster keys, creating the first one if there is none
+    /// (the first node to start with Redis). Before `start`: a node signs
+    /// everything it publishes.
+    pub async fn prepare_keys(&self) -> Result<(), ClusterError> {
+        let keys = self.key_store.ensure().await?;
+        self.install_keys(keys);
+        Ok(())
+    }
+
+    fn install_keys(&self, keys: Vec<crate::store::ClusterKey>) {
+        let mut ring = self.keys.lock().expect("cluster lock");
+        ring.keys = keys.into_iter().map(|k| (k.id, k.secret)).collect();
+        ring.read_at = Some(Instant::now());
+        metrics::gauge!(metric::CLUSTER_KEYS).set(ring.keys.len() as f64);
+    }
+
+    /// Reads the keys again; on failure the ones held stay.
+    async fn reload_keys(&self) {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.key_store.active()).await {
+            Ok(Ok(keys)) if !keys.is_empty() => {
+                let before: Vec<i64> = self.key_ids();
+                self.install_keys(keys);
+                let after = self.key_ids();
+                if before != after {
+                    info!(?after, "cluster keys read again");
+                }
+            }
+            Ok(Ok(_)) => warn!("no cluster key is active; keeping the ones held"),
+            Ok(Err(e)) => warn!(error = %e, "could not read the cluster keys"),
+            Err(_) => warn!("reading the cluster keys timed out"),
+        }
+    }
+
+    fn key_ids(&self) -> Vec<i64> {
+        let ring = self.keys.lock().expect("cluster lock");
+        ring.keys.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// The key a message names: one held, or one newer than every key held
+    /// (a rotation this node has not heard of), read again from the
+    /// database at most once per `KEYS_AT_MOST_EVERY`. Ids only grow: an
+    /// older id that is not held is retired, and reads nothing.
+    async fn key(&self, id: i64) -> Option<KeySecret> {
+        let may_read = {
+            let ring = self.keys.lock().expect("cluster lock");
+            if let Some(secret) = ring.get(id) {
+                return Some(secret);
+            }
+            ring.keys.first().is_none_or(|(newest, _)| id > *newest)
+                && ring
+                    .read_at
+                    .is_none_or(|at| at.elapsed() >= KEYS_AT_MOST_EVERY)
+        };
+        if !may_read {
+            return None;
+        }
+        self.reload_keys().await;
+        self.keys.lock().expect("cluster lock").get(id)
+    }
+
+    fn signing_key(&self) -> Option<(i64, KeySecret)> {
+        self.keys.lock().expect("cluster lock").newest()
     }
 
     /// Starts publishing, subscribing and polling, delivering to `rooms`
@@ -522,20 +750,32 @@ impl Cluster {
     }
 
     fn publish(&self, channel: String, event: Event) {
-        let envelope = Envelope {
-            origin: self.node,
-            event,
-        };
-        let payload = match serde_json::to_vec(&envelope) {
-            Ok(payload) => payload,
+        let event = match serde_json::to_vec(&event) {
+            Ok(event) => event,
             Err(e) => {
                 warn!(error = %e, "could not encode a cluster message");
                 return;
             }
         };
-        if self.outbox.try_send((channel, payload)).is_err() {
+        if self.outbox.try_send(Outgoing { channel, event }).is_err() {
             metrics::counter!(metric::CLUSTER_DROPPED, "why" => "outbox_full").increment(1);
+            if self.log_due() {
+                warn!(
+                    "the queue of messages to Redis is full: dropping (the other nodes read \
+                     the log when they check its heads)"
+                );
+            }
         }
+    }
+
+    /// Whether a line about refused or failing messages may be logged now.
+    fn log_due(&self) -> bool {
+        let mut last = self.refusals_logged.lock().expect("cluster lock");
+        if last.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Announces updates this node committed at `first..=last`.
@@ -584,23 +824,69 @@ impl Cluster {
         self.publish(self.account_channel(), Event::Account(event));
     }
 
-    /// Hands a message from Redis to where it belongs.
-    fn dispatch(&self, payload: &[u8]) {
-        let envelope: Envelope = match serde_json::from_slice(payload) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                warn!(error = %e, "ignoring an unreadable cluster message");
+    /// Verifies a message from Redis and hands it to where it belongs;
+    /// refuses (counts, drops, logs at most every `LOG_EVERY`) what does
+    /// not verify, is outside the replay window or was seen before.
+    async fn receive(&self, channel: &str, payload: &[u8], seen: &mut envelope::Seen) {
+        let opened = match self.open(channel, payload, seen).await {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return,
+            Err(why) => {
+                metrics::counter!(metric::CLUSTER_REFUSED, "why" => why.label()).increment(1);
+                if self.log_due() {
+                    // Never the payload: it may be anything.
+                    warn!(
+                        channel,
+                        why = why.label(),
+                        "refusing a message from Redis (one line per 10 s at most; \
+                         protokoll_cluster_refused_total counts them all)"
+                    );
+                }
                 return;
             }
         };
-        if envelope.origin == self.node {
-            return;
-        }
         metrics::counter!(metric::CLUSTER_RECEIVED).increment(1);
+        self.dispatch(opened.event).await;
+    }
+
+    /// The event inside a message, if it is authentic, fresh, another
+    /// node's and not seen before (`Ok(None)`: this node's own).
+    async fn open(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        seen: &mut envelope::Seen,
+    ) -> Result<Option<envelope::Opened<Event>>, envelope::Refused> {
+        let message = envelope::parse(payload).ok_or(envelope::Refused::Unauthenticated)?;
+        let secret = self
+            .key(message.key_id)
+            .await
+            .ok_or(envelope::Refused::UnknownKey)?;
+        let opened: envelope::Opened<Event> = message.open(&secret, channel)?;
+        if opened.origin == self.node {
+            return Ok(None);
+        }
+        if !envelope::fresh(opened.ts, now_ms()) {
+            return Err(envelope::Refused::Expired);
+        }
+        if !seen.first_time(opened.origin, opened.seq, Instant::now()) {
+            return Err(envelope::Refused::Replayed);
+        }
+        Ok(Some(opened))
+    }
+
+    /// Hands an authenticated event to where it belongs.
+    async fn dispatch(&self, event: Event) {
+        let event = match event {
+            Event::Account(event) => return self.check_account(event),
+            // Read inline: messages signed with a new key may follow at once.
+            Event::Keys => return self.reload_keys().await,
+            event => event,
+        };
         let Some(rooms) = self.rooms() else {
             return;
         };
-        match envelope.event {
+        match event {
             Event::Updates {
                 meeting,
                 first,
@@ -638,61 +924,137 @@ impl Cluster {
                     user,
                 },
             ),
-            Event::Account(event) => {
-                if let Some(live) = self.live.get() {
-                    let closed = event.apply(live);
-                    debug!(closed, "account event from another node");
-                }
-            }
+            Event::Account(_) | Event::Keys => unreachable!("handled above"),
         }
+    }
+
+    /// Another node's account event: the connections it names are checked
+    /// against the database, which decides whether they close.
+    fn check_account(&self, event: AccountEvent) {
+        let (Some(live), Some(named)) = (self.live.get().cloned(), event.named()) else {
+            return;
+        };
+        let dir = self.dir.clone();
+        tokio::spawn(async move {
+            let hint = Some((event.code, event.reason.as_str()));
+            match crate::sync::recheck::check(&dir, &live, named, hint).await {
+                Ok(closed) => {
+                    metrics::counter!(metric::CLUSTER_ACCOUNT_CHECKS).increment(1);
+                    debug!(closed = closed.total(), "account event checked");
+                }
+                Err(e) => warn!(
+                    error = %e,
+                    "could not check an account event; the next recheck will"
+                ),
+            }
+        });
     }
 }
 
+/// Sends what the node publishes, in order, sealed with the newest key. A
+/// batch that fails is kept and sent again on a new connection (a
+/// connection to a Redis that restarted fails on its first use; the
+/// receivers drop what they got twice), at once and then backing off up to
+/// `MAX_BACKOFF`, while later messages wait in the outbox (bounded).
 async fn publish_loop(
     cluster: Arc<Cluster>,
     mut outbox: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
 ) {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(ANSWER_TIMEOUT));
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
-    let mut retry_at = tokio::time::Instant::now();
-    let mut batch: Vec<Outgoing> = Vec::new();
+    let mut incoming: Vec<Outgoing> = Vec::new();
+    // Waiting to be sent, with the sequence number each was given.
+    let mut batch: Vec<(u64, Outgoing)> = Vec::new();
+    let mut seq: u64 = 0;
+    let mut failures: u32 = 0;
     loop {
-        // Whatever queued up while the last batch was on its way goes out
-        // in one round trip (a pipeline of PUBLISH commands, in order).
-        tokio::select! {
-            n = outbox.recv_many(&mut batch, PUBLISH_BATCH) => if n == 0 {
-                return;
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        if conn.is_none() && tokio::time::Instant::now() >= retry_at {
-            match tokio::time::timeout(
-                Duration::from_secs(1),
-                cluster.client.get_multiplexed_async_connection(),
-            )
-            .await
-            {
-                Ok(Ok(c)) => conn = Some(c),
-                _ => retry_at = tokio::time::Instant::now() + Duration::from_millis(500),
+        if batch.is_empty() {
+            // Whatever queued up while the last batch was on its way goes
+            // out in one round trip (a pipeline of PUBLISH commands).
+            tokio::select! {
+                n = outbox.recv_many(&mut incoming, PUBLISH_BATCH) => if n == 0 {
+                    return;
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            for message in incoming.drain(..) {
+                seq += 1;
+                batch.push((seq, message));
             }
         }
-        let n = batch.len() as u64;
-        let Some(c) = conn.as_mut() else {
-            // Redis is away: the others poll the log meanwhile.
-            batch.clear();
-            metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_down").increment(n);
+        if failures > 1 {
+            // The first retry goes at once: the usual failure is a
+            // connection that died with a Redis restart, and a new one works.
+            let backoff =
+                (Duration::from_millis(100) * 2u32.pow(failures.min(6) - 2)).min(MAX_BACKOFF);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => {
+                    metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_down")
+                        .increment(batch.len() as u64);
+                    return;
+                }
+            }
+        }
+        if conn.is_none() {
+            match cluster
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    failures += 1;
+                    if cluster.log_due() {
+                        warn!(error = %e, waiting = batch.len(), "cannot reach Redis to publish; trying again");
+                    }
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        let Some((key_id, secret)) = cluster.signing_key() else {
+            // Read at start-up; only a database that lost every key gets here.
+            failures += 1;
+            cluster.reload_keys().await;
             continue;
         };
+        let sent_at = now_ms();
         let mut pipe = redis::pipe();
-        for (channel, payload) in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        for (seq, message) in &batch {
+            let sealed = envelope::seal(
+                key_id,
+                &secret,
+                &message.channel,
+                cluster.node,
+                *seq,
+                sent_at,
+                &message.event,
+            );
+            pipe.cmd("PUBLISH")
+                .arg(&message.channel)
+                .arg(sealed)
+                .ignore();
         }
         match pipe.query_async::<()>(c).await {
-            Ok(()) => metrics::counter!(metric::CLUSTER_PUBLISHED).increment(n),
+            Ok(()) => {
+                metrics::counter!(metric::CLUSTER_PUBLISHED).increment(batch.len() as u64);
+                batch.clear();
+                failures = 0;
+            }
             Err(e) => {
-                debug!(error = %e, "publishing to Redis failed");
-                metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_error").increment(n);
+                // Kept, and sent again on a new connection.
                 conn = None;
+                failures += 1;
+                metrics::counter!(metric::CLUSTER_PUBLISH_RETRIES).increment(1);
+                if failures > 1 && cluster.log_due() {
+                    warn!(error = %e, waiting = batch.len(), "publishing to Redis failed; trying again");
+                } else {
+                    debug!(error = %e, "publishing to Redis failed; sending again on a new connection");
+                }
             }
         }
     }
@@ -704,6 +1066,8 @@ async fn subscribe_loop(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // What was received within the replay window, across reconnections.
+    let mut seen = envelope::Seen::default();
     // When the subscription was lost, for the outage's length in the log.
     let mut lost_at: Option<std::time::Instant> = None;
     loop {
@@ -780,7 +1144,11 @@ async fn subscribe_loop(
                     None => return,
                 },
                 message = stream.next() => match message {
-                    Some(message) => cluster.dispatch(message.get_payload_bytes()),
+                    Some(message) => {
+                        cluster
+                            .receive(message.get_channel_name(), message.get_payload_bytes(), &mut seen)
+                            .await
+                    }
                     None => break,
                 },
                 _ = shutdown.cancelled() => return,
@@ -811,16 +1179,24 @@ async fn wait_draining(
     }
 }
 
-/// While Redis is away: read the log heads of held meetings and catch up
-/// the rooms that are behind. While appends fail: check whether Postgres
-/// is back.
+/// Reads the log heads of held meetings and tells the rooms: every
+/// `POLL_EVERY` while Redis is away (rooms behind catch up at once), every
+/// `HEADS_EVERY` while it is up (rooms behind wait a hole wait for Redis
+/// first: see `Remote::Head`). While appends fail: checks whether Postgres
+/// is back. Every `KEYS_EVERY`: reads the cluster keys again.
 async fn poll_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heads_read = Instant::now();
+    let mut keys_read = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
+        }
+        if keys_read.elapsed() >= KEYS_EVERY {
+            keys_read = Instant::now();
+            cluster.reload_keys().await;
         }
         if cluster.storage_down() {
             match tokio::time::timeout(POLL_EVERY, cluster.store.ping()).await {
@@ -833,9 +1209,11 @@ async fn poll_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) {
                 }
             }
         }
-        if cluster.connected() {
+        let connected = cluster.connected();
+        if connected && heads_read.elapsed() < HEADS_EVERY {
             continue;
         }
+        heads_read = Instant::now();
         let held = cluster.held_meetings();
         if held.is_empty() {
             continue;
@@ -844,7 +1222,12 @@ async fn poll_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) {
             Ok(Ok(heads)) => {
                 if let Some(rooms) = cluster.rooms() {
                     for (meeting, head) in heads {
-                        rooms.notify(meeting, Remote::CatchUp { head: Some(head) });
+                        let remote = if connected {
+                            Remote::Head(head)
+                        } else {
+                            Remote::CatchUp { head: Some(head) }
+                        };
+                        rooms.notify(meeting, remote);
                     }
                 }
             }
@@ -886,21 +1269,23 @@ mod tests {
     }
 
     #[test]
-    fn update_messages_round_trip() {
-        let envelope = Envelope {
-            origin: Uuid::new_v4(),
-            event: Event::Updates {
-                meeting: MeetingId::new(),
-                first: 3,
-                last: 4,
-                updates: vec![B64(vec![1, 2]), B64(vec![])],
-                owners: vec![(7, UserId::new())],
-                ownership: true,
-                locked: None,
-            },
+    fn update_messages_round_trip_sealed() {
+        let event = Event::Updates {
+            meeting: MeetingId::new(),
+            first: 3,
+            last: 4,
+            updates: vec![B64(vec![1, 2]), B64(vec![])],
+            owners: vec![(7, UserId::new())],
+            ownership: true,
+            locked: None,
         };
-        let json = serde_json::to_vec(&envelope).unwrap();
-        let back: Envelope = serde_json::from_slice(&json).unwrap();
+        let json = serde_json::to_vec(&event).unwrap();
+        let secret = KeySecret::from_bytes([9; 32]);
+        let origin = Uuid::new_v4();
+        let wire = envelope::seal(1, &secret, "protokoll:meeting:x", origin, 5, 42, &json);
+        let message = envelope::parse(&wire).unwrap();
+        let back: envelope::Opened<Event> = message.open(&secret, "protokoll:meeting:x").unwrap();
+        assert_eq!((back.origin, back.seq, back.ts), (origin, 5, 42));
         match back.event {
             Event::Updates {
                 first,
@@ -913,5 +1298,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn key_change_notices_encode() {
+        let json = serde_json::to_string(&Event::Keys).unwrap();
+        assert_eq!(json, r#"{"kind":"keys"}"#);
     }
 }

@@ -8,7 +8,7 @@
 //! comparisons happen in Rust, never in SQL, because SQLite stores times as
 //! text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -34,6 +34,13 @@ pub enum Pool {
 #[derive(Clone)]
 pub struct Directory {
     pool: Pool,
+}
+
+impl Directory {
+    /// The keys that authenticate messages between nodes (Postgres only).
+    pub fn cluster_keys(&self) -> Option<super::ClusterKeys> {
+        super::ClusterKeys::of(&self.pool)
+    }
 }
 
 macro_rules! with_pool {
@@ -682,18 +689,18 @@ impl Directory {
         })
     }
 
-    /// Which of the (meeting, user) pairs are still participations, with
-    /// whatever role.
-    pub async fn participations(
+    /// Which of the (meeting, user) pairs are still participations, and
+    /// with which role.
+    pub async fn roles_in(
         &self,
         pairs: &[(MeetingId, UserId)],
-    ) -> Result<HashSet<(MeetingId, UserId)>, StoreError> {
-        let mut found = HashSet::with_capacity(pairs.len());
+    ) -> Result<HashMap<(MeetingId, UserId), Role>, StoreError> {
+        let mut found = HashMap::with_capacity(pairs.len());
         for chunk in pairs.chunks(BATCH_PARAMETERS / 2) {
             // A row value against a VALUES list: the one form of a
             // multi-column IN that SQLite and Postgres both accept.
             let sql = format!(
-                "SELECT meeting_id, user_id FROM participants
+                "SELECT meeting_id, user_id, role FROM participants
                  WHERE (meeting_id, user_id) IN (VALUES {})",
                 placeholders(chunk.len(), 2)
             );
@@ -705,7 +712,11 @@ impl Directory {
                 for row in query.fetch_all(p).await? {
                     let meeting: Uuid = row.try_get("meeting_id")?;
                     let user: Uuid = row.try_get("user_id")?;
-                    found.insert((MeetingId::from(meeting), UserId(user)));
+                    let role: String = row.try_get("role")?;
+                    let role: Role = role
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?;
+                    found.insert((MeetingId::from(meeting), UserId(user)), role);
                 }
             });
         }

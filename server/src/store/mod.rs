@@ -7,6 +7,7 @@
 //! returns only after the rows are committed and fsynced: callers rely on that
 //! to broadcast an update only once it can no longer be lost.
 
+mod cluster_keys;
 mod directory;
 mod postgres;
 mod protocols;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 
 use crate::meeting::MeetingId;
 
+pub use cluster_keys::{ClusterKey, ClusterKeys, KeyInfo, KeySecret, Rotation};
 pub use directory::{
     Acceptance, Directory, Invitation, InvitationCreator, NewUser, PendingInvitation, Pool,
 };
@@ -54,6 +56,10 @@ pub enum StoreError {
     UnknownReference,
     #[error("the protocol is locked")]
     Locked,
+    /// A snapshot that would claim positions the log does not hold: it is
+    /// refused, the log keeps everything (see `Store::write_snapshot`).
+    #[error("a snapshot up to {upto} was refused: the log ends at {head}")]
+    SnapshotPastLog { upto: Seq, head: Seq },
 }
 
 /// Whether the database refused a write because the meeting's protocol is
@@ -179,7 +185,11 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the meeting's snapshot with `state`, which must contain every
     /// update up to `upto` (unless the stored one already covers more).
     /// Loading reads only the log after the snapshot, so the rows it covers
-    /// may stay until `compact_log` drops them.
+    /// may stay until `compact_log` drops them. A snapshot holds only what
+    /// the log holds: an `upto` past the log's head (in the same
+    /// transaction) is refused with `StoreError::SnapshotPastLog`, since
+    /// the positions up to it would then count as covered and real updates
+    /// there would be skipped.
     async fn write_snapshot(
         &self,
         id: MeetingId,

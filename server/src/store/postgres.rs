@@ -267,6 +267,19 @@ impl Store for PostgresStore {
         if !ours {
             return Ok(());
         }
+        // A snapshot holds only what the log holds: positions past the
+        // head would count as covered, and the real updates numbered
+        // there later would be skipped by every load. The head only grows,
+        // so reading it here (committed) bounds every honest `upto`.
+        let head: Seq = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT head FROM meeting_log_heads WHERE meeting_id = $1), 0)",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        if upto > head {
+            return Err(StoreError::SnapshotPastLog { upto, head });
+        }
         sqlx::query(
             "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES ($1, $2, $3, now())
              ON CONFLICT (meeting_id) DO UPDATE

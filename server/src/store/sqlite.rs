@@ -201,6 +201,22 @@ impl Store for SqliteStore {
         state: &[u8],
         upto: Seq,
     ) -> Result<(), StoreError> {
+        // A snapshot holds only what the log holds (see the trait): the
+        // head is the meeting's last logged row, or what the stored
+        // snapshot covers once compaction has removed the rows. One
+        // writer at a time: nothing appends between this read and the
+        // write but this node's own commit writer, whose positions are
+        // past `upto` anyway.
+        let head: Seq = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM doc_updates WHERE meeting_id = ?1), 0),
+                        COALESCE((SELECT upto FROM doc_snapshots WHERE meeting_id = ?1), 0))",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&self.pool)
+        .await?;
+        if upto > head {
+            return Err(StoreError::SnapshotPastLog { upto, head });
+        }
         sqlx::query(
             "INSERT INTO doc_snapshots (meeting_id, state, upto, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (meeting_id) DO UPDATE

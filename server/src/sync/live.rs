@@ -14,7 +14,7 @@ use crate::{
     access::Principal,
     auth::{Credential, CredentialKey},
     meeting::MeetingId,
-    people::UserId,
+    people::{Role, UserId},
 };
 
 struct Entry {
@@ -24,18 +24,41 @@ struct Entry {
     /// When the credential (a session) ends, as it was when the
     /// connection opened.
     expires_at: Option<DateTime<Utc>>,
-    /// Administrators may open every meeting, participants or not: their
-    /// participation is never rechecked.
+    /// Administrators may open every meeting, participants or not: they
+    /// are never closed for not being a participant.
     is_admin: bool,
+    /// The person's role in the meeting when the connection opened: it
+    /// decides what the connection may write.
+    role: Option<Role>,
     closer: Weak<Closer>,
 }
 
 /// What the open connections rest on: each credential once (with its end,
-/// if it has one), and each participation of a non-administrator once.
+/// if it has one), and each (meeting, person) once.
 #[derive(Debug, Default)]
 pub struct Held {
     pub credentials: HashMap<CredentialKey, Option<DateTime<Utc>>>,
     pub participations: HashSet<(MeetingId, UserId)>,
+}
+
+/// Which connections to look at.
+#[derive(Debug, Clone, Copy)]
+pub enum Named {
+    All,
+    Credential(CredentialKey),
+    User(UserId),
+    Participant(MeetingId, UserId),
+}
+
+impl Named {
+    fn matches(&self, e: &Entry) -> bool {
+        match self {
+            Named::All => true,
+            Named::Credential(key) => e.credential == *key,
+            Named::User(user) => e.user == *user,
+            Named::Participant(meeting, user) => e.meeting == *meeting && e.user == *user,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -78,6 +101,7 @@ impl LiveConnections {
                 credential: credential.key(),
                 expires_at: credential.expires_at(),
                 is_admin: principal.is_admin,
+                role: principal.role,
                 closer: Arc::downgrade(closer),
             },
         );
@@ -87,38 +111,54 @@ impl LiveConnections {
         }
     }
 
-    /// The distinct credentials and participations of the open
-    /// connections.
-    pub fn held(&self) -> Held {
+    /// The distinct credentials and (meeting, person) pairs of the open
+    /// connections `named`.
+    pub fn held(&self, named: Named) -> Held {
         let entries = self.entries.lock().expect("live lock");
         let mut held = Held::default();
-        for e in entries.values() {
+        for e in entries.values().filter(|e| named.matches(e)) {
             held.credentials.insert(e.credential, e.expires_at);
-            if !e.is_admin {
-                held.participations.insert((e.meeting, e.user));
-            }
+            held.participations.insert((e.meeting, e.user));
         }
         held
     }
 
-    /// Closes the connections that use any of `credentials`.
-    pub fn close_credentials(
+    /// Closes the connections `named` whose credential is in `credentials`.
+    pub fn close_credentials_of(
         &self,
+        named: Named,
         credentials: &HashSet<CredentialKey>,
         reason: CloseReason,
     ) -> usize {
-        self.close_where(reason, |e| credentials.contains(&e.credential))
+        self.close_where(reason, |e| {
+            named.matches(e) && credentials.contains(&e.credential)
+        })
     }
 
-    /// Closes the connections of non-administrators that rest on any of
-    /// `participations`.
-    pub fn close_participations(
+    /// Closes the connections `named` of non-administrators who are no
+    /// longer in their meeting (`roles` holds everyone who is, with the
+    /// role they have now).
+    pub fn close_removed(
         &self,
-        participations: &HashSet<(MeetingId, UserId)>,
+        named: Named,
+        roles: &HashMap<(MeetingId, UserId), Role>,
         reason: CloseReason,
     ) -> usize {
         self.close_where(reason, |e| {
-            !e.is_admin && participations.contains(&(e.meeting, e.user))
+            named.matches(e) && !e.is_admin && !roles.contains_key(&(e.meeting, e.user))
+        })
+    }
+
+    /// Closes the connections `named` opened with another role than the
+    /// person has now (`roles`; an administrator may have none).
+    pub fn close_role_changed(
+        &self,
+        named: Named,
+        roles: &HashMap<(MeetingId, UserId), Role>,
+        reason: CloseReason,
+    ) -> usize {
+        self.close_where(reason, |e| {
+            named.matches(e) && roles.get(&(e.meeting, e.user)).copied() != e.role
         })
     }
 
@@ -130,6 +170,8 @@ impl LiveConnections {
             .values()
             .filter(|e| pred(e))
             .filter_map(|e| e.closer.upgrade())
+            // Closed already (its first reason is the one it gets).
+            .filter(|c| c.reason().is_none())
             .collect();
         for closer in &closers {
             closer.close(reason.clone());

@@ -1,23 +1,32 @@
-//! Revocations this node cannot hear: the command line changes the database
-//! directly, and while Redis is away nodes hear nothing of each other's
-//! sign-outs and removals. One task per node checks every open connection's
-//! credential and participation in a few batched queries, every ping
-//! interval while no Redis subscription is up, and once each time it comes
-//! back (what was announced meanwhile is lost). Revocations made on this
-//! node, or announced over Redis, close their sockets at once elsewhere
-//! (`LiveConnections`); this only bounds how long the others take.
+//! Revocations this node did not make: the command line changes the
+//! database directly, and another node's announcement over Redis may be
+//! lost (a Redis outage, a node cut off from it) or may not be what it
+//! claims. So the database decides, never a message: one task per node
+//! checks every open connection's credential, participation and role in a
+//! few batched queries every ping interval, and once each time the Redis
+//! subscription comes back; and an account event from another node only
+//! makes this node check the connections it names (`named`), so that a
+//! replayed or stale event costs a query and closes nothing that is still
+//! valid. Revocations made on this node close their sockets at once
+//! (`LiveConnections`); this bounds how long the other nodes take.
 //!
 //! It must never query per connection, and a failing database must close
 //! nothing: it is logged once per round and the round is skipped.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CloseReason, LiveConnections, peer::close_code};
+use super::{CloseReason, LiveConnections, live::Named, peer::close_code};
 use crate::{auth, cluster::Cluster, store::Directory, store::StoreError};
+
+/// The reasons a recheck closes with, unless the event that asked for it
+/// gave a more precise one for the same code.
+const SIGNED_OUT: &str = "sign-in no longer valid";
+const REMOVED: &str = "removed from the meeting";
+const ROLE_CHANGED: &str = "your role changed; reconnect";
 
 /// Runs until `shutdown`; `every` is the ping interval.
 pub async fn run(
@@ -31,13 +40,12 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reconnections = cluster.as_ref().map(|c| c.reconnections());
     loop {
+        // With Redis up too: an announcement may have been lost on its way
+        // (nothing tells the receivers), and this bounds how long a revoked
+        // connection stays open then.
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                if cluster.as_ref().is_some_and(|c| c.connected()) {
-                    continue;
-                }
-            }
+            _ = tick.tick() => {}
             Some(()) = async {
                 match reconnections.as_mut() {
                     Some(rx) => rx.changed().await.ok(),
@@ -45,15 +53,14 @@ pub async fn run(
                 }
             } => {}
         }
-        match round(&dir, &live).await {
-            Ok(Closed {
-                credentials,
-                participations,
-            }) => {
-                if credentials + participations > 0 {
+        match check(&dir, &live, Named::All, None).await {
+            Ok(closed) => {
+                if closed.total() > 0 {
                     info!(
-                        credentials,
-                        participations, "closed connections revoked elsewhere"
+                        credentials = closed.credentials,
+                        participations = closed.participations,
+                        roles = closed.roles,
+                        "closed connections revoked elsewhere"
                     );
                 }
             }
@@ -62,37 +69,60 @@ pub async fn run(
     }
 }
 
-/// How many connections a round closed, by cause.
+/// How many connections a check closed, by cause.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Closed {
     pub credentials: usize,
     pub participations: usize,
+    pub roles: usize,
 }
 
-/// Checks every open connection once; closes those whose credential no
-/// longer holds (4401), then those of people no longer in their meeting
-/// (4403). Closes nothing unless every query answered.
+impl Closed {
+    pub fn total(&self) -> usize {
+        self.credentials + self.participations + self.roles
+    }
+}
+
+/// Checks every open connection once (see `check`).
 pub async fn round(dir: &Directory, live: &LiveConnections) -> Result<Closed, StoreError> {
-    let held = live.held();
+    check(dir, live, Named::All, None).await
+}
+
+/// Checks the open connections `named` against the database: closes those
+/// whose credential no longer holds (4401), then those of people no longer
+/// in their meeting (4403), then those opened with a role the person no
+/// longer has (1012: reconnect with the new one). Closes nothing unless
+/// every query answered, and queries nothing when no connection is named.
+/// `hint` is the close code and reason an announcement gave: used where
+/// the database agrees on the code, for a more precise reason.
+pub async fn check(
+    dir: &Directory,
+    live: &LiveConnections,
+    named: Named,
+    hint: Option<(u16, &str)>,
+) -> Result<Closed, StoreError> {
+    let held = live.held(named);
     if held.credentials.is_empty() {
         return Ok(Closed::default());
     }
     let invalid = auth::no_longer_valid(dir, &held.credentials, Utc::now()).await?;
-    let pairs: Vec<_> = held.participations.iter().copied().collect();
-    let remaining = dir.participations(&pairs).await?;
-    let removed: HashSet<_> = held
-        .participations
-        .into_iter()
-        .filter(|pair| !remaining.contains(pair))
-        .collect();
+    let pairs: Vec<_> = held.participations.into_iter().collect();
+    let roles = dir.roles_in(&pairs).await?;
+    let reason = |code: u16, default: &str| match hint {
+        Some((hinted, reason)) if hinted == code => CloseReason::new(code, reason.to_owned()),
+        _ => CloseReason::new(code, default.to_owned()),
+    };
     Ok(Closed {
-        credentials: live.close_credentials(
+        credentials: live.close_credentials_of(
+            named,
             &invalid,
-            CloseReason::new(close_code::UNAUTHORIZED, "sign-in no longer valid"),
+            reason(close_code::UNAUTHORIZED, SIGNED_OUT),
         ),
-        participations: live.close_participations(
-            &removed,
-            CloseReason::new(close_code::FORBIDDEN, "removed from the meeting"),
+        participations: live.close_removed(named, &roles, reason(close_code::FORBIDDEN, REMOVED)),
+        roles: live.close_role_changed(
+            named,
+            &roles,
+            reason(close_code::SERVICE_RESTART, ROLE_CHANGED),
         ),
     })
 }

@@ -202,6 +202,12 @@ struct Node {
     read_past: Option<(Instant, Seq, Seq)>,
     /// When a catch-up last read the protocol's state and ownership.
     state_read: Option<Instant>,
+    /// A catch-up applied log entries without reading the state (Redis
+    /// away): one of them may have changed it, so it is read soon.
+    state_due: bool,
+    /// The log head last read from Postgres (`Remote::Head`): positions
+    /// up to it exist, and a hole is open until the room has them.
+    known_head: Seq,
     /// Client ids bound to people in this batch, for the other nodes.
     bindings: Vec<(u64, UserId)>,
     /// The document holds updates an append failed to store: it is
@@ -335,6 +341,8 @@ impl Room {
             read_at: None,
             read_past: None,
             state_read: None,
+            state_due: false,
+            known_head: 0,
             bindings: Vec::new(),
             tainted: false,
             refused: HashSet::new(),
@@ -562,8 +570,18 @@ impl Room {
         // registered and removed per batch.
         let stopping = shutdown.cancelled();
         tokio::pin!(stopping);
+        // Since when the room has had no connection: it unloads a grace
+        // period later, whatever the other nodes send it meanwhile (a
+        // head check reaches every held room every few seconds).
+        let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
             let idle = self.peers.is_empty();
+            if !idle {
+                idle_since = None;
+            } else if idle_since.is_none() {
+                idle_since = Some(tokio::time::Instant::now());
+            }
+            let unload_at = idle_since.map(|at| at + self.ctx.config.grace);
             let wake = self.node_wake();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)),
@@ -582,11 +600,15 @@ impl Room {
                         batch.shrink_to(IDLE_BATCH_CAPACITY);
                     }
                 }
-                _ = tokio::time::sleep(self.ctx.config.grace), if idle => {
+                _ = tokio::time::sleep_until(unload_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if idle =>
+                {
                     self.compact_now().await;
                     if rooms.remove_if_idle(self.id, generation, &rx) {
                         break;
                     }
+                    // A message came meanwhile: another grace period.
+                    idle_since = None;
                 }
                 _ = &mut stopping => {
                     // Stop taking new work, but finish what clients already sent.

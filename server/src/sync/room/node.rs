@@ -81,6 +81,11 @@ impl Room {
                 node.hole_since.get_or_insert_with(Instant::now);
             }
             Some(_) => {}
+            // Nothing arrived past the prefix, but the log is known to
+            // reach further: what carried it may be lost.
+            None if node.known_head > self.last_seq => {
+                node.hole_since.get_or_insert_with(Instant::now);
+            }
             None if !node.tainted => node.hole_since = None,
             None => {}
         }
@@ -115,6 +120,15 @@ impl Room {
             }
             Remote::Presence { frame, user } => self.remote_presence(&frame, user, outgoing),
             Remote::Locked(locked) => self.locked = locked,
+            Remote::Head(head) => {
+                // Redis up: what it has not brought of this within a hole
+                // wait is read from the log (with the state: a lost agenda
+                // change or lock is read there too).
+                if head > self.last_seq {
+                    node.known_head = node.known_head.max(head);
+                    self.note_hole();
+                }
+            }
             Remote::CatchUp { head } => {
                 if node.tainted {
                     self.recover(outgoing).await;
@@ -128,7 +142,11 @@ impl Room {
                         outgoing.push((Target::One(peer), step_1.clone()));
                     }
                 }
-                if head.is_none_or(|head| head > self.last_seq) {
+                // A state left unread by an earlier catch-up is read once
+                // `STATE_EVERY` has passed, even with the log unchanged.
+                let state_due =
+                    node.state_due && node.state_read.is_none_or(|at| at.elapsed() >= STATE_EVERY);
+                if head.is_none_or(|head| head > self.last_seq) || state_due {
                     self.catch_up(outgoing).await;
                 }
             }
@@ -234,6 +252,9 @@ impl Room {
             return;
         };
         node.read_at = None;
+        // The head that asked for this read is within what it reads; a
+        // later head check asks again if not.
+        node.known_head = 0;
         if node.tainted {
             node.hole_since = None;
             self.recover(outgoing).await;
@@ -311,8 +332,14 @@ impl Room {
         if read_state {
             if let Some(node) = &mut self.node {
                 node.state_read = Some(Instant::now());
+                node.state_due = false;
             }
             self.reload_state().await;
+        } else if top > after
+            && let Some(node) = &mut self.node
+        {
+            // Any of these may have been an agenda change or a lock.
+            node.state_due = true;
         }
         self.advance(outgoing).await;
     }
