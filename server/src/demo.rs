@@ -11,7 +11,7 @@ use crate::{
     auth::password,
     document::{AgendaEntry, write_agenda, write_paragraphs},
     meeting::{Meeting, MeetingDetails, MeetingTitle},
-    people::{NewPassword, Role, Section, SectionId, SectionOwner, Username},
+    people::{NewPassword, Role, Section, SectionId, SectionOwner, Username, Voucher},
     store::{AppendBatch, Database, NewUser, StoreError},
 };
 
@@ -347,6 +347,7 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
                         agency: agency.and_then(agency_id),
                         is_admin: *admin,
                         password_hash: Some(hash.clone()),
+                        vouched_by: Voucher::Demo,
                     })
                     .await?
             }

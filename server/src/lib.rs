@@ -70,6 +70,25 @@ pub async fn run(
     let signer = finalise::Signer::load(&db, config.signing_key_file.as_deref())
         .await
         .map_err(std::io::Error::other)?;
+    // Keys left from before the key in use was recorded (the command line
+    // could add one beside the server's file key): they verify what they
+    // signed, but a secret kept in the database should not outlive its use.
+    for key in db
+        .protocols
+        .signing_keys()
+        .await
+        .map_err(std::io::Error::other)?
+    {
+        if !key.in_use && key.retired_at.is_none() {
+            tracing::warn!(
+                key_id = %key.key_id,
+                secret_in_database = key.secret_key.is_some(),
+                "a signing key that is not in use is not retired either; if nothing signs with \
+                 it any more, retire it: protokoll signing-key retire {}",
+                key.key_id
+            );
+        }
+    }
     let metrics = telemetry::prometheus();
     let budget = http::sockets::descriptor_budget();
     let sockets = Arc::new(http::sockets::SocketLimits::new(
@@ -126,7 +145,7 @@ pub async fn run(
         throttle: Default::default(),
         proxies,
         sockets,
-        signer: Arc::new(signer),
+        signer: Arc::new(finalise::SignerSlot::loaded(signer)),
     };
     let app = http::router(state);
     // Keystrokes are tiny frames; Nagle's algorithm would hold them back.

@@ -11,13 +11,13 @@ use protokoll::{
     config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
     document::{AgendaEntry, seed_empty_sections, write_agenda},
-    finalise::{Actor, Format, Lifecycle, Signer},
+    finalise::{Actor, Format, Lifecycle, SignerSlot},
     meeting::{MeetingDetails, MeetingId, MeetingTitle},
     people::{
-        NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, checked_text,
-        parse_date, parse_name, parse_time,
+        NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, Voucher,
+        checked_text, first_clash, optional_name, parse_date, parse_name, parse_time,
     },
-    store::{self, AppendBatch, Database, NewUser},
+    store::{self, AppendBatch, Confirmation, Database, NewUser},
     sync::peer::close_code,
     telemetry,
 };
@@ -75,6 +75,18 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// The keys that sign verified protocols: which is in use, and
+    /// retiring one.
+    ///
+    /// The database records which key is in use. Only a process that signs
+    /// (the server, and `meeting signoff`) loads it, and it creates or
+    /// records a key only when none is in use; one that would sign with
+    /// another key refuses and says which key is in use.
+    #[command(name = "signing-key")]
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
     },
     /// Create the demo council and print how to sign in.
     Demo,
@@ -157,7 +169,8 @@ enum MeetingCommand {
 
 /// A meeting and the user a command acts for. The CLI is for operators
 /// with access to the database; what it does is recorded in the audit log
-/// under the named user, marked `via: cli`.
+/// under the named user, marked `via: cli`, and a sign-off records that
+/// it was made from the command line.
 #[derive(Args)]
 struct Acting {
     meeting: String,
@@ -225,15 +238,41 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Confirm an account made by accepting an invitation: you vouch that
+    /// whoever signs in as it is who its name and agency say. Only vouched
+    /// accounts may sign protocols off or reject them (as chair or
+    /// justerare); accounts created by an administrator (this command
+    /// line, the API, the demo) are vouched for when created. Recorded in
+    /// the account's audit log.
+    Confirm { username: String },
+    /// The account's audit log: time, action (`create`,
+    /// `accept_invitation`, `confirm`), who, via (tab-separated).
+    Audit { username: String },
     /// Give (`true`) or take (`false`) a user's right to create meetings.
     SetCreator {
         username: String,
         #[arg(action = clap::ArgAction::Set)]
         allowed: bool,
     },
-    /// List users: id, username, agency, rights (`admin`, `creator` or `-`),
-    /// name.
+    /// List users: id, username, agency, rights (`admin`, `creator` or `-`,
+    /// followed by `,unconfirmed` for an account made through an invitation
+    /// that no administrator has confirmed yet), name.
     List,
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// List the keys: id, created, status (`in-use`, `retired <time>` or
+    /// `not-in-use`) and where the secret is (`database`, `file`, or
+    /// `erased` once retired), tab-separated.
+    List,
+    /// Retire a key: it never signs again, its secret is erased from the
+    /// database (a key file is left to you to delete), and what it signed
+    /// still verifies (`/verify` says the key was retired). After the key
+    /// in use is retired, the next process that signs records its own key
+    /// (the server's `--signing-key-file`, created if missing, or a new
+    /// key in the database); restart running servers so that they load it.
+    Retire { key_id: String },
 }
 
 #[derive(Subcommand)]
@@ -288,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::User { command } => user_command(&db, command, &cli.server).await?,
         Command::Cluster { command } => cluster_command(&db, command, &cli.server).await?,
+        Command::SigningKey { command } => signing_key_command(&db, command).await?,
         Command::Token { command } => match command {
             TokenCommand::Issue { username, name } => {
                 let user = find_user(&db, &username).await?;
@@ -495,6 +535,7 @@ async fn user_command(
                         agency,
                         is_admin: admin,
                         password_hash: Some(password::hash(pw).await?),
+                        vouched_by: Voucher::CommandLine,
                     },
                     can_create_meetings,
                 )
@@ -530,19 +571,56 @@ async fn user_command(
                 eprintln!("new password for {}: {pw}", user.username.as_str());
             }
         }
+        UserCommand::Confirm { username } => {
+            let user = find_user(db, &username).await?;
+            match db.dir.confirm_user(user.id, Voucher::CommandLine).await? {
+                Confirmation::Confirmed => {
+                    eprintln!(
+                        "{}: confirmed; it may now sign protocols off",
+                        user.username.as_str()
+                    )
+                }
+                Confirmation::AlreadyVouched => eprintln!(
+                    "{}: vouched for already; nothing changed",
+                    user.username.as_str()
+                ),
+                Confirmation::NoSuchUser => bail!("no user {username:?}"),
+            }
+        }
+        UserCommand::Audit { username } => {
+            let user = find_user(db, &username).await?;
+            for e in db.dir.account_audit(user.id).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    protokoll::finalise::rfc3339(e.at),
+                    e.action,
+                    e.actor_name,
+                    e.via
+                );
+            }
+        }
         UserCommand::SetCreator { username, allowed } => {
             let user = find_user(db, &username).await?;
             db.dir.set_can_create_meetings(user.id, allowed).await?;
         }
         UserCommand::List => {
             for u in db.dir.list_users().await? {
-                let agency = u.agency.map(|a| a.name).unwrap_or_else(|| "-".into());
-                let admin = if u.is_admin {
+                let agency = u
+                    .agency
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| "-".into());
+                let rights = if u.is_admin {
                     "admin"
                 } else if u.can_create_meetings {
                     "creator"
                 } else {
                     "-"
+                };
+                let admin = if u.may_sign_off() {
+                    rights.to_owned()
+                } else {
+                    format!("{rights},unconfirmed")
                 };
                 println!(
                     "{}\t{}\t{agency}\t{admin}\t{}",
@@ -569,6 +647,7 @@ async fn actor(db: &Database, acting: &Acting) -> anyhow::Result<(MeetingId, Act
             user,
             role,
             via: "cli",
+            signed_in_with: protokoll::auth::SignIn::command_line(),
         },
     ))
 }
@@ -578,7 +657,9 @@ async fn meeting_command(
     command: MeetingCommand,
     key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let signer = std::sync::Arc::new(Signer::load(db, key_file).await?);
+    // Loaded only if a sign-off completes a justering: reading commands
+    // never create or record a signing key.
+    let signer = SignerSlot::lazy(db.clone(), key_file.map(std::path::Path::to_path_buf));
     let lifecycle = Lifecycle {
         db,
         signer: &signer,
@@ -691,18 +772,11 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
         MeetingCommand::Create(args) => {
             // The same checks as the API's, so that nothing the API would
             // refuse gets in through the command line.
-            let optional_text = |s: &str| -> anyhow::Result<String> {
-                Ok(if protokoll::people::trim_text(s).is_empty() {
-                    String::new()
-                } else {
-                    parse_name(s)?
-                })
-            };
             let details = MeetingDetails {
-                body: optional_text(&args.body)?,
+                body: optional_name(&args.body)?,
                 date: args.date.as_deref().map(parse_date).transpose()?,
                 time: args.time.as_deref().map(parse_time).transpose()?,
-                place: optional_text(&args.place)?,
+                place: optional_name(&args.place)?,
             };
             // Check everything before creating anything.
             let mut participants = Vec::new();
@@ -711,6 +785,15 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
                     .split_once('=')
                     .context("a participant is USERNAME=ROLE")?;
                 participants.push((find_user(db, username).await?, role.parse::<Role>()?));
+            }
+            let mut names: Vec<&str> = Vec::new();
+            for (i, (user, _)) in participants.iter().enumerate() {
+                if !participants[..i].iter().any(|(u, _)| u.id == user.id) {
+                    names.push(&user.display_name);
+                }
+            }
+            if let Some((a, b)) = first_clash(&names) {
+                bail!("{a:?} and {b:?}: {}", protokoll::people::NAME_TAKEN);
             }
             let mut sections = Vec::new();
             let mut entries = Vec::new();
@@ -784,6 +867,41 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
             println!("{}", meeting.id);
         }
         _ => unreachable!("handled by meeting_command"),
+    }
+    Ok(())
+}
+
+async fn signing_key_command(db: &Database, command: SigningKeyCommand) -> anyhow::Result<()> {
+    match command {
+        SigningKeyCommand::List => {
+            for k in db.protocols.signing_keys().await? {
+                let status = match (k.retired_at, k.in_use) {
+                    (Some(at), _) => format!("retired {}", protokoll::finalise::rfc3339(at)),
+                    (None, true) => "in-use".to_owned(),
+                    (None, false) => "not-in-use".to_owned(),
+                };
+                let secret = match (&k.secret_key, k.retired_at) {
+                    (Some(_), _) => "database",
+                    (None, Some(_)) => "erased",
+                    (None, None) => "file",
+                };
+                println!(
+                    "{}\t{}\t{status}\t{secret}",
+                    k.key_id,
+                    protokoll::finalise::rfc3339(k.created_at)
+                );
+            }
+        }
+        SigningKeyCommand::Retire { key_id } => {
+            let key_id = key_id.trim();
+            if !db.protocols.retire_signing_key(key_id).await? {
+                bail!("no signing key {key_id:?} that is not retired already");
+            }
+            eprintln!(
+                "signing key {key_id} retired: it signs no more, what it signed still verifies; \
+                 restart running servers so that they record and load a key in use"
+            );
+        }
     }
     Ok(())
 }

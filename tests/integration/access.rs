@@ -199,6 +199,7 @@ async fn create_password_user(c: &Council, username: &str, password: &str) -> Us
             agency: Some(c.polis),
             is_admin: false,
             password_hash: Some(hash),
+            vouched_by: protokoll::people::Voucher::CommandLine,
         })
         .await
         .unwrap();

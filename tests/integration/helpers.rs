@@ -219,6 +219,7 @@ pub async fn agency_user_with_token(
                 agency,
                 is_admin: admin,
                 password_hash: None,
+                vouched_by: protokoll::people::Voucher::CommandLine,
             })
             .await
             .unwrap(),

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod accounts;
 mod api;
 mod bad_input;
 mod browser;

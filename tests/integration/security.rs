@@ -38,6 +38,7 @@ async fn password_user(db: &Database, username: &str, agency: Option<AgencyId>) 
             agency,
             is_admin: false,
             password_hash: Some(hash),
+            vouched_by: protokoll::people::Voucher::CommandLine,
         })
         .await
         .unwrap()
@@ -838,7 +839,7 @@ async fn only_administrators_put_people_in_agencies_or_let_them_create_meetings(
     let real = json_of(
         c.invite(
             "admin",
-            json!({ "username": "riktig-polis", "display_name": "Polisen", "agency_id": c.polis, "role": "member" }),
+            json!({ "username": "riktig-polis", "display_name": "Kommunpolisen", "agency_id": c.polis, "role": "member" }),
         )
         .await,
     )

@@ -18,6 +18,8 @@ export interface Me {
   is_admin: boolean
   /** Present once the server decides who may create meetings. */
   can_create_meetings?: boolean
+  /** Whether an administrator vouches for the account: only then may it sign off. */
+  confirmed?: boolean
 }
 
 export interface Person {
@@ -52,7 +54,7 @@ export interface Section {
 }
 
 export interface Participant {
-  user: Person & { username?: string; is_admin?: boolean }
+  user: Person & { username?: string; is_admin?: boolean; confirmed?: boolean }
   role: Role
 }
 
@@ -100,6 +102,8 @@ export interface RequiredSignoff {
   /** `chair` or `justerare`. */
   role: string
   signed_at: string | null
+  /** Whether their account may sign off now (absent on /verify). */
+  account_confirmed?: boolean
 }
 
 export interface LockedProtocol {

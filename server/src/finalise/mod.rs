@@ -17,28 +17,35 @@
 pub mod canonical;
 pub mod signing;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use protokoll_render::{Protocol, Rendition, SignOff, Verification, to_canonical_json};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use yrs::Transact;
 
+pub use crate::people::MAX_REASON_CHARS;
 use crate::{
+    auth::SignIn,
     document::{write_draft, write_locked},
     meeting::MeetingId,
-    people::{Role, User},
+    people::{Role, User, Vouch, parse_reason},
     store::{
-        AuditActor, ChangeRefused, Committed, Database, LockPlan, ProtocolRecord, SignoffPlan,
-        StoreError, StoredProtocol, StoredSignature, now_seconds,
+        AuditActor, ChangeRefused, Committed, Database, LockPlan, ProtocolRecord, SignerAccount,
+        SignoffPlan, StoreError, StoredProtocol, StoredSignature, StoredSignoff, now_seconds,
     },
     sync::{Rooms, Transition},
 };
-pub use signing::Signer;
+pub use signing::{Signer, SignerSlot};
 
-/// Longest reason a rejection may give, in characters.
-pub const MAX_REASON_CHARS: usize = 2_000;
+/// Why an account that nobody vouched for may not sign off.
+pub const NOT_VOUCHED: &str = "an administrator must confirm your account before you can sign \
+     off or reject a protocol: it was made through an invitation, and nobody has vouched for who \
+     you are yet; ask an administrator to confirm it";
+
+/// The answer when the key this process loaded is no longer the one in use.
+const KEY_NOT_IN_USE: &str = "the server's signing key has been retired (or replaced) since it \
+     started, so it cannot sign this protocol: the server must be restarted with the key in use; \
+     nothing was recorded, sign off again afterwards";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FinaliseError {
@@ -54,6 +61,9 @@ pub enum FinaliseError {
     Render(String),
     #[error("the meeting's room is unavailable")]
     Unavailable,
+    /// No signing key could be loaded to sign the verified protocol.
+    #[error("the protocol cannot be signed: {0}")]
+    Signing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,6 +73,9 @@ impl From<ChangeRefused<FinaliseError>> for FinaliseError {
         match e {
             ChangeRefused::NoMeeting => FinaliseError::NotFound,
             ChangeRefused::Refused(e) => e,
+            ChangeRefused::Store(StoreError::SigningKeyNotInUse(_)) => {
+                FinaliseError::Conflict(KEY_NOT_IN_USE)
+            }
             ChangeRefused::Store(e) => FinaliseError::Store(e),
         }
     }
@@ -75,6 +88,8 @@ pub struct Actor {
     pub role: Option<Role>,
     /// `api` or `cli`, for the audit log.
     pub via: &'static str,
+    /// How they signed in, as a sign-off records it.
+    pub signed_in_with: SignIn,
 }
 
 impl Actor {
@@ -119,6 +134,37 @@ pub struct RequiredSignoff {
     pub role: String,
     /// When they signed off, if they have.
     pub signed_at: Option<String>,
+    /// The account that signed off: absent until they have, and for
+    /// sign-offs recorded before accounts were (issue 24).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<SignedBy>,
+    /// Whether their account may sign off now (an administrator vouched for
+    /// it). Only in the meeting's own protocol view, for its participants,
+    /// so that the secretary sees in time whom to have confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_confirmed: Option<bool>,
+}
+
+/// Who signed off, beyond the name the protocol shows.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignedBy {
+    pub username: String,
+    pub agency: Option<String>,
+    /// How they signed in: `{"method": "password"}`, `{"method":
+    /// "api_token", "token_id": ...}` or `{"method": "command_line"}`
+    /// (an open set: show an unknown method by its name).
+    pub signed_in_with: SignIn,
+    /// Who vouched for the account.
+    pub vouched_by: Option<Vouch>,
+}
+
+fn signed_by(signoff: &StoredSignoff) -> Option<SignedBy> {
+    signoff.account.as_ref().map(|a| SignedBy {
+        username: a.username.clone(),
+        agency: a.agency.clone(),
+        signed_in_with: a.signed_in_with.clone(),
+        vouched_by: a.vouched_by.clone(),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -175,15 +221,16 @@ fn locked_view(record: &ProtocolRecord) -> Result<LockedView, FinaliseError> {
     let required = protocol
         .verifiers
         .iter()
-        .map(|v| RequiredSignoff {
-            user_id: v.id.clone(),
-            name: v.name.clone(),
-            role: v.role.clone(),
-            signed_at: record
-                .signoffs
-                .iter()
-                .find(|s| s.user.to_string() == v.id)
-                .map(|s| rfc3339(s.signed_at)),
+        .map(|v| {
+            let signoff = record.signoffs.iter().find(|s| s.user.to_string() == v.id);
+            RequiredSignoff {
+                user_id: v.id.clone(),
+                name: v.name.clone(),
+                role: v.role.clone(),
+                signed_at: signoff.map(|s| rfc3339(s.signed_at)),
+                signed_by: signoff.and_then(signed_by),
+                account_confirmed: None,
+            }
         })
         .collect();
     Ok(LockedView {
@@ -226,12 +273,23 @@ struct SignedRecord<'a> {
     key_id: &'a str,
 }
 
+/// A sign-off in the signed record. `protokoll-signature/2` adds the
+/// account (username, agency), how it signed in and who vouched for it;
+/// a sign-off recorded before those were has only the first four.
 #[derive(Serialize)]
 struct SignedSignoff {
     name: String,
     role: String,
     at: String,
     hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_in_with: Option<SignIn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vouched_by: Option<Vouch>,
 }
 
 /// The export formats.
@@ -321,13 +379,19 @@ pub struct SignatureCheck {
     /// Whether the signature verifies with the published key and signs
     /// this protocol's hash.
     pub valid: bool,
+    /// The signing key's standing now: `in_use`, `retired` (it signs no
+    /// more; what it signed before stays valid) or `not_in_use` (kept
+    /// from before the key in use was recorded).
+    pub key_status: String,
+    /// When the key was retired, if it was.
+    pub key_retired_at: Option<String>,
 }
 
 /// The lifecycle over one database, with the server's rooms when running
 /// as a server (the CLI has none).
 pub struct Lifecycle<'a> {
     pub db: &'a Database,
-    pub signer: &'a Arc<Signer>,
+    pub signer: &'a SignerSlot,
     pub rooms: Option<&'a Rooms>,
 }
 
@@ -344,7 +408,17 @@ impl Lifecycle<'_> {
         let locked = match state {
             crate::meeting::ProtocolState::Draft => None,
             _ => match self.db.protocols.current(meeting).await? {
-                Some(record) => Some(locked_view(&record)?),
+                Some(record) => {
+                    let mut view = locked_view(&record)?;
+                    for required in &mut view.required {
+                        let user = match required.user_id.parse() {
+                            Ok(id) => self.db.dir.user(id).await?,
+                            Err(_) => None,
+                        };
+                        required.account_confirmed = Some(user.is_some_and(|u| u.may_sign_off()));
+                    }
+                    Some(view)
+                }
                 None => None,
             },
         };
@@ -486,17 +560,10 @@ impl Lifecycle<'_> {
                 "only the chair and the justerare may reject the protocol",
             ));
         };
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() {
-            return Err(FinaliseError::Invalid("say why the protocol is rejected"));
+        if !actor.user.may_sign_off() {
+            return Err(FinaliseError::Forbidden(NOT_VOUCHED));
         }
-        if reason.chars().count() > MAX_REASON_CHARS
-            || reason.chars().any(|c| c.is_control() && c != '\n')
-        {
-            return Err(FinaliseError::Invalid(
-                "a reason is at most 2000 characters, without control characters",
-            ));
-        }
+        let reason = parse_reason(reason).map_err(|e| FinaliseError::Invalid(e.0))?;
         let db = self.db.clone();
         let audit = actor.audit();
         let user = actor.user.id.to_string();
@@ -536,14 +603,27 @@ impl Lifecycle<'_> {
                 "only the chair and the justerare sign off the protocol",
             ));
         };
+        if !actor.user.may_sign_off() {
+            return Err(FinaliseError::Forbidden(NOT_VOUCHED));
+        }
         let user = actor.user.id;
-        let signer = self.signer.clone();
+        let account = SignerAccount {
+            username: actor.user.username.as_str().to_owned(),
+            agency: actor.user.agency.as_ref().map(|a| a.name.clone()),
+            signed_in_with: actor.signed_in_with.clone(),
+            vouched_by: actor.user.vouched.clone(),
+        };
+        // Loaded before the transaction (a server has it already; the
+        // command line reads it only now), needed only if this sign-off
+        // completes the justering.
+        let signer = self.signer.get().await;
         self.db
             .protocols
             .signoff(
                 meeting,
                 &actor.audit(),
                 user,
+                &account,
                 role,
                 hash,
                 |state, protocol, signoffs| {
@@ -569,8 +649,11 @@ impl Lifecycle<'_> {
                         .map(|s| s.signed_at)
                         .max()
                         .unwrap_or_else(now_seconds);
+                    let signer = signer
+                        .as_ref()
+                        .map_err(|e| FinaliseError::Signing(e.to_string()))?;
                     let record = SignedRecord {
-                        format: "protokoll-signature/1",
+                        format: "protokoll-signature/2",
                         protocol_hash: &stored.hash,
                         meeting_id: &protocol.meeting.id,
                         meeting_title: &protocol.meeting.title,
@@ -583,6 +666,13 @@ impl Lifecycle<'_> {
                                 role: s.role.clone(),
                                 at: rfc3339(s.signed_at),
                                 hash: s.hash.clone(),
+                                username: s.account.as_ref().map(|a| a.username.clone()),
+                                agency: s.account.as_ref().and_then(|a| a.agency.clone()),
+                                signed_in_with: s
+                                    .account
+                                    .as_ref()
+                                    .map(|a| a.signed_in_with.clone()),
+                                vouched_by: s.account.as_ref().and_then(|a| a.vouched_by.clone()),
                             })
                             .collect(),
                         verified_at: rfc3339(verified_at),
@@ -731,7 +821,8 @@ impl Lifecycle<'_> {
         };
         let keys = self.db.protocols.signing_keys().await?;
         let signature = record.signature.as_ref().map(|s| {
-            let public = keys.iter().find(|k| k.0 == s.key_id).map(|k| k.1.clone());
+            let key = keys.iter().find(|k| k.key_id == s.key_id);
+            let public = key.map(|k| k.public_key.clone());
             let signs_this = serde_json::from_str::<serde_json::Value>(&s.record)
                 .ok()
                 .and_then(|v| {
@@ -745,6 +836,13 @@ impl Lifecycle<'_> {
             SignatureCheck {
                 signature: signature_view(s),
                 valid,
+                key_status: match key {
+                    Some(k) if k.retired_at.is_some() => "retired",
+                    Some(k) if k.in_use => "in_use",
+                    _ => "not_in_use",
+                }
+                .to_owned(),
+                key_retired_at: key.and_then(|k| k.retired_at).map(rfc3339),
             }
         });
         let view = locked_view(&record)?;

@@ -1,5 +1,6 @@
-//! `/api/admin/...`: agencies, users, who may create meetings, passwords and
-//! tokens. Administrators only; everyone else gets 403.
+//! `/api/admin/...`: agencies, users, who may create meetings, who is
+//! vouched for, passwords and tokens. Administrators only; everyone else
+//! gets 403.
 
 use axum::{
     Json,
@@ -16,8 +17,10 @@ use super::{
 use crate::{
     auth::password,
     cluster::AccountEvent,
-    people::{Agency, AgencyId, ApiToken, NewPassword, TokenId, UserId, Username, parse_name},
-    store::NewUser,
+    people::{
+        Agency, AgencyId, ApiToken, NewPassword, TokenId, UserId, Username, Voucher, parse_name,
+    },
+    store::{AccountAuditEntry, Confirmation, NewUser},
     sync::peer::close_code,
 };
 
@@ -97,7 +100,8 @@ pub struct NewUserRequest {
     password: String,
 }
 
-/// Create a user with a password.
+/// Create a user with a password. The creating administrator vouches for
+/// who the account is (it may sign protocols off).
 #[utoipa::path(post, path = "/api/admin/users", tag = "admin", request_body = NewUserRequest,
     responses((status = 201, body = UserView), (status = 403), (status = 409), (status = 422)))]
 pub async fn create_user(
@@ -121,6 +125,7 @@ pub async fn create_user(
                 agency: body.agency_id,
                 is_admin: body.is_admin,
                 password_hash: Some(hash),
+                vouched_by: Voucher::Administrator(me.0.user.id),
             },
             body.can_create_meetings,
         )
@@ -160,6 +165,62 @@ pub async fn update_user(
         .await?
         .ok_or(ApiError::NotFound("no such user"))?;
     Ok(Json(user.into()))
+}
+
+/// Confirm an account made by accepting an invitation: you vouch that the
+/// person who signs in as it is who its name and agency say. Only then may
+/// it sign protocols off or reject them as chair or justerare. Recorded in
+/// the account's audit log; the sign-offs it makes name you. An account
+/// vouched for already is 409.
+#[utoipa::path(post, path = "/api/admin/users/{id}/confirm", tag = "admin",
+    responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409)))]
+pub async fn confirm_user(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    require_admin(&me)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    match app
+        .db
+        .dir
+        .confirm_user(id, Voucher::Administrator(me.0.user.id))
+        .await?
+    {
+        Confirmation::Confirmed => {
+            tracing::info!(user = %id, by = %me.0.user.id, "account confirmed");
+        }
+        Confirmation::AlreadyVouched => {
+            return Err(ApiError::Conflict(
+                "this account is vouched for already (an administrator created or confirmed it)",
+            ));
+        }
+        Confirmation::NoSuchUser => return Err(ApiError::NotFound("no such user")),
+    }
+    let user = app
+        .db
+        .dir
+        .user(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    Ok(Json(user.into()))
+}
+
+/// An account's audit log: its creation (by an administrator, the command
+/// line, the demo, or by accepting an invitation) and its confirmation.
+#[utoipa::path(get, path = "/api/admin/users/{id}/audit", tag = "admin",
+    responses((status = 200, body = Vec<AccountAuditEntry>), (status = 403), (status = 404)))]
+pub async fn user_audit(
+    State(app): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AccountAuditEntry>>, ApiError> {
+    require_admin(&me)?;
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    if app.db.dir.user(id).await?.is_none() {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    Ok(Json(app.db.dir.account_audit(id).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -142,12 +142,22 @@ pub struct UserView {
     is_admin: bool,
     /// May create meetings (administrators always may).
     can_create_meetings: bool,
+    /// Whether an administrator vouches for who this account is: only then
+    /// may it sign protocols off or reject them as chair or justerare.
+    /// Accounts made by accepting an invitation are not confirmed until an
+    /// administrator confirms them.
+    confirmed: bool,
+    /// Who vouched for the account, and when.
+    #[schema(value_type = Option<Object>)]
+    vouched: Option<crate::people::Vouch>,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {
             can_create_meetings: u.may_create_meetings(),
+            confirmed: u.may_sign_off(),
+            vouched: u.vouched,
             id: u.id,
             username: u.username,
             display_name: u.display_name,

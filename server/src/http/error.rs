@@ -106,6 +106,10 @@ impl From<crate::auth::password::HashError> for ApiError {
     }
 }
 
+/// Why a change to a locked meeting is refused, wherever it is caught.
+pub const LOCKED: &str = "the protocol is locked: its agenda, details, participants and \
+     invitations cannot change until it is reopened or rejected (and never once it is verified)";
+
 /// A write the database refused because the protocol is locked (a lock
 /// that slipped in after the API's own check).
 fn locked(e: &StoreError) -> bool {
@@ -129,6 +133,7 @@ pub fn store_error(e: StoreError) -> ApiError {
         StoreError::UnknownReference => {
             ApiError::Invalid("refers to an agency or user that does not exist".into())
         }
+        StoreError::NameTaken => ApiError::Conflict(crate::people::NAME_TAKEN),
         other => ApiError::Store(other),
     }
 }
@@ -137,7 +142,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
-            ApiError::Store(e) if locked(e) => "the protocol is locked".to_owned(),
+            ApiError::Store(e) if locked(e) => LOCKED.to_owned(),
             ApiError::Store(e) | ApiError::Unauthenticated(crate::auth::AuthError::Store(e)) => {
                 error!(error = %e, "request failed");
                 "internal error; it has been logged".to_owned()

@@ -25,7 +25,8 @@ use crate::{
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
         AgencyId, InvitationId, NewPassword, Participant, Role, Section, SectionId, SectionOwner,
-        UserId, Username, checked_text, parse_date, parse_name, parse_time,
+        UserId, Username, checked_text, first_clash, optional_name, parse_date, parse_name,
+        parse_time,
     },
     store::{Acceptance, PendingInvitation},
     sync::peer::close_code,
@@ -75,9 +76,7 @@ async fn manage(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, A
 async fn manage_draft(app: &AppState, me: &CurrentUser, id: &str) -> Result<Meeting, ApiError> {
     let meeting = manage(app, me, id).await?;
     if meeting.state != crate::meeting::ProtocolState::Draft {
-        return Err(ApiError::Conflict(
-            "the protocol is locked: its agenda, details and participants cannot change",
-        ));
+        return Err(ApiError::Conflict(super::error::LOCKED));
     }
     Ok(meeting)
 }
@@ -147,17 +146,10 @@ pub struct MeetingInput {
 
 fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails), ApiError> {
     let title = MeetingTitle::parse(&input.title).map_err(invalid)?;
-    let optional_text = |s: &str| -> Result<String, ApiError> {
-        if crate::people::trim_text(s).is_empty() {
-            Ok(String::new())
-        } else {
-            parse_name(s).map_err(invalid)
-        }
-    };
     Ok((
         title,
         MeetingDetails {
-            body: optional_text(&input.body)?,
+            body: optional_name(&input.body).map_err(invalid)?,
             date: input
                 .date
                 .as_deref()
@@ -170,7 +162,7 @@ fn parse_meeting(input: &MeetingInput) -> Result<(MeetingTitle, MeetingDetails),
                 .map(parse_time)
                 .transpose()
                 .map_err(invalid)?,
-            place: optional_text(&input.place)?,
+            place: optional_name(&input.place).map_err(invalid)?,
         },
     ))
 }
@@ -232,10 +224,21 @@ pub async fn create(
     let earlier = match &body.from {
         Some(from) => {
             let (source, _) = open(&app, &me, from).await?;
-            Some((
-                app.db.dir.sections(source.id).await?,
-                app.db.dir.participants(source.id).await?,
-            ))
+            let participants = app.db.dir.participants(source.id).await?;
+            // Nothing is created when the copied participants could not all
+            // join (an earlier meeting may hold names that read the same,
+            // from before they were refused).
+            let mut names = vec![me.0.user.display_name.as_str()];
+            names.extend(
+                participants
+                    .iter()
+                    .filter(|p| p.user.id != me.0.user.id)
+                    .map(|p| p.user.display_name.as_str()),
+            );
+            if first_clash(&names).is_some() {
+                return Err(ApiError::Conflict(crate::people::NAME_TAKEN));
+            }
+            Some((app.db.dir.sections(source.id).await?, participants))
         }
         None => None,
     };
@@ -250,7 +253,8 @@ pub async fn create(
             app.db
                 .dir
                 .set_participant(meeting.id, p.user.id, p.role)
-                .await?;
+                .await
+                .map_err(store_error)?;
         }
         for section in &sections {
             app.db
@@ -676,6 +680,15 @@ pub async fn invite(
             "only administrators may put a person in an agency; invite without agency_id",
         ));
     }
+    // Acceptance checks again (participants may change meanwhile); telling
+    // the secretary now spares the invitee a link that cannot work.
+    let taken = app.db.dir.participants(meeting.id).await?;
+    if taken
+        .iter()
+        .any(|p| first_clash(&[p.user.display_name.as_str(), display_name.as_str()]).is_some())
+    {
+        return Err(ApiError::Conflict(crate::people::NAME_TAKEN));
+    }
     let (secret, hash) = secret::generate(auth::INVITATION_PREFIX);
     let expires_at = Utc::now() + chrono::Duration::days(INVITATION_TTL_DAYS);
     let id = app
@@ -810,7 +823,18 @@ const USERNAME_TAKEN: ApiError = ApiError::Conflict(
      secretary for a new invitation (or, if it is yours, sign in and ask to be added)",
 );
 
-/// Accept an invitation: choose a password; you are signed in.
+const INVITATION_LOCKED: ApiError = ApiError::Conflict(
+    "the meeting's protocol is locked (or verified), so nobody can join it now; the invitation \
+     still holds should the protocol be reopened, or ask the meeting's secretary",
+);
+const INVITATION_NAME_TAKEN: ApiError = ApiError::Conflict(
+    "someone in this meeting already has the name this invitation gives you (or one that reads \
+     the same); ask the meeting's secretary for an invitation under a name that tells you apart",
+);
+
+/// Accept an invitation: choose a password; you are signed in. The new
+/// account is not yet confirmed: it may take part, but not sign a
+/// protocol off, until an administrator confirms it.
 #[utoipa::path(post, path = "/api/invitations/{secret}/accept", tag = "participants", request_body = AcceptInvitation,
     responses((status = 201, body = UserView), (status = 403), (status = 404), (status = 409), (status = 422), (status = 503)))]
 pub async fn accept_invitation(
@@ -843,6 +867,8 @@ pub async fn accept_invitation(
         Acceptance::Gone => return Err(INVITATION_GONE),
         Acceptance::Withdrawn => return Err(INVITATION_WITHDRAWN),
         Acceptance::UsernameTaken => return Err(USERNAME_TAKEN),
+        Acceptance::Locked => return Err(INVITATION_LOCKED),
+        Acceptance::NameTaken => return Err(INVITATION_NAME_TAKEN),
     };
     let user = app
         .db

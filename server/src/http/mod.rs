@@ -52,7 +52,7 @@ pub struct AppState {
     /// Open WebSockets per user, per address and in all.
     pub sockets: Arc<sockets::SocketLimits>,
     /// Signs verified protocols.
-    pub signer: Arc<crate::finalise::Signer>,
+    pub signer: Arc<crate::finalise::SignerSlot>,
     /// The other nodes, with `--redis-url`.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -86,7 +86,7 @@ impl AppState {
         meetings::set_participant, meetings::remove_participant, meetings::invite,
         meetings::show_invitation, meetings::accept_invitation,
         meetings::list_invitations, meetings::revoke_invitation,
-        admin::update_user, admin::list_user_tokens,
+        admin::update_user, admin::list_user_tokens, admin::confirm_user, admin::user_audit,
         meetings::remove_section, meetings::people, meetings::agencies,
         protocol::status, protocol::lock, protocol::reopen, protocol::signoff, protocol::reject,
         protocol::audit, protocol::export_html, protocol::export_markdown, protocol::export_pdf,
@@ -136,6 +136,8 @@ pub fn router(state: AppState) -> Router {
             post(admin::reset_password),
         )
         .route("/api/admin/users/{id}", patch(admin::update_user))
+        .route("/api/admin/users/{id}/confirm", post(admin::confirm_user))
+        .route("/api/admin/users/{id}/audit", get(admin::user_audit))
         .route(
             "/api/admin/users/{id}/tokens",
             get(admin::list_user_tokens).post(admin::issue_token),

@@ -37,6 +37,7 @@ impl From<FinaliseError> for ApiError {
             FinaliseError::Conflict(m) => ApiError::Conflict(m),
             FinaliseError::Invalid(m) => ApiError::Invalid(m.into()),
             FinaliseError::Unavailable => ApiError::Unavailable,
+            FinaliseError::Signing(m) => ApiError::Store(StoreError::Corrupt(m)),
             FinaliseError::Render(m) => ApiError::Store(StoreError::Corrupt(m)),
             FinaliseError::Store(e) => ApiError::Store(e),
         }
@@ -58,6 +59,7 @@ async fn actor(app: &AppState, me: CurrentUser, id: &str) -> Result<(MeetingId, 
     Ok((
         meeting.id,
         Actor {
+            signed_in_with: me.0.credential.sign_in(),
             user: me.0.user,
             role: access.role,
             via: "api",
@@ -391,8 +393,12 @@ pub struct PublishedKey {
     /// -pubin -inkey key.pem -rawin ...`).
     public_key_pem: Option<String>,
     created_at: String,
-    /// Whether this server signs with it now.
+    /// Whether new signatures are made with it (the key the database
+    /// records as in use).
     current: bool,
+    /// When it was retired: it signs no more, and what it signed before
+    /// stays valid.
+    retired_at: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -411,12 +417,13 @@ pub async fn signing_keys(State(app): State<AppState>) -> Result<Json<PublishedK
         algorithm: "Ed25519",
         keys: keys
             .into_iter()
-            .map(|(key_id, public, _, created)| PublishedKey {
-                current: key_id == app.signer.key_id(),
-                public_key_pem: signing::public_key_pem(&public),
-                public_key: signing::base64(&public),
-                created_at: crate::finalise::rfc3339(created),
-                key_id,
+            .map(|k| PublishedKey {
+                current: k.in_use && k.retired_at.is_none(),
+                retired_at: k.retired_at.map(crate::finalise::rfc3339),
+                public_key_pem: signing::public_key_pem(&k.public_key),
+                public_key: signing::base64(&k.public_key),
+                created_at: crate::finalise::rfc3339(k.created_at),
+                key_id: k.key_id,
             })
             .collect(),
     }))
@@ -523,6 +530,45 @@ fn role_sv(role: &str) -> &str {
     protokoll_render::model::role_label(role)
 }
 
+/// Who signed off, in Swedish: the account, how it signed in, who vouched
+/// for it.
+fn signer_sv(by: &crate::finalise::SignedBy) -> String {
+    let mut out = format!("konto {}", by.username);
+    if let Some(agency) = &by.agency {
+        out.push_str(&format!(" ({agency})"));
+    }
+    out.push_str(match by.signed_in_with.method.as_str() {
+        "password" => ", inloggad med lösenord",
+        "api_token" => ", inloggad med API-nyckel",
+        "command_line" => ", via kommandoraden (en driftansvarig agerade för kontot)",
+        _ => "",
+    });
+    if !matches!(
+        by.signed_in_with.method.as_str(),
+        "password" | "api_token" | "command_line"
+    ) {
+        out.push_str(&format!(", inloggad med {}", by.signed_in_with.method));
+        for (k, v) in &by.signed_in_with.details {
+            out.push_str(&format!(" {k}={v}"));
+        }
+    }
+    match &by.vouched_by {
+        Some(v) => match (&v.by, v.via.as_str()) {
+            (Some(admin), _) => out.push_str(&format!(
+                "; identiteten intygad av administratören {} ({})",
+                admin.display_name, admin.username
+            )),
+            (None, "cli") => {
+                out.push_str("; identiteten intygad av en driftansvarig (kommandoraden)")
+            }
+            (None, "demo") => out.push_str("; demokonto"),
+            (None, _) => out.push_str("; kontot skapades av en administratör"),
+        },
+        None => out.push_str("; ingen har intygat kontots identitet"),
+    }
+    out
+}
+
 fn result_html(report: Result<VerifyReport, ApiError>) -> String {
     let mut out = String::new();
     match report {
@@ -591,14 +637,31 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
                     Some(at) => format!("justerat {}", escape(&display_time(at))),
                     None => "har inte justerat".into(),
                 };
-                row(role_sv(&v.role), format!("{}: {signed}", escape(&v.name)));
+                let account = v
+                    .signed_by
+                    .as_ref()
+                    .map(|by| format!("<br><span class=\"hint\">{}</span>", escape(&signer_sv(by))))
+                    .unwrap_or_default();
+                row(
+                    role_sv(&v.role),
+                    format!("{}: {signed}{account}", escape(&v.name)),
+                );
             }
             match &p.signature {
                 Some(s) if s.valid => row(
                     "Underskrift",
                     format!(
-                        "<span class=\"valid\">giltig</span> (Ed25519, nyckel <code>{}</code>)",
-                        escape(&s.signature.key_id)
+                        "<span class=\"valid\">giltig</span> (Ed25519, nyckel <code>{}</code>{})",
+                        escape(&s.signature.key_id),
+                        match (s.key_status.as_str(), &s.key_retired_at) {
+                            ("retired", Some(at)) => format!(
+                                "; nyckeln avvecklades {}: den var i bruk när protokollet \
+                                 justerades och undertecknar inget nytt",
+                                escape(&display_time(at))
+                            ),
+                            ("in_use", _) => String::new(),
+                            _ => "; nyckeln är inte längre i bruk".to_owned(),
+                        }
                     ),
                 ),
                 Some(_) => row(

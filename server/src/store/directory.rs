@@ -20,8 +20,8 @@ use crate::{
     auth::secret::SecretHash,
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
     people::{
-        Agency, AgencyId, ApiToken, InvitationId, Participant, Role, Section, SectionId,
-        SectionOwner, TokenId, User, UserId, Username,
+        Agency, AgencyId, ApiToken, InvitationId, NameKey, Participant, Role, Section, SectionId,
+        SectionOwner, TokenId, User, UserId, Username, Vouch, Voucher, VouchingAdministrator,
     },
 };
 
@@ -72,9 +72,14 @@ fn placeholders(rows: usize, width: usize) -> String {
 }
 
 const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_admin, u.can_create_meetings, \
-     (u.password_hash IS NOT NULL) AS has_password, a.id AS agency_id, a.name AS agency_name";
-const USER_FROM: &str = "users u LEFT JOIN agencies a ON a.id = u.agency_id";
-const AGENCY_JOIN: &str = "LEFT JOIN agencies a ON a.id = u.agency_id";
+     (u.password_hash IS NOT NULL) AS has_password, a.id AS agency_id, a.name AS agency_name, \
+     u.vouched_at, u.vouched_via, vu.id AS voucher_id, vu.username AS voucher_username, \
+     vu.display_name AS voucher_name";
+const USER_FROM: &str = "users u LEFT JOIN agencies a ON a.id = u.agency_id \
+     LEFT JOIN users vu ON vu.id = u.vouched_by";
+/// What `USER_COLUMNS` needs joined to `users u`.
+const AGENCY_JOIN: &str =
+    "LEFT JOIN agencies a ON a.id = u.agency_id LEFT JOIN users vu ON vu.id = u.vouched_by";
 
 macro_rules! user_from_row {
     ($row:expr) => {{
@@ -94,6 +99,22 @@ macro_rules! user_from_row {
             is_admin: row.try_get("is_admin")?,
             can_create_meetings: row.try_get("can_create_meetings")?,
             has_password: row.try_get("has_password")?,
+            vouched: {
+                let at: Option<DateTime<Utc>> = row.try_get("vouched_at")?;
+                let via: Option<String> = row.try_get("vouched_via")?;
+                let voucher: Option<Uuid> = row.try_get("voucher_id")?;
+                let voucher_username: Option<String> = row.try_get("voucher_username")?;
+                let voucher_name: Option<String> = row.try_get("voucher_name")?;
+                at.map(|at| Vouch {
+                    via: via.unwrap_or_else(|| "upgrade".to_owned()),
+                    by: voucher.map(|id| VouchingAdministrator {
+                        id: UserId(id),
+                        username: voucher_username.unwrap_or_default(),
+                        display_name: voucher_name.unwrap_or_default(),
+                    }),
+                    at,
+                })
+            },
         }
     }};
 }
@@ -174,6 +195,61 @@ pub struct NewUser {
     pub agency: Option<AgencyId>,
     pub is_admin: bool,
     pub password_hash: Option<String>,
+    /// Who creates the account, and so vouches for who it is.
+    pub vouched_by: Voucher,
+}
+
+/// A line of an account's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AccountAuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub actor_id: Option<UserId>,
+    pub actor_name: String,
+    /// `create`, `accept_invitation` or `confirm`.
+    pub action: String,
+    /// `api`, `cli` or `demo`.
+    pub via: String,
+}
+
+/// What became of an administrator's confirmation of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Confirmed,
+    /// Vouched for already (nothing changed, nothing audited).
+    AlreadyVouched,
+    NoSuchUser,
+}
+
+/// Who is named in the account audit log for a voucher that is no
+/// signed-in administrator (an administrator is named by their display
+/// name).
+fn voucher_name(voucher: Voucher) -> &'static str {
+    match voucher {
+        Voucher::Administrator(_) => "",
+        Voucher::CommandLine => "command line",
+        Voucher::Demo => "demo",
+    }
+}
+
+/// Inserts an account audit row; the actor's name is the acting user's
+/// display name when a user acted, `$fallback_name` otherwise.
+macro_rules! insert_account_audit {
+    ($tx:expr, $user:expr, $at:expr, $actor:expr, $fallback_name:expr, $action:expr, $via:expr) => {
+        sqlx::query(
+            "INSERT INTO account_audit (user_id, at, actor_id, actor_name, action, via)
+             VALUES ($1, $2, $3, COALESCE((SELECT display_name FROM users WHERE id = $3), $4), $5, $6)",
+        )
+        .bind($user)
+        .bind($at)
+        .bind($actor)
+        .bind($fallback_name)
+        .bind($action)
+        .bind($via)
+        .execute($tx)
+        .await?
+    };
 }
 
 /// An invitation, found by its token's hash.
@@ -227,6 +303,11 @@ pub enum Acceptance {
     Withdrawn,
     /// The invited username belongs to someone already.
     UsernameTaken,
+    /// The meeting's protocol is locked or verified: its participants are
+    /// frozen.
+    Locked,
+    /// Someone in the meeting has a name that reads the same.
+    NameTaken,
 }
 
 /// Whether invitation `$1`'s sender may still send it: an administrator, or
@@ -236,6 +317,33 @@ const INVITER_MAY_INVITE: &str =
      WHERE i.id = $1 AND (u.is_admin OR (i.agency_id IS NULL AND EXISTS (
          SELECT 1 FROM participants pt
          WHERE pt.meeting_id = i.meeting_id AND pt.user_id = u.id AND pt.role = 'secretary')))";
+
+/// The participants of a meeting with their display names, read on a
+/// transaction: (user id, display name).
+macro_rules! participant_names {
+    ($tx:ident, $meeting:expr) => {{
+        let rows = sqlx::query(
+            "SELECT u.id, u.display_name FROM participants pt JOIN users u ON u.id = pt.user_id
+             WHERE pt.meeting_id = $1",
+        )
+        .bind($meeting.as_uuid())
+        .fetch_all(&mut *$tx)
+        .await?;
+        let mut names: Vec<(Uuid, String)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            names.push((row.try_get("id")?, row.try_get("display_name")?));
+        }
+        names
+    }};
+}
+
+/// Whether `name` reads the same as one of `participants`' names.
+fn name_clashes(participants: &[(Uuid, String)], name: &str) -> bool {
+    let key = NameKey::of(name);
+    participants
+        .iter()
+        .any(|(_, other)| NameKey::of(other).clashes(&key))
+}
 
 impl Directory {
     pub fn new(pool: Pool) -> Self {
@@ -290,20 +398,37 @@ impl Directory {
         can_create_meetings: bool,
     ) -> Result<User, StoreError> {
         let id = UserId::new();
-        with_pool!(self, p => { sqlx::query(
-            "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at, can_create_meetings)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(id.0)
-            .bind(new.username.as_str())
-            .bind(&new.display_name)
-            .bind(new.agency.map(|a| a.0))
-            .bind(new.is_admin)
-            .bind(new.password_hash.as_deref())
-            .bind(Utc::now())
-            .bind(can_create_meetings)
-            .execute(p)
-            .await
-            .map_err(conflict)?; });
+        let now = Utc::now();
+        let voucher = new.vouched_by;
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at,
+                                    can_create_meetings, vouched_at, vouched_by, vouched_via)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9, $10)")
+                .bind(id.0)
+                .bind(new.username.as_str())
+                .bind(&new.display_name)
+                .bind(new.agency.map(|a| a.0))
+                .bind(new.is_admin)
+                .bind(new.password_hash.as_deref())
+                .bind(now)
+                .bind(can_create_meetings)
+                .bind(voucher.administrator().map(|u| u.0))
+                .bind(voucher.via())
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict)?;
+            insert_account_audit!(
+                &mut *tx,
+                id.0,
+                now,
+                voucher.administrator().map(|u| u.0),
+                voucher_name(voucher),
+                "create",
+                voucher.via()
+            );
+            tx.commit().await?;
+        });
         self.user(id)
             .await?
             .ok_or(StoreError::Corrupt("user vanished after insert".into()))
@@ -381,6 +506,81 @@ impl Directory {
             .execute(p)
             .await?
             .rows_affected() == 1))
+    }
+
+    /// An administrator (or an operator at the command line) vouches for
+    /// an account that was made by accepting an invitation, so that it may
+    /// sign protocols off. Audited; an account vouched for already is left
+    /// as it is.
+    pub async fn confirm_user(
+        &self,
+        user: UserId,
+        voucher: Voucher,
+    ) -> Result<Confirmation, StoreError> {
+        let now = Utc::now();
+        begin_write!(self, |tx| {
+            let vouched: Option<Option<DateTime<Utc>>> =
+                sqlx::query_scalar("SELECT vouched_at FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match vouched {
+                None => return Ok(Confirmation::NoSuchUser),
+                Some(Some(_)) => return Ok(Confirmation::AlreadyVouched),
+                Some(None) => {}
+            }
+            let changed = sqlx::query(
+                "UPDATE users SET vouched_at = $1, vouched_by = $2, vouched_via = $3
+                 WHERE id = $4 AND vouched_at IS NULL",
+            )
+            .bind(now)
+            .bind(voucher.administrator().map(|u| u.0))
+            .bind(voucher.via())
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                return Ok(Confirmation::AlreadyVouched);
+            }
+            insert_account_audit!(
+                &mut *tx,
+                user.0,
+                now,
+                voucher.administrator().map(|u| u.0),
+                voucher_name(voucher),
+                "confirm",
+                voucher.via()
+            );
+            tx.commit().await?;
+        });
+        Ok(Confirmation::Confirmed)
+    }
+
+    /// An account's audit log, oldest first.
+    pub async fn account_audit(&self, user: UserId) -> Result<Vec<AccountAuditEntry>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, at, actor_id, actor_name, action, via FROM account_audit
+                 WHERE user_id = $1 ORDER BY id")
+                .bind(user.0)
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let actor: Option<Uuid> = r.try_get("actor_id")?;
+                    Ok(AccountAuditEntry {
+                        id: r.try_get("id")?,
+                        at: r.try_get("at")?,
+                        actor_id: actor.map(UserId),
+                        actor_name: r.try_get("actor_name")?,
+                        action: r.try_get("action")?,
+                        via: r.try_get("via")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
     }
 
     // ---- sessions -----------------------------------------------------------
@@ -742,21 +942,49 @@ impl Directory {
         })
     }
 
+    /// Adds a participant, or sets the role of one. Refused while the
+    /// protocol is locked or verified (`StoreError::Locked`), for an
+    /// unknown meeting or user (`UnknownReference`), and for a newcomer
+    /// whose display name reads the same as a participant's (`NameTaken`,
+    /// see `NameKey`). One transaction that holds the meeting (as a lock
+    /// does), so two newcomers of one name cannot both get in, and no
+    /// newcomer gets in beside a lock.
     pub async fn set_participant(
         &self,
         meeting: MeetingId,
         user: UserId,
         role: Role,
     ) -> Result<(), StoreError> {
-        with_pool!(self, p => { sqlx::query(
-            "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)
-             ON CONFLICT (meeting_id, user_id) DO UPDATE SET role = excluded.role")
+        begin_on_meeting!(self, meeting, |tx, state| {
+            match state.as_deref() {
+                None => return Err(StoreError::UnknownReference),
+                Some("draft") => {}
+                Some(_) => return Err(StoreError::Locked),
+            }
+            let name: Option<String> =
+                sqlx::query_scalar("SELECT display_name FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(name) = name else {
+                return Err(StoreError::UnknownReference);
+            };
+            let others = participant_names!(tx, meeting);
+            if !others.iter().any(|(id, _)| *id == user.0) && name_clashes(&others, &name) {
+                return Err(StoreError::NameTaken);
+            }
+            sqlx::query(
+                "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)
+                 ON CONFLICT (meeting_id, user_id) DO UPDATE SET role = excluded.role",
+            )
             .bind(meeting.as_uuid())
             .bind(user.0)
             .bind(role.as_str())
-            .execute(p)
+            .execute(&mut *tx)
             .await
-            .map_err(conflict)?; });
+            .map_err(conflict)?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -1063,8 +1291,15 @@ impl Directory {
         password_hash: &str,
     ) -> Result<Acceptance, StoreError> {
         let user = UserId::new();
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+        let now = Utc::now();
+        begin_on_meeting!(self, invitation.meeting, |tx, state| {
+            // The meeting is held from here on: no lock and no other
+            // newcomer gets in between these checks and the inserts.
+            match state.as_deref() {
+                None => return Ok(Acceptance::Gone),
+                Some("draft") => {}
+                Some(_) => return Ok(Acceptance::Locked),
+            }
             let claimed = sqlx::query(
                 "UPDATE invitations SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL")
                 .bind(Utc::now())
@@ -1083,22 +1318,34 @@ impl Directory {
             if !allowed {
                 return Ok(Acceptance::Withdrawn);
             }
+            if name_clashes(
+                &participant_names!(tx, invitation.meeting),
+                &invitation.display_name,
+            ) {
+                return Ok(Acceptance::NameTaken);
+            }
+            // Not vouched for: whoever holds the link chose the password,
+            // and the sender chose the name. An administrator confirms the
+            // account before it may sign anything off.
             let inserted = sqlx::query(
-                "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                "INSERT INTO users (id, username, display_name, agency_id, is_admin, password_hash, created_at, invited_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(user.0)
                 .bind(invitation.username.as_str())
                 .bind(&invitation.display_name)
                 .bind(invitation.agency.map(|a| a.0))
                 .bind(false)
                 .bind(password_hash)
-                .bind(Utc::now())
+                .bind(now)
+                .bind(invitation.created_by.0)
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict);
             match inserted {
                 Err(StoreError::Conflict) => return Ok(Acceptance::UsernameTaken),
-                other => { other?; }
+                other => {
+                    other?;
+                }
             }
             sqlx::query("INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, $3)")
                 .bind(invitation.meeting.as_uuid())
@@ -1106,6 +1353,15 @@ impl Directory {
                 .bind(invitation.role.as_str())
                 .execute(&mut *tx)
                 .await?;
+            insert_account_audit!(
+                &mut *tx,
+                user.0,
+                now,
+                Some(user.0),
+                "",
+                "accept_invitation",
+                "api"
+            );
             tx.commit().await?;
         });
         Ok(Acceptance::Accepted(user))

@@ -7,6 +7,54 @@
 //! returns only after the rows are committed and fsynced: callers rely on that
 //! to broadcast an update only once it can no longer be lost.
 
+/// Opens a transaction that holds the meeting against concurrent changes
+/// and appends, and reads its state (None: no such meeting).
+macro_rules! begin_on_meeting {
+    ($self:ident, $meeting:expr, |$tx:ident, $state:ident| $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite(p) => {
+                // IMMEDIATE: the write lock from the start, so that nothing
+                // commits between reading and writing.
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let $state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1")
+                        .bind($meeting.as_uuid())
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                $body
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                let $state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1 FOR UPDATE")
+                        .bind($meeting.as_uuid())
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                $body
+            }
+        }
+    };
+}
+
+/// Opens a transaction that will write, on `$self.pool`: on SQLite with
+/// `BEGIN IMMEDIATE`, so that one that reads before it writes waits for
+/// another writer instead of failing with "database is locked" when it
+/// tries to write.
+macro_rules! begin_write {
+    ($self:ident, |$tx:ident| $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                $body
+            }
+        }
+    };
+}
+
 mod cluster_keys;
 mod directory;
 mod postgres;
@@ -23,12 +71,14 @@ use crate::meeting::MeetingId;
 
 pub use cluster_keys::{ClusterKey, ClusterKeys, KeyInfo, KeySecret, Rotation};
 pub use directory::{
-    Acceptance, Directory, Invitation, InvitationCreator, NewUser, PendingInvitation, Pool,
+    Acceptance, AccountAuditEntry, Confirmation, Directory, Invitation, InvitationCreator, NewUser,
+    PendingInvitation, Pool,
 };
 pub use postgres::PostgresStore;
 pub use protocols::{
-    AuditActor, AuditEntry, ChangeRefused, Committed, LockPlan, LockSnapshot, ProtocolRecord,
-    Protocols, SignoffPlan, StoredProtocol, StoredSignature, StoredSignoff, now_seconds,
+    AuditActor, AuditEntry, ChangeRefused, Committed, KeyClaim, LockPlan, LockSnapshot,
+    ProtocolRecord, Protocols, SignerAccount, SignoffPlan, StoredKey, StoredProtocol,
+    StoredSignature, StoredSignoff, now_seconds,
 };
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};
@@ -56,6 +106,13 @@ pub enum StoreError {
     UnknownReference,
     #[error("the protocol is locked")]
     Locked,
+    /// A meeting already has a participant whose name reads the same.
+    #[error("{}", crate::people::NAME_TAKEN)]
+    NameTaken,
+    /// A signature by a key that is no longer the one in use (retired
+    /// meanwhile, or another process recorded its own).
+    #[error("signing key {0} is no longer the key in use")]
+    SigningKeyNotInUse(String),
     /// A snapshot that would claim positions the log does not hold: it is
     /// refused, the log keeps everything (see `Store::write_snapshot`).
     #[error("a snapshot up to {upto} was refused: the log ends at {head}")]

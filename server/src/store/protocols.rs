@@ -16,7 +16,11 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Pool, Seq, Snapshot, StoreError, StoredDocument};
-use crate::{meeting::MeetingId, people::UserId};
+use crate::{
+    auth::SignIn,
+    meeting::MeetingId,
+    people::{UserId, Vouch},
+};
 
 #[derive(Clone)]
 pub struct Protocols {
@@ -41,6 +45,19 @@ pub struct StoredSignoff {
     pub role: String,
     pub hash: String,
     pub signed_at: DateTime<Utc>,
+    /// Who signed, beyond the name: absent on sign-offs recorded before
+    /// migration 0008.
+    pub account: Option<SignerAccount>,
+}
+
+/// What a sign-off records about the account that signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerAccount {
+    pub username: String,
+    pub agency: Option<String>,
+    pub signed_in_with: SignIn,
+    /// Who vouched for the account (a sign-off needs someone to have).
+    pub vouched_by: Option<Vouch>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,12 +176,29 @@ macro_rules! protocol_from_row {
 macro_rules! signoff_from_row {
     ($row:expr) => {{
         let row = $row;
+        let username: Option<String> = row.try_get("username")?;
+        let signed_in_with: Option<String> = row.try_get("signed_in_with")?;
+        let vouched_by: Option<String> = row.try_get("vouched_by")?;
+        let account = match (username, signed_in_with) {
+            (Some(username), Some(signed_in_with)) => Some(SignerAccount {
+                username,
+                agency: row.try_get("agency")?,
+                signed_in_with: serde_json::from_str(&signed_in_with)
+                    .map_err(|e| StoreError::Corrupt(format!("sign-off's sign-in: {e}")))?,
+                vouched_by: vouched_by
+                    .map(|v| serde_json::from_str(&v))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("sign-off's voucher: {e}")))?,
+            }),
+            _ => None,
+        };
         StoredSignoff {
             user: UserId(row.try_get("user_id")?),
             name: row.try_get("name")?,
             role: row.try_get("role")?,
             hash: row.try_get("hash")?,
             signed_at: row.try_get("signed_at")?,
+            account,
         }
     }};
 }
@@ -179,35 +213,6 @@ macro_rules! signature_from_row {
             verified_at: row.try_get("verified_at")?,
         }
     }};
-}
-
-/// Opens a transaction that holds the meeting against concurrent changes
-/// and appends, and reads its state (None: no such meeting).
-macro_rules! begin_on_meeting {
-    ($self:ident, $meeting:expr, |$tx:ident, $state:ident| $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite(p) => {
-                // IMMEDIATE: the write lock from the start, so that nothing
-                // commits between reading and writing.
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let $state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1")
-                        .bind($meeting.as_uuid())
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                let $state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1 FOR UPDATE")
-                        .bind($meeting.as_uuid())
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                $body
-            }
-        }
-    };
 }
 
 macro_rules! with_pool {
@@ -300,8 +305,8 @@ macro_rules! latest_protocol {
 macro_rules! signoffs_of {
     ($conn:expr, $protocol:expr) => {{
         let rows = sqlx::query(
-            "SELECT user_id, name, role, hash, signed_at FROM signoffs
-             WHERE protocol_id = $1 ORDER BY signed_at, name",
+            "SELECT user_id, name, role, hash, signed_at, username, agency, signed_in_with, vouched_by
+             FROM signoffs WHERE protocol_id = $1 ORDER BY signed_at, name",
         )
         .bind($protocol)
         .fetch_all($conn)
@@ -312,6 +317,42 @@ macro_rules! signoffs_of {
         }
         out
     }};
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub key_id: String,
+    pub public_key: Vec<u8>,
+    /// Kept here when the key is not in a file (`--signing-key-file`);
+    /// erased when the key is retired.
+    pub secret_key: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    /// The key new signatures are made with (at most one).
+    pub in_use: bool,
+    /// Retired keys never sign again; their signatures still verify.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a claim to be the key in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// It is the key in use (now, or already).
+    Claimed,
+    /// Another key is in use.
+    OtherInUse(String),
+    /// The key was retired; it cannot sign again.
+    Retired,
+    /// Another process claimed a key at the same moment: read again.
+    Raced,
+}
+
+/// A unique violation (another process won a race) as `Conflict`.
+fn conflict_or_database(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
 }
 
 /// Seconds precision: what the canonical form and every rendering show,
@@ -508,6 +549,7 @@ impl Protocols {
         meeting: MeetingId,
         actor: &AuditActor,
         user: UserId,
+        account: &SignerAccount,
         role: &str,
         hash: &str,
         check: impl FnOnce(&str, Option<&StoredProtocol>, &[StoredSignoff]) -> Result<(), E>,
@@ -527,9 +569,18 @@ impl Protocols {
             let Some(protocol) = protocol else {
                 return Err(ChangeRefused::NoMeeting);
             };
+            let signed_in_with = serde_json::to_string(&account.signed_in_with)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let vouched_by = account
+                .vouched_by
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
-                "INSERT INTO signoffs (protocol_id, user_id, name, role, hash, signed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO signoffs (protocol_id, user_id, name, role, hash, signed_at,
+                                       username, agency, signed_in_with, vouched_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(protocol.id)
             .bind(user.0)
@@ -537,6 +588,10 @@ impl Protocols {
             .bind(role)
             .bind(hash)
             .bind(at)
+            .bind(&account.username)
+            .bind(account.agency.as_deref())
+            .bind(&signed_in_with)
+            .bind(vouched_by.as_deref())
             .execute(&mut *tx)
             .await?;
             insert_audit!(
@@ -554,9 +609,25 @@ impl Protocols {
                 role: role.to_owned(),
                 hash: hash.to_owned(),
                 signed_at: at,
+                account: Some(account.clone()),
             });
             let plan = finish(&protocol, &signoffs).map_err(ChangeRefused::Refused)?;
             if let Some(sig) = plan.signature {
+                // Only the key recorded as in use signs: one retired (or
+                // replaced by another process) since this process loaded
+                // it does not.
+                let in_use: Option<String> = sqlx::query_scalar(
+                    "SELECT key_id FROM signing_keys
+                     WHERE key_id = $1 AND in_use IS NOT NULL AND retired_at IS NULL",
+                )
+                .bind(&sig.key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if in_use.is_none() {
+                    return Err(ChangeRefused::Store(StoreError::SigningKeyNotInUse(
+                        sig.key_id,
+                    )));
+                }
                 sqlx::query(
                     "INSERT INTO protocol_signatures (protocol_id, key_id, record, signature, verified_at)
                      VALUES ($1, $2, $3, $4, $5)",
@@ -734,38 +805,93 @@ impl Protocols {
 
     // ---- signing keys ----------------------------------------------------------
 
-    /// Every key: (key id, public key, secret key if kept here, created).
-    pub async fn signing_keys(
-        &self,
-    ) -> Result<Vec<(String, Vec<u8>, Option<Vec<u8>>, DateTime<Utc>)>, StoreError> {
+    /// Every key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         with_pool!(self, p => {
             let rows = sqlx::query(
-                "SELECT key_id, public_key, secret_key, created_at FROM signing_keys ORDER BY created_at, key_id")
+                "SELECT key_id, public_key, secret_key, created_at, in_use IS NOT NULL AS in_use, retired_at
+                 FROM signing_keys ORDER BY created_at, key_id")
                 .fetch_all(p)
                 .await?;
             rows.iter()
-                .map(|r| Ok((r.try_get("key_id")?, r.try_get("public_key")?, r.try_get("secret_key")?, r.try_get("created_at")?)))
+                .map(|r| Ok(StoredKey {
+                    key_id: r.try_get("key_id")?,
+                    public_key: r.try_get("public_key")?,
+                    secret_key: r.try_get("secret_key")?,
+                    created_at: r.try_get("created_at")?,
+                    in_use: r.try_get("in_use")?,
+                    retired_at: r.try_get("retired_at")?,
+                }))
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(StoreError::from)
         })
     }
 
-    /// Adds a key unless one with this id exists.
-    pub async fn add_signing_key(
+    /// Records `key_id` as the key in use (adding it first if it is new),
+    /// unless another key is in use already or this one was retired. Two
+    /// processes claiming at once: one wins, the other is told which key
+    /// is in use.
+    pub async fn claim_signing_key(
         &self,
         key_id: &str,
         public_key: &[u8],
         secret_key: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, p => { sqlx::query(
-            "INSERT INTO signing_keys (key_id, public_key, secret_key, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key_id) DO NOTHING")
+    ) -> Result<KeyClaim, StoreError> {
+        let now = Utc::now();
+        let outcome: Result<KeyClaim, StoreError> = begin_write!(self, |tx| {
+            let in_use: Option<String> =
+                sqlx::query_scalar("SELECT key_id FROM signing_keys WHERE in_use IS NOT NULL")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match in_use {
+                Some(id) if id == key_id => return Ok(KeyClaim::Claimed),
+                Some(id) => return Ok(KeyClaim::OtherInUse(id)),
+                None => {}
+            }
+            sqlx::query(
+                "INSERT INTO signing_keys (key_id, public_key, secret_key, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key_id) DO NOTHING")
+                .bind(key_id)
+                .bind(public_key)
+                .bind(secret_key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let claimed = sqlx::query(
+                "UPDATE signing_keys SET in_use = TRUE WHERE key_id = $1 AND retired_at IS NULL",
+            )
             .bind(key_id)
-            .bind(public_key)
-            .bind(secret_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or_database);
+            match claimed {
+                Ok(done) if done.rows_affected() == 1 => {}
+                Ok(_) => return Ok(KeyClaim::Retired),
+                Err(StoreError::Conflict) => return Ok(KeyClaim::Raced),
+                Err(e) => return Err(e),
+            }
+            tx.commit()
+                .await
+                .map_err(conflict_or_database)
+                .map(|_| KeyClaim::Claimed)
+        });
+        match outcome {
+            Err(StoreError::Conflict) => Ok(KeyClaim::Raced),
+            other => other,
+        }
+    }
+
+    /// Retires a key: it never signs again and its secret, if kept here, is
+    /// erased; signatures it made still verify. False if there is no such
+    /// key that is not retired already.
+    pub async fn retire_signing_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        with_pool!(self, p => Ok(sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1, in_use = NULL, secret_key = NULL
+             WHERE key_id = $2 AND retired_at IS NULL")
             .bind(Utc::now())
+            .bind(key_id)
             .execute(p)
-            .await?; });
-        Ok(())
+            .await?
+            .rows_affected() == 1))
     }
 }

@@ -208,6 +208,10 @@ export const en: Catalogue = {
   justering: 'Verification',
   signedAt: (when) => `signed off ${when}`,
   waitingFor: 'has not signed off yet',
+  unconfirmedSigner: 'the account is not confirmed by an administrator, so this person cannot sign off yet',
+  notConfirmedYou:
+    'Your account is not confirmed yet. You can sign off or reject the minutes only once an administrator has confirmed who you are. Ask an administrator to confirm your account.',
+  unconfirmedAccount: 'account not confirmed: cannot sign off',
   downloads: 'Download',
   downloadPdf: 'PDF (archival, PDF/A)',
   downloadHtml: 'HTML',

@@ -216,6 +216,10 @@ export const sv = {
   justering: 'Justering',
   signedAt: (when: string) => `justerade ${when}`,
   waitingFor: 'har inte justerat ännu',
+  unconfirmedSigner: 'kontot är inte bekräftat av en administratör, så personen kan inte justera ännu',
+  notConfirmedYou:
+    'Ditt konto är inte bekräftat ännu. Du kan justera eller avvisa protokollet först när en administratör har bekräftat vem du är. Be en administratör bekräfta ditt konto.',
+  unconfirmedAccount: 'kontot inte bekräftat: kan inte justera',
   downloads: 'Ladda ner',
   downloadPdf: 'PDF (arkiv, PDF/A)',
   downloadHtml: 'HTML',

@@ -320,10 +320,18 @@ export function secretaryConsole(ctx: ConsoleContext): Console {
           }, fail)
         })
         const name = p.user.agency ? `${p.user.display_name} (${p.user.agency.name})` : p.user.display_name
+        // Those who must sign off need an administrator to confirm their
+        // account first: the secretary sees it here, in time to ask.
+        const unconfirmed = p.user.confirmed === false && (p.role === 'chair' || p.role === 'justerare')
         return h(
           'li',
           null,
-          h('span', { class: 'participant-name' }, name),
+          h(
+            'span',
+            { class: 'participant-name' },
+            name,
+            unconfirmed ? h('span', { class: 'unconfirmed' }, ` (${c.unconfirmedAccount})`) : null,
+          ),
           h('label', { for: id, class: 'visually-hidden' }, c.roleOf(p.user.display_name)),
           select,
           h(

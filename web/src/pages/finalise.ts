@@ -30,6 +30,8 @@ export interface FinaliseContext {
 
 /** The server's stale-hash refusal (finalise::STALE). */
 const STALE = 'changed since you saw it'
+/** The server's refusal of an account nobody vouched for (finalise::NOT_VOUCHED). */
+const NOT_CONFIRMED = 'must confirm your account'
 
 export class FinalisePanel {
   /** The banner above the protocol: locked, verified, or sent back. */
@@ -273,6 +275,9 @@ export class FinalisePanel {
                   h('strong', null, r.name),
                   ` (${(c.roles[r.role] ?? r.role).toLowerCase()}): `,
                   r.signed_at ? c.signedAt(dateTime(r.signed_at)) : c.waitingFor,
+                  !r.signed_at && r.account_confirmed === false
+                    ? h('span', { class: 'unconfirmed' }, ` (${c.unconfirmedSigner})`)
+                    : null,
                 ),
               ),
             ),
@@ -309,6 +314,8 @@ export class FinalisePanel {
       const mine = locked.required.find((r) => r.user_id === this.ctx.me.id)
       if (mine?.signed_at) {
         out.append(h('p', null, c.youSigned(dateTime(mine.signed_at))))
+      } else if (mine && mine.account_confirmed === false) {
+        out.append(h('p', { class: 'unconfirmed-you', role: 'note' }, c.notConfirmedYou))
       } else if (mine) {
         const rejectToggle = h(
           'button',
@@ -423,7 +430,12 @@ export class FinalisePanel {
     try {
       await this.ctx.applied(await action())
     } catch (e) {
-      this.actionError.textContent = e instanceof ApiError && e.status === 409 && e.message.includes(STALE) ? t().staleHash : `${t().actionFailed} ${message(e)}`
+      this.actionError.textContent =
+        e instanceof ApiError && e.status === 409 && e.message.includes(STALE)
+          ? t().staleHash
+          : e instanceof ApiError && e.status === 403 && e.message.includes(NOT_CONFIRMED)
+            ? t().notConfirmedYou
+            : `${t().actionFailed} ${message(e)}`
       // Whatever happened, show the protocol as it is now.
       try {
         await this.ctx.applied(await api.protocol(this.ctx.meetingId))

@@ -1,0 +1,951 @@
+//! Accounts, sign-offs and the signing key (issue 24, findings 5, 8, 9 and
+//! 10), tried as the attacks they are, on both backends: a secretary who
+//! invites look-alikes of the chair and the justerare and signs off as
+//! them; names that read the same; an invitation accepted after the lock;
+//! the command line writing a second private key; rejection reasons with
+//! bidirectional controls.
+
+use std::{collections::HashMap, process::Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use protokoll::{
+    auth::password,
+    config::ServerConfig,
+    meeting::Meeting,
+    people::{NewPassword, Role, Section, SectionId, SectionOwner, User, Username, Voucher},
+    store::{Database, NewUser, StoreError},
+};
+
+const PASSWORD: &str = "ett långt lösenord";
+
+/// A council: a (non-admin) secretary, the real chair "Anders Holm" and
+/// justerare "Maria Sundberg", a member; each with an API token; one
+/// section, so that the protocol can be locked.
+struct Council {
+    server: TestServer,
+    meeting: Meeting,
+    users: HashMap<&'static str, User>,
+    tokens: HashMap<&'static str, String>,
+}
+
+async fn named_user(db: &Database, username: &str, name: &str) -> (User, String) {
+    let hash = password::hash(NewPassword::parse(PASSWORD).unwrap())
+        .await
+        .unwrap();
+    db.dir
+        .create_user(NewUser {
+            username: Username::parse(username).unwrap(),
+            display_name: name.into(),
+            agency: None,
+            is_admin: false,
+            password_hash: Some(hash),
+            vouched_by: Voucher::CommandLine,
+        })
+        .await
+        .unwrap();
+    user_with_token(db, username, false).await
+}
+
+impl Council {
+    async fn new(db: &TestDb) -> Self {
+        Self::with_config(db, test_config()).await
+    }
+
+    async fn with_config(db: &TestDb, config: ServerConfig) -> Self {
+        let server = TestServer::start_with(db, config).await;
+        let meeting = create_meeting(&server.db, "Lokala Brå 2018-03-09").await;
+        server
+            .db
+            .dir
+            .add_section(
+                meeting.id,
+                &Section {
+                    id: SectionId::parse("oppnande").unwrap(),
+                    number: "1".into(),
+                    title: "Mötets öppnande".into(),
+                    owner: SectionOwner::Secretary,
+                },
+            )
+            .await
+            .unwrap();
+        let mut users = HashMap::new();
+        let mut tokens = HashMap::from([("admin", server.admin_token.clone())]);
+        for (who, name, role) in [
+            ("secretary", "Eva Lindqvist", Role::Secretary),
+            ("chair", "Anders Holm", Role::Chair),
+            ("justerare", "Maria Sundberg", Role::Justerare),
+            ("member", "Johan Ek", Role::Member),
+        ] {
+            let (user, token) = named_user(&server.db, who, name).await;
+            server
+                .db
+                .dir
+                .set_participant(meeting.id, user.id, role)
+                .await
+                .unwrap();
+            users.insert(who, user);
+            tokens.insert(who, token);
+        }
+        Self {
+            server,
+            meeting,
+            users,
+            tokens,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server
+            .http(&path.replace("{m}", &self.meeting.id.to_string()))
+    }
+
+    fn client(&self, who: &str) -> reqwest::Client {
+        bearer_client(&self.tokens[who])
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client(who).post(self.url(path)).json(&body))
+            .await
+    }
+
+    async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
+        self.send(self.client(who).get(self.url(path))).await
+    }
+
+    async fn lock(&self) -> String {
+        let (status, body) = self
+            .post("secretary", "/api/meetings/{m}/protocol/lock", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["locked"]["hash"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites as `who`; returns the invitation's secret.
+    async fn invite(
+        &self,
+        who: &str,
+        username: &str,
+        name: &str,
+        role: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            who,
+            "/api/meetings/{m}/invitations",
+            json!({ "username": username, "display_name": name, "role": role }),
+        )
+        .await
+    }
+
+    /// Accepts an invitation; the session cookie, if it was accepted.
+    async fn accept(&self, secret: &str) -> (StatusCode, Value, Option<String>) {
+        let response = reqwest::Client::new()
+            .post(self.url(&format!("/api/invitations/{secret}/accept")))
+            .json(&json!({ "password": "inbjudans eget lösenord" }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+        (status, response.json().await.unwrap_or(Value::Null), cookie)
+    }
+
+    async fn participant_count(&self) -> usize {
+        self.server
+            .db
+            .dir
+            .participants(self.meeting.id)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+/// A client that sends a session cookie (a person signed in with their
+/// password, in a browser).
+fn cookie_client(cookie: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+        .args(args)
+        .env("PROTOKOLL_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+// ---- finding 5: the secretary alone cannot produce a verified protocol ----------------
+
+async fn a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    // The attack: remove the real chair and justerare, invite two new
+    // accounts under their names, accept the links, lock, sign off as both.
+    for who in ["chair", "justerare"] {
+        let response = c
+            .client("secretary")
+            .delete(c.url(&format!(
+                "/api/meetings/{{m}}/participants/{}",
+                c.users[who].id
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    let mut fakes = Vec::new();
+    for (username, name, role) in [
+        ("anders.holm", "Anders Holm", "chair"),
+        ("maria.sundberg", "Maria Sundberg", "justerare"),
+    ] {
+        let (status, invitation) = c.invite("secretary", username, name, role).await;
+        assert_eq!(status, StatusCode::CREATED, "{invitation}");
+        let (status, me, cookie) = c.accept(invitation["secret"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::CREATED, "{me}");
+        assert_eq!(
+            me["confirmed"], false,
+            "an invited account is not vouched for: {me}"
+        );
+        fakes.push((
+            me["id"].as_str().unwrap().to_owned(),
+            cookie_client(&cookie.unwrap()),
+        ));
+    }
+    let hash = c.lock().await;
+    // The secretary's console sees that the signers are unconfirmed.
+    let (_, view) = c.get("secretary", "/api/meetings/{m}/protocol").await;
+    for required in view["locked"]["required"].as_array().unwrap() {
+        assert_eq!(required["account_confirmed"], false, "{required}");
+    }
+    for (_, fake) in &fakes {
+        for (path, body) in [
+            ("/api/meetings/{m}/signoffs", json!({ "hash": hash })),
+            (
+                "/api/meetings/{m}/protocol/reject",
+                json!({ "hash": hash, "reason": "Fel" }),
+            ),
+        ] {
+            let (status, body) = c.send(fake.post(c.url(path)).json(&body)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("administrator must confirm your account"),
+                "{body}"
+            );
+        }
+    }
+    let (_, view) = c.get("secretary", "/api/meetings/{m}/protocol").await;
+    assert_eq!(view["state"], "locked", "nothing was signed: {view}");
+    let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
+    assert_eq!(report["protocol"]["state"], "locked");
+    assert!(report["protocol"]["signature"].is_null());
+    let (_, audit) = c.get("member", "/api/meetings/{m}/audit").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["lock"]);
+
+    // Only an administrator can vouch for them (audited); then they may
+    // sign, and the signature names who they are.
+    let (fake_chair, chair_client) = &fakes[0];
+    let (status, _) = c
+        .post(
+            "secretary",
+            &format!("/api/admin/users/{fake_chair}/confirm"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (id, _) in &fakes {
+        let (status, user) = c
+            .post(
+                "admin",
+                &format!("/api/admin/users/{id}/confirm"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{user}");
+        assert_eq!(user["confirmed"], true);
+        assert_eq!(user["vouched"]["via"], "api");
+        assert_eq!(user["vouched"]["by"]["username"], "admin");
+    }
+    let (status, _) = c
+        .post(
+            "admin",
+            &format!("/api/admin/users/{fake_chair}/confirm"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "confirmed once");
+    let (_, audit) = c
+        .get("admin", &format!("/api/admin/users/{fake_chair}/audit"))
+        .await;
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("accept_invitation", "Anders Holm"),
+            ("confirm", "admin (test)")
+        ]
+    );
+    let (status, _) = c
+        .send(
+            chair_client
+                .post(c.url("/api/meetings/{m}/signoffs"))
+                .json(&json!({ "hash": hash })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, view) = c
+        .send(
+            fakes[1]
+                .1
+                .post(c.url("/api/meetings/{m}/signoffs"))
+                .json(&json!({ "hash": hash })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["state"], "verified");
+
+    // `/verify` (JSON and the page) and the signed record name the
+    // accounts, how they signed in and who vouched for them.
+    let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
+    assert_eq!(report["protocol"]["signature"]["valid"], true, "{report}");
+    let required = report["protocol"]["required"].as_array().unwrap();
+    assert_eq!(required[0]["signed_by"]["username"], "anders.holm");
+    assert_eq!(required[1]["signed_by"]["username"], "maria.sundberg");
+    for r in required {
+        assert_eq!(
+            r["signed_by"]["signed_in_with"]["method"], "password",
+            "{r}"
+        );
+        assert_eq!(r["signed_by"]["vouched_by"]["by"]["username"], "admin");
+        assert!(r.get("account_confirmed").is_none(), "not on /verify: {r}");
+    }
+    let record: Value =
+        serde_json::from_str(report["protocol"]["signature"]["record"].as_str().unwrap()).unwrap();
+    assert_eq!(record["format"], "protokoll-signature/2");
+    assert_eq!(record["signoffs"][0]["username"], "anders.holm");
+    assert_eq!(
+        record["signoffs"][0]["signed_in_with"]["method"],
+        "password"
+    );
+    assert_eq!(record["signoffs"][1]["vouched_by"]["via"], "api");
+    let page = reqwest::get(c.url(&format!("/verify?hash={hash}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("konto anders.holm"), "{page}");
+    assert!(page.contains("inloggad med lösenord"), "{page}");
+    assert!(
+        page.contains("intygad av administratören admin (test) (admin)"),
+        "{page}"
+    );
+    c.server.stop().await;
+}
+
+async fn sign_offs_with_a_token_or_from_the_command_line_say_so(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    let hash = c.lock().await;
+    let (status, _) = c
+        .post(
+            "chair",
+            "/api/meetings/{m}/signoffs",
+            json!({ "hash": hash }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    c.server.stop().await;
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "signoff",
+            &c.meeting.id.to_string(),
+            "--as",
+            "justerare",
+            "--hash",
+            &hash,
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, status, err) = cli(&db, &["meeting", "status", &c.meeting.id.to_string()]);
+    assert!(ok, "{err}");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let required = status["locked"]["required"].as_array().unwrap();
+    assert_eq!(
+        required[0]["signed_by"]["signed_in_with"]["method"],
+        "api_token"
+    );
+    assert!(required[0]["signed_by"]["signed_in_with"]["token_id"].is_string());
+    assert_eq!(
+        required[1]["signed_by"]["signed_in_with"]["method"],
+        "command_line"
+    );
+    assert_eq!(required[1]["signed_by"]["vouched_by"]["via"], "cli");
+    assert_eq!(status["state"], "verified");
+}
+
+async fn two_participants_of_one_meeting_cannot_share_a_name(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    // Invitations that would bring a second "Anders Holm" in.
+    for name in [
+        "Anders Holm",
+        "anders  HOLM",
+        "ＡＮＤＥＲＳ ＨＯＬＭ",
+        "Аnders Holm",
+        "Anders Hol\u{200c}m",
+    ] {
+        let (status, body) = c.invite("secretary", "anders2", name, "member").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{name:?}: {body}");
+    }
+    // Accounts the administrator made, added by the secretary.
+    for (username, name) in [("holm2", "ANDERS HOLM"), ("holm3", "Аnders Ноlm")] {
+        let (status, user) = c
+            .post(
+                "admin",
+                "/api/admin/users",
+                json!({ "username": username, "display_name": name, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let response = c
+            .client("secretary")
+            .put(c.url(&format!(
+                "/api/meetings/{{m}}/participants/{}",
+                user["id"].as_str().unwrap()
+            )))
+            .json(&json!({ "role": "member" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{name:?}");
+    }
+    // An invitation made while the name was free, accepted once it is not.
+    let response = c
+        .client("secretary")
+        .delete(c.url(&format!(
+            "/api/meetings/{{m}}/participants/{}",
+            c.users["chair"].id
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, invitation) = c
+        .invite("secretary", "anders.holm", "Anders Holm", "chair")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = c
+        .client("secretary")
+        .put(c.url(&format!(
+            "/api/meetings/{{m}}/participants/{}",
+            c.users["chair"].id
+        )))
+        .json(&json!({ "role": "chair" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let before = c.participant_count().await;
+    let (status, body, _) = c.accept(invitation["secret"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(c.participant_count().await, before);
+    assert!(
+        c.server
+            .db
+            .dir
+            .user_by_username(&Username::parse("anders.holm").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "no account was made"
+    );
+    // Changing a participant's role is no newcomer: still allowed.
+    let response = c
+        .client("secretary")
+        .put(c.url(&format!(
+            "/api/meetings/{{m}}/participants/{}",
+            c.users["chair"].id
+        )))
+        .json(&json!({ "role": "member" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    c.server.stop().await;
+
+    // The command line refuses it too, and creates nothing.
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "create",
+            "Möte",
+            "--participant",
+            "chair=chair",
+            "--participant",
+            "holm2=member",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("reads the same"), "{err}");
+    let database = db.database().await;
+    assert_eq!(database.dir.list_meetings(None).await.unwrap().len(), 1);
+    database.close().await;
+}
+
+// ---- finding 9: nothing joins a locked meeting -----------------------------------------
+
+async fn an_invitation_accepted_after_the_lock_adds_nobody(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    let (status, invitation) = c
+        .invite("secretary", "nykomling", "Ny Kommling", "member")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let secret = invitation["secret"].as_str().unwrap().to_owned();
+    c.lock().await;
+    let before = c.participant_count().await;
+
+    let (status, body, cookie) = c.accept(&secret).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(cookie.is_none());
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked"),
+        "{body}"
+    );
+    assert_eq!(c.participant_count().await, before);
+    assert!(
+        c.server
+            .db
+            .dir
+            .user_by_username(&Username::parse("nykomling").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Nor can invitations or participants change through the API...
+    let (status, _) = c
+        .invite("secretary", "annan", "Annan Person", "member")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = c.invite("admin", "annan", "Annan Person", "member").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let response = c
+        .client("secretary")
+        .put(c.url(&format!(
+            "/api/meetings/{{m}}/participants/{}",
+            c.users["member"].id
+        )))
+        .json(&json!({ "role": "justerare" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let response = c
+        .client("admin")
+        .delete(c.url(&format!(
+            "/api/meetings/{{m}}/participants/{}",
+            c.users["member"].id
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    // ...nor through the store (the command line and the demo go through
+    // it), nor in SQL: the database refuses.
+    let outsider = user_with_token(&c.server.db, "outsider", false).await.0;
+    let refused = c
+        .server
+        .db
+        .dir
+        .set_participant(c.meeting.id, outsider.id, Role::Member)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Locked)), "{refused:?}");
+    let sql = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let r = sqlx::query(
+                "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'member')",
+            )
+            .bind(c.meeting.id.as_uuid())
+            .bind(outsider.id.0)
+            .execute(&pool)
+            .await;
+            let d = sqlx::query("DELETE FROM participants WHERE meeting_id = $1")
+                .bind(c.meeting.id.as_uuid())
+                .execute(&pool)
+                .await;
+            pool.close().await;
+            (r.is_err(), d.is_err())
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let r = sqlx::query(
+                "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'member')",
+            )
+            .bind(c.meeting.id.as_uuid())
+            .bind(outsider.id.0)
+            .execute(&pool)
+            .await;
+            let d = sqlx::query("DELETE FROM participants WHERE meeting_id = $1")
+                .bind(c.meeting.id.as_uuid())
+                .execute(&pool)
+                .await;
+            pool.close().await;
+            (r.is_err(), d.is_err())
+        }
+    };
+    assert_eq!(sql, (true, true), "the database refuses both");
+    assert_eq!(c.participant_count().await, before);
+    // The invitation was not used up: once the protocol is a draft again,
+    // it works.
+    let (_, pending) = c.get("secretary", "/api/meetings/{m}/invitations").await;
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let (status, _) = c
+        .post("secretary", "/api/meetings/{m}/protocol/reopen", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = c.accept(&secret).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(c.participant_count().await, before + 1);
+    c.server.stop().await;
+}
+
+// ---- finding 10: one rule for human-readable text ----------------------------------------
+
+async fn a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    let hash = c.lock().await;
+    for bad in [
+        "§ 3 saknas\u{202e}tgiläv",
+        "Fel \u{2066}dold\u{2069}",
+        "rad\u{2028}två",
+        "osynligt\u{200b}ord",
+        "tab\tbar",
+        "\u{e0041}tagg",
+    ] {
+        let (status, body) = c
+            .post(
+                "justerare",
+                "/api/meetings/{m}/protocol/reject",
+                json!({ "hash": hash, "reason": bad }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bidirectional")
+        );
+    }
+    c.server.stop().await;
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "reject",
+            &c.meeting.id.to_string(),
+            "--as",
+            "chair",
+            "--hash",
+            &hash,
+            "--reason",
+            "§ 3 saknas\u{202e}tgiläv",
+        ],
+    );
+    assert!(!ok, "the command line refuses it too");
+    assert!(err.contains("bidirectional"), "{err}");
+    let database = db.database().await;
+    let audit = database.protocols.audit(c.meeting.id).await.unwrap();
+    assert_eq!(audit.len(), 1, "only the lock: {audit:?}");
+    // Line breaks belong in a reason (stored as plain line feeds).
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "reject",
+            &c.meeting.id.to_string(),
+            "--as",
+            "chair",
+            "--hash",
+            &hash,
+            "--reason",
+            "§ 3 saknas.\r\n§ 4 är fel.\r",
+        ],
+    );
+    assert!(ok, "{err}");
+    let audit = database.protocols.audit(c.meeting.id).await.unwrap();
+    assert_eq!(audit[1].reason.as_deref(), Some("§ 3 saknas.\n§ 4 är fel."));
+    database.close().await;
+}
+
+// ---- finding 8: the signing key ------------------------------------------------------------
+
+fn key_count(db: &TestDb) -> usize {
+    let (ok, out, err) = cli(db, &["signing-key", "list"]);
+    assert!(ok, "{err}");
+    out.lines().count()
+}
+
+async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("signing-key.pem");
+    let config = ServerConfig {
+        signing_key_file: Some(key_file.clone()),
+        ..test_config()
+    };
+    let c = Council::with_config(&db, config).await;
+    let hash = c.lock().await;
+    c.post(
+        "chair",
+        "/api/meetings/{m}/signoffs",
+        json!({ "hash": hash }),
+    )
+    .await;
+    assert_eq!(key_count(&db), 1);
+    // Read-only commands without the server's key file.
+    let meeting = c.meeting.id.to_string();
+    for args in [
+        vec!["meeting", "list"],
+        vec!["meeting", "status", &meeting],
+        vec!["meeting", "audit", &meeting],
+    ] {
+        let (ok, _, err) = cli(&db, &args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    assert_eq!(key_count(&db), 1, "no key was added");
+    // A sign-off that would sign, without the key file: refused, with
+    // what to do, and nothing recorded.
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "meeting",
+            "signoff",
+            &meeting,
+            "--as",
+            "justerare",
+            "--hash",
+            &hash,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("kept in a file"), "{err}");
+    assert_eq!(key_count(&db), 1);
+    // Another key file: refused, naming the key in use.
+    let other = dir.path().join("other.pem");
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "--signing-key-file",
+            other.to_str().unwrap(),
+            "meeting",
+            "signoff",
+            &meeting,
+            "--as",
+            "justerare",
+            "--hash",
+            &hash,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("as in use"), "{err}");
+    assert!(!other.exists(), "no key file was made");
+    // The server's key file, readable by others: refused.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let signoff_with_file = [
+        "--signing-key-file",
+        key_file.to_str().unwrap(),
+        "meeting",
+        "signoff",
+        &meeting,
+        "--as",
+        "justerare",
+        "--hash",
+        &hash,
+    ];
+    let (ok, _, err) = cli(&db, &signoff_with_file);
+    assert!(!ok);
+    assert!(err.contains("chmod 600"), "{err}");
+    let (_, view) = c.get("member", "/api/meetings/{m}/protocol").await;
+    assert_eq!(view["state"], "locked", "{view}");
+    // With the right file, private again: signed with the key in use.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, _, err) = cli(&db, &signoff_with_file);
+    assert!(ok, "{err}");
+    assert_eq!(key_count(&db), 1);
+    let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
+    assert_eq!(report["protocol"]["signature"]["valid"], true);
+    assert_eq!(report["protocol"]["signature"]["key_status"], "in_use");
+    let key_id = report["protocol"]["signature"]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Retiring the key: what it signed still verifies, saying so; a
+    // server still holding it signs nothing more.
+    let (ok, _, err) = cli(&db, &["signing-key", "retire", &key_id]);
+    assert!(ok, "{err}");
+    let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
+    assert_eq!(report["protocol"]["signature"]["valid"], true, "{report}");
+    assert_eq!(report["protocol"]["signature"]["key_status"], "retired");
+    let page = reqwest::get(c.url(&format!("/verify?hash={hash}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("nyckeln avvecklades"), "{page}");
+    let (_, keys) = c.get("member", "/.well-known/protokoll-signing-key").await;
+    assert_eq!(keys["keys"][0]["current"], false);
+    assert!(keys["keys"][0]["retired_at"].is_string());
+
+    let second = create_meeting(&c.server.db, "Nästa möte").await;
+    for (who, role) in [("secretary", Role::Secretary), ("chair", Role::Chair)] {
+        c.server
+            .db
+            .dir
+            .set_participant(second.id, c.users[who].id, role)
+            .await
+            .unwrap();
+    }
+    let lock = c
+        .post(
+            "secretary",
+            &format!("/api/meetings/{}/protocol/lock", second.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(lock.0, StatusCode::OK, "{}", lock.1);
+    let second_hash = lock.1["locked"]["hash"].as_str().unwrap().to_owned();
+    let (status, body) = c
+        .post(
+            "chair",
+            &format!("/api/meetings/{}/signoffs", second.id),
+            json!({ "hash": second_hash }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retired"),
+        "{body}"
+    );
+    let (_, view) = c
+        .get("member", &format!("/api/meetings/{}/protocol", second.id))
+        .await;
+    assert!(
+        view["locked"]["required"][0]["signed_at"].is_null(),
+        "not recorded: {view}"
+    );
+    c.server.stop().await;
+
+    // The retired key's file cannot come back; a new file makes a new key.
+    let second_meeting = second.id.to_string();
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "--signing-key-file",
+            key_file.to_str().unwrap(),
+            "meeting",
+            "signoff",
+            &second_meeting,
+            "--as",
+            "chair",
+            "--hash",
+            &second_hash,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("retired"), "{err}");
+    let fresh = dir.path().join("fresh.pem");
+    let (ok, _, err) = cli(
+        &db,
+        &[
+            "--signing-key-file",
+            fresh.to_str().unwrap(),
+            "meeting",
+            "signoff",
+            &second_meeting,
+            "--as",
+            "chair",
+            "--hash",
+            &second_hash,
+        ],
+    );
+    assert!(ok, "{err}");
+    let (_, list, _) = cli(&db, &["signing-key", "list"]);
+    assert!(list.contains(&format!("{key_id}\t")), "{list}");
+    assert_eq!(
+        list.lines().filter(|l| l.contains("\tin-use\t")).count(),
+        1,
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&key_id) && l.ends_with("erased")),
+        "{list}"
+    );
+}
+
+crate::on_both_backends!(
+    a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation,
+    sign_offs_with_a_token_or_from_the_command_line_say_so,
+    two_participants_of_one_meeting_cannot_share_a_name,
+    an_invitation_accepted_after_the_lock_adds_nobody,
+    a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks,
+    the_command_line_never_adds_a_second_signing_key,
+);
