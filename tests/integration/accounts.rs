@@ -941,6 +941,223 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
     );
 }
 
+// ---- the upgrade: who is vouched for, and what was signed before ------------------------------
+
+/// A value bound to a hand-written statement.
+enum Bind {
+    Id(uuid::Uuid),
+    At(chrono::DateTime<chrono::Utc>),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// Runs `sql` on the test database, as an earlier release (or an operator)
+/// would have written the rows.
+async fn exec(db: &TestDb, backend: Backend, sql: &str, binds: Vec<Bind>) {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = match b {
+                    Bind::Id(u) => q.bind(u),
+                    Bind::At(t) => q.bind(t),
+                    Bind::Text(t) => q.bind(t),
+                    Bind::Bytes(b) => q.bind(b),
+                };
+            }
+            q.execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        }};
+    }
+    match backend {
+        Backend::Sqlite => run!(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
+        Backend::Postgres => run!(sqlx::PgPool::connect(&db.url).await.unwrap()),
+    }
+}
+
+/// Applies the migrations before 0008 only, as a database made by an
+/// earlier release has them.
+async fn migrate_before_0008(db: &TestDb, backend: Backend) {
+    use std::borrow::Cow;
+    macro_rules! before {
+        ($m:expr) => {{
+            let mut m = $m;
+            m.migrations = Cow::Owned(
+                m.migrations
+                    .iter()
+                    .filter(|m| m.version < 8)
+                    .cloned()
+                    .collect(),
+            );
+            m
+        }};
+    }
+    match backend {
+        Backend::Sqlite => {
+            let options = db
+                .url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            before!(sqlx::migrate!("../migrations/sqlite"))
+                .run(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            before!(sqlx::migrate!("../migrations/postgres"))
+                .run(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+async fn an_upgrade_vouches_for_accounts_not_made_by_invitation(backend: Backend) {
+    use Bind::*;
+    let db = TestDb::new(backend).await;
+    migrate_before_0008(&db, backend).await;
+    let now = chrono::Utc::now();
+    let (admin, invited, meeting) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    for (id, username, admin_flag) in [(admin, "gammal", true), (invited, "inbjuden", false)] {
+        exec(
+            &db,
+            backend,
+            if admin_flag {
+                "INSERT INTO users (id, username, display_name, is_admin, created_at) VALUES ($1, $2, $2, TRUE, $3)"
+            } else {
+                "INSERT INTO users (id, username, display_name, is_admin, created_at) VALUES ($1, $2, $2, FALSE, $3)"
+            },
+            vec![Id(id), Text(username.into()), At(now)],
+        )
+        .await;
+    }
+    exec(
+        &db,
+        backend,
+        "INSERT INTO meetings (id, title, created_at) VALUES ($1, 'Möte', $2)",
+        vec![Id(meeting), At(now)],
+    )
+    .await;
+    exec(
+        &db,
+        backend,
+        "INSERT INTO invitations (token_hash, meeting_id, username, display_name, role, created_by, created_at, expires_at, used_at, id)
+         VALUES ($1, $2, 'inbjuden', 'Inbjuden', 'chair', $3, $4, $4, $4, $5)",
+        vec![Bytes(vec![7; 32]), Id(meeting), Id(admin), At(now), Id(uuid::Uuid::new_v4())],
+    )
+    .await;
+
+    let database = db.database().await;
+    let by_name = |name: &str| Username::parse(name).unwrap();
+    let old_admin = database
+        .dir
+        .user_by_username(&by_name("gammal"))
+        .await
+        .unwrap()
+        .unwrap();
+    let vouch = old_admin
+        .vouched
+        .expect("an account that did not come from an invitation is vouched for");
+    assert_eq!(vouch.via, "upgrade");
+    let newcomer = database
+        .dir
+        .user_by_username(&by_name("inbjuden"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        newcomer.vouched.is_none(),
+        "an invited account waits for an administrator"
+    );
+    assert!(!newcomer.may_sign_off());
+    database.close().await;
+}
+
+async fn sign_offs_recorded_before_the_accounts_were_still_verify(backend: Backend) {
+    use Bind::*;
+    use ed25519_dalek::Signer as _;
+    let db = TestDb::new(backend).await;
+    let c = Council::new(&db).await;
+    let hash = c.lock().await;
+    // The sign-offs and the signed record as the release before wrote them:
+    // names and roles only, format protokoll-signature/1.
+    let keys = c.server.db.protocols.signing_keys().await.unwrap();
+    let key = &keys[0];
+    let secret: [u8; 32] = key.secret_key.clone().unwrap().try_into().unwrap();
+    let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let record = c
+        .server
+        .db
+        .protocols
+        .current(c.meeting.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    for (who, name, role) in [
+        ("chair", "Anders Holm", "chair"),
+        ("justerare", "Maria Sundberg", "justerare"),
+    ] {
+        exec(
+            &db,
+            backend,
+            "INSERT INTO signoffs (protocol_id, user_id, name, role, hash, signed_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![Id(record.protocol.id), Id(c.users[who].id.0), Text(name.into()), Text(role.into()), Text(hash.clone()), At(at)],
+        )
+        .await;
+    }
+    let when = protokoll::finalise::rfc3339(at);
+    let v1 = format!(
+        "{{\"format\":\"protokoll-signature/1\",\"key_id\":\"{}\",\"meeting_date\":null,\"meeting_id\":\"{}\",\"meeting_title\":\"Lokala Brå 2018-03-09\",\"protocol_hash\":\"{hash}\",\"signoffs\":[{{\"at\":\"{when}\",\"hash\":\"{hash}\",\"name\":\"Anders Holm\",\"role\":\"chair\"}},{{\"at\":\"{when}\",\"hash\":\"{hash}\",\"name\":\"Maria Sundberg\",\"role\":\"justerare\"}}],\"verified_at\":\"{when}\",\"version\":1}}",
+        key.key_id, c.meeting.id
+    );
+    let signature = signing.sign(v1.as_bytes()).to_bytes().to_vec();
+    exec(
+        &db,
+        backend,
+        "INSERT INTO protocol_signatures (protocol_id, key_id, record, signature, verified_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![Id(record.protocol.id), Text(key.key_id.clone()), Text(v1), Bytes(signature), At(at)],
+    )
+    .await;
+    exec(
+        &db,
+        backend,
+        "UPDATE meetings SET state = 'verified' WHERE id = $1",
+        vec![Id(c.meeting.id.as_uuid())],
+    )
+    .await;
+    let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
+    assert_eq!(report["protocol"]["state"], "verified", "{report}");
+    assert_eq!(report["protocol"]["signature"]["valid"], true, "{report}");
+    for r in report["protocol"]["required"].as_array().unwrap() {
+        assert!(r["signed_at"].is_string(), "{r}");
+        assert!(r.get("signed_by").is_none(), "nothing made up: {r}");
+    }
+    let page = reqwest::get(c.url(&format!("/verify?hash={hash}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("giltig"), "{page}");
+    assert!(!page.contains("konto "), "{page}");
+    let (status, view) = c.get("member", "/api/meetings/{m}/protocol").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    c.server.stop().await;
+}
+
 crate::on_both_backends!(
     a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation,
     sign_offs_with_a_token_or_from_the_command_line_say_so,
@@ -948,4 +1165,6 @@ crate::on_both_backends!(
     an_invitation_accepted_after_the_lock_adds_nobody,
     a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks,
     the_command_line_never_adds_a_second_signing_key,
+    an_upgrade_vouches_for_accounts_not_made_by_invitation,
+    sign_offs_recorded_before_the_accounts_were_still_verify,
 );
