@@ -550,7 +550,9 @@ pub struct RoleInput {
 /// Add a participant, or change their role (their open connections to the
 /// meeting reconnect).
 #[utoipa::path(put, path = "/api/meetings/{id}/participants/{user}", tag = "participants", request_body = RoleInput,
-    responses((status = 204), (status = 403), (status = 404), (status = 422)))]
+    responses((status = 204), (status = 403), (status = 404),
+        (status = 409, description = "the protocol is locked, or a participant's name reads the same"),
+        (status = 422)))]
 pub async fn set_participant(
     State(app): State<AppState>,
     me: CurrentUser,
@@ -592,7 +594,7 @@ pub async fn set_participant(
 
 /// Remove a participant; their open connections to the meeting close.
 #[utoipa::path(delete, path = "/api/meetings/{id}/participants/{user}", tag = "participants",
-    responses((status = 204), (status = 403), (status = 404)))]
+    responses((status = 204), (status = 403), (status = 404), (status = 409, description = "the protocol is locked")))]
 pub async fn remove_participant(
     State(app): State<AppState>,
     me: CurrentUser,
@@ -664,7 +666,9 @@ pub struct IssuedInvitation {
 /// usernames exist): the answer is the same, and only the invitee learns it
 /// when accepting.
 #[utoipa::path(post, path = "/api/meetings/{id}/invitations", tag = "participants", request_body = InvitationInput,
-    responses((status = 201, body = IssuedInvitation), (status = 403), (status = 422)))]
+    responses((status = 201, body = IssuedInvitation), (status = 403),
+        (status = 409, description = "the protocol is locked, or a participant's name reads the same"),
+        (status = 422)))]
 pub async fn invite(
     State(app): State<AppState>,
     me: CurrentUser,
