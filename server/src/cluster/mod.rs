@@ -955,7 +955,8 @@ impl Cluster {
 /// batch that fails is kept and sent again on a new connection (a
 /// connection to a Redis that restarted fails on its first use; the
 /// receivers drop what they got twice), at once and then backing off up to
-/// `MAX_BACKOFF`, while later messages wait in the outbox (bounded).
+/// `MAX_BACKOFF` or until the subscription is back, while later messages
+/// wait in the outbox (bounded).
 async fn publish_loop(
     cluster: Arc<Cluster>,
     mut outbox: mpsc::Receiver<Outgoing>,
@@ -970,6 +971,9 @@ async fn publish_loop(
     let mut batch: Vec<(u64, Outgoing)> = Vec::new();
     let mut seq: u64 = 0;
     let mut failures: u32 = 0;
+    // The subscription coming back means Redis answers again: a backoff
+    // ends then, so that what waited goes out at once.
+    let mut reconnected = cluster.reconnections();
     loop {
         if batch.is_empty() {
             // Whatever queued up while the last batch was on its way goes
@@ -992,6 +996,7 @@ async fn publish_loop(
                 (Duration::from_millis(100) * 2u32.pow(failures.min(6) - 2)).min(MAX_BACKOFF);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
+                _ = reconnected.changed() => {}
                 _ = shutdown.cancelled() => {
                     metrics::counter!(metric::CLUSTER_DROPPED, "why" => "redis_down")
                         .increment(batch.len() as u64);
