@@ -184,7 +184,7 @@ fn cookie_client(cookie: &str) -> reqwest::Client {
 }
 
 fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+    let out = std::process::Command::new(crate::helpers::protokoll_bin())
         .args(args)
         .env("PROTOKOLL_DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")

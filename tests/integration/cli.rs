@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 pub(crate) fn protokoll(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (String, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_protokoll"))
+    let mut child = Command::new(crate::helpers::protokoll_bin())
         .args(args)
         .env("PROTOKOLL_DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")

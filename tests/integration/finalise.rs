@@ -695,7 +695,7 @@ async fn exports_are_byte_identical_across_reloads_restarts_and_processes(backen
     restarted.stop().await;
     // Another process renders the same protocol.
     for format in formats {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+        let out = std::process::Command::new(crate::helpers::protokoll_bin())
             .args([
                 "meeting",
                 "export",

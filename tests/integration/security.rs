@@ -1231,7 +1231,7 @@ async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Back
 
 fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_protokoll"))
+    let mut child = std::process::Command::new(crate::helpers::protokoll_bin())
         .args(args)
         .env("PROTOKOLL_DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
