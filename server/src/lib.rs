@@ -126,6 +126,11 @@ pub async fn run(
         cluster.start(rooms.clone(), live.clone(), shutdown.clone());
         info!(node = %cluster.node(), "serving as one of several nodes (Redis)");
     }
+    tracker.spawn(sync::state_check::run(
+        rooms.clone(),
+        db.dir.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(sync::recheck::run(
         db.dir.clone(),
         live.clone(),

@@ -321,6 +321,45 @@ async fn a_second_server_that_was_not_told_of_the_lock_cannot_append(backend: Ba
     other.kill().await;
 }
 
+/// A lock made with the command line, which no room sees, reaches the
+/// connections the server holds open through the document (the `protocol`
+/// map), as a lock made through the API does; and so does reopening. Only
+/// a client reading the document is here: nothing polls the API.
+async fn a_lock_made_with_the_cli_reaches_open_connections_through_the_document(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let c = council_on(&db).await;
+    let mut reader = c.ws("member").await;
+    assert_eq!(protocol_state(&reader), None);
+    let meeting = c.meeting.id.to_string();
+    for (command, state) in [("lock", "locked"), ("reopen", "draft")] {
+        let started = std::time::Instant::now();
+        // The in-process server keeps running on the other worker.
+        tokio::task::block_in_place(|| {
+            crate::cli::protokoll(&db, &["meeting", command, &meeting, "--as", "scribe"], None)
+        });
+        reader
+            .until(&format!("the document to say {state}"), |r| {
+                protocol_state(r).as_deref() == Some(state)
+            })
+            .await;
+        println!(
+            "figure: {{\"cli_{command}_to_document_ms\": {}}}",
+            started.elapsed().as_millis()
+        );
+    }
+    assert!(reader.closed.is_none(), "the reader stays connected");
+    // Writable again: the room took the draft state from the database.
+    let mut scribe = c.ws("secretary").await;
+    let update = paragraph(&scribe.doc, "section:w0", "efter att det öppnades igen");
+    scribe.send_raw(protocol::encode_update(&update)).await;
+    reader
+        .until("the text written after reopening", |r| {
+            r.section("section:w0")
+                .contains("efter att det öppnades igen")
+        })
+        .await;
+}
+
 async fn sql_cannot_change_a_locked_protocol_or_append_to_its_log(backend: Backend) {
     let db = TestDb::new(backend).await;
     let c = council_on(&db).await;
@@ -880,6 +919,7 @@ async fn an_untouched_export_verifies_and_a_changed_one_does_not(backend: Backen
 crate::on_both_backends!(
     finalise_while_clients_type_keeps_or_refuses_every_update,
     a_second_server_that_was_not_told_of_the_lock_cannot_append,
+    a_lock_made_with_the_cli_reaches_open_connections_through_the_document,
     sql_cannot_change_a_locked_protocol_or_append_to_its_log,
     a_group_commit_refuses_only_the_locked_meeting,
     only_the_right_roles_lock_reopen_sign_off_and_reject,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::{
     auth::secret::SecretHash,
-    meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle},
+    meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle, ProtocolState},
     people::{
         Agency, AgencyId, ApiToken, InvitationId, NameKey, Participant, Role, Section, SectionId,
         SectionOwner, TokenId, User, UserId, Username, Vouch, Voucher, VouchingAdministrator,
@@ -848,6 +848,36 @@ impl Directory {
                 None => Ok(None),
             }
         })
+    }
+
+    /// The protocol's state of each of `ids` that exists, in batched
+    /// queries (every meeting a node holds open, once a second).
+    pub async fn protocol_states(
+        &self,
+        ids: &[MeetingId],
+    ) -> Result<Vec<(MeetingId, ProtocolState)>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_PARAMETERS) {
+            let sql = format!(
+                "SELECT id, state FROM meetings WHERE id IN ({})",
+                placeholders(chunk.len(), 1)
+            );
+            with_pool!(self, p => {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id.as_uuid());
+                }
+                for row in query.fetch_all(p).await? {
+                    let id: Uuid = row.try_get("id")?;
+                    let state: String = row.try_get("state")?;
+                    let state = state
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("state of meeting {id}")))?;
+                    found.push((MeetingId::from(id), state));
+                }
+            });
+        }
+        Ok(found)
     }
 
     /// All meetings, or with `participant`, those the user takes part in.

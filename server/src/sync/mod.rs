@@ -12,6 +12,7 @@ pub mod peer;
 pub mod protocol;
 pub mod recheck;
 mod room;
+pub mod state_check;
 
 use std::{
     collections::HashMap,
@@ -28,7 +29,8 @@ pub use limits::Limits;
 pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
 pub use room::{
-    LOCKED_REASON, RoomConfig, RoomContext, RoomMsg, ServerEdit, Transition, TransitionJob,
+    LOCKED_REASON, LockedFlag, RoomConfig, RoomContext, RoomMsg, ServerEdit, Transition,
+    TransitionJob,
 };
 
 /// Capacity of a room's inbound queue. Full means the room is busy (the
@@ -43,6 +45,8 @@ const JOIN_ATTEMPTS: usize = 5;
 pub struct RoomHandle {
     tx: mpsc::Sender<RoomMsg>,
     generation: u64,
+    /// Whether the room holds its protocol locked.
+    locked: LockedFlag,
 }
 
 impl RoomHandle {
@@ -94,6 +98,28 @@ impl Rooms {
 
     pub fn open_rooms(&self) -> usize {
         self.inner.map.lock().expect("rooms lock").len()
+    }
+
+    /// Every open room's meeting and whether the room holds it locked.
+    pub fn held_states(&self) -> Vec<(MeetingId, bool)> {
+        let map = self.inner.map.lock().expect("rooms lock");
+        map.iter().map(|(id, h)| (*id, h.locked.get())).collect()
+    }
+
+    /// Tells `meeting`'s room, if open, that the database holds its
+    /// protocol in another state (`RoomMsg::StateElsewhere`); never waits.
+    /// A room too busy to take it is told again at the next check.
+    pub fn state_elsewhere(&self, meeting: MeetingId) {
+        let handle = self
+            .inner
+            .map
+            .lock()
+            .expect("rooms lock")
+            .get(&meeting)
+            .cloned();
+        if let Some(handle) = handle {
+            let _ = handle.tx.try_send(RoomMsg::StateElsewhere);
+        }
     }
 
     /// Joins `meeting`'s room, loading its document if needed. Returns the
@@ -223,7 +249,12 @@ impl Rooms {
             .inner
             .next_generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let handle = RoomHandle { tx, generation };
+        let locked = LockedFlag::default();
+        let handle = RoomHandle {
+            tx,
+            generation,
+            locked: locked.clone(),
+        };
         map.insert(meeting, handle.clone());
         metrics::gauge!(metric::ROOMS_OPEN).set(map.len() as f64);
         let rooms = self.clone();
@@ -231,7 +262,7 @@ impl Rooms {
         let shutdown = self.inner.shutdown.clone();
         self.inner.tracker.spawn(
             async move {
-                match room::Room::open(meeting, ctx).await {
+                match room::Room::open(meeting, ctx, locked).await {
                     Ok(room) => room.run(rooms, generation, rx, shutdown).await,
                     Err(e) => {
                         error!(error = %e, "could not load the meeting's document");

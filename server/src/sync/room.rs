@@ -13,7 +13,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -93,6 +96,22 @@ pub type TransitionJob = futures::future::BoxFuture<'static, Option<Transition>>
 /// Close code and reason for an update to a locked protocol.
 pub const LOCKED_REASON: &str = "the protocol is locked";
 
+/// Whether a room holds its protocol locked, shared with the room's handle:
+/// the node's state check (`state_check`) compares it with the database and
+/// wakes only a room that missed a change. Only the room writes it.
+#[derive(Clone, Debug, Default)]
+pub struct LockedFlag(Arc<AtomicBool>);
+
+impl LockedFlag {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, locked: bool) {
+        self.0.store(locked, Ordering::Relaxed);
+    }
+}
+
 pub enum RoomMsg {
     ServerEdit {
         edit: ServerEdit,
@@ -121,6 +140,12 @@ pub enum RoomMsg {
     },
     /// From the other nodes (see `cluster`).
     Remote(Remote),
+    /// The database holds the protocol in another state than the room
+    /// (locked or reopened from the command line, or by a process this
+    /// node does not hear from): the room reads what the log holds past
+    /// its position, the change's announcement among it, sends it to its
+    /// clients and takes the state and ownership from the database.
+    StateElsewhere,
 }
 
 struct Peer {
@@ -164,7 +189,7 @@ pub(super) struct Room {
     /// The protocol is locked (or verified): every update that would
     /// change the document is refused with 4423, without touching the
     /// store.
-    locked: bool,
+    locked: LockedFlag,
     /// Several nodes: what this room's part in them is.
     /// The document's encoded size as stored: the latest snapshot's length
     /// plus the length of every update applied since (what a rebuild reads
@@ -329,7 +354,11 @@ async fn load_ownership(ctx: &RoomContext, id: MeetingId) -> Result<Ownership, S
 }
 
 impl Room {
-    pub(super) async fn open(id: MeetingId, ctx: Arc<RoomContext>) -> Result<Room, StoreError> {
+    pub(super) async fn open(
+        id: MeetingId,
+        ctx: Arc<RoomContext>,
+        flag: LockedFlag,
+    ) -> Result<Room, StoreError> {
         let started = Instant::now();
         // Subscribed before loading: what is published meanwhile arrives
         // or is read from the log after the subscription is up.
@@ -354,6 +383,7 @@ impl Room {
             .get_meeting(id)
             .await?
             .is_some_and(|m| m.state != crate::meeting::ProtocolState::Draft);
+        flag.set(locked);
         let pristine = match &stored.snapshot {
             Some(snapshot) if stored.updates.is_empty() => {
                 Some(Bytes::copy_from_slice(&snapshot.state))
@@ -392,7 +422,7 @@ impl Room {
                 pristine,
                 started,
             }),
-            locked,
+            locked: flag,
             node,
             doc_bytes: 0,
             deleted_since_snapshot: false,
@@ -694,6 +724,18 @@ impl Room {
                     }
                 }
                 RoomMsg::Remote(remote) => self.on_remote(remote, &mut outgoing).await,
+                RoomMsg::StateElsewhere => {
+                    // Ordered like a transition made here: what the room
+                    // accepted before is committed (or refused) first.
+                    self.commit_staged(
+                        std::mem::take(&mut staged),
+                        &mut outgoing,
+                        std::mem::take(&mut server_edits),
+                        &mut rebuild,
+                    )
+                    .await;
+                    self.follow_state_elsewhere(&mut outgoing).await;
+                }
                 RoomMsg::Inbound { peer, messages } => {
                     for message in messages {
                         if !self.peers.contains_key(&peer) {
@@ -706,7 +748,7 @@ impl Room {
                                 outgoing
                                     .push((Target::One(peer), protocol::encode_sync_step_2(&diff)));
                             }
-                            Inbound::Update(update) if self.locked => {
+                            Inbound::Update(update) if self.locked.get() => {
                                 self.refuse_if_changing(peer, &update);
                             }
                             Inbound::Update(update)
@@ -747,7 +789,16 @@ impl Room {
 
         self.deliver(outgoing);
         if rebuild {
+            let before = self.doc.state_vector();
             self.reload().await;
+            // What the store holds and the room did not goes to the
+            // connections that stay: after an append refused because the
+            // protocol was locked elsewhere, that is the lock's
+            // announcement (`protocol` map). Only what the store holds.
+            if self.doc.state_vector() != before {
+                let diff = self.doc.diff(&before);
+                self.deliver(vec![(Target::All, protocol::encode_update(&diff))]);
+            }
         }
         self.maybe_snapshot();
     }
@@ -807,7 +858,7 @@ impl Room {
                     for peer in senders {
                         self.refuse_locked(peer);
                     }
-                    self.locked = true;
+                    self.locked.set(true);
                     *rebuild = true;
                 }
                 Err(e) if self.node.is_some() => {
@@ -852,7 +903,7 @@ impl Room {
     /// Applies a committed state change: the update the change appended is
     /// applied here and broadcast to everyone, so clients learn of it live.
     fn apply_transition(&mut self, transition: Transition) {
-        self.locked = transition.locked;
+        self.locked.set(transition.locked);
         let Some((update, seq)) = transition.update else {
             if let Some(node) = &self.node {
                 node.cluster.publish_locked(self.id, transition.locked);
@@ -880,6 +931,63 @@ impl Room {
         }
         self.since_snapshot += 1;
         self.deliver(vec![(Target::All, protocol::encode_update(&update))]);
+    }
+
+    /// The database says the protocol is in another state than this room
+    /// holds (see `RoomMsg::StateElsewhere`). Whoever changed it appended
+    /// the announcement (`protocol` map) to the log in the same
+    /// transaction, so reading the log past `last_seq` brings it; clients
+    /// get it as one update, as they would a change made through the room.
+    async fn follow_state_elsewhere(&mut self, outgoing: &mut Vec<(Target, Bytes)>) {
+        if self.node.is_some() {
+            // Several nodes: their catch-up reads the log in turns.
+            self.catch_up(outgoing).await;
+            self.reload_state().await;
+            return;
+        }
+        let (id, after) = (self.id, self.last_seq);
+        let store = &self.ctx.store;
+        let read = tokio::time::timeout(node::READ_TIMEOUT, async {
+            match store.log_after(id, after).await? {
+                Some(updates) => Ok(StoredDocument {
+                    snapshot: None,
+                    updates,
+                }),
+                None => store.load_after(id, after).await,
+            }
+        });
+        let stored = match read.await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) => {
+                // The next check asks again: the states still differ.
+                warn!(meeting_id = %id, error = %e, "reading a change made elsewhere failed");
+                return;
+            }
+            Err(_) => {
+                warn!(meeting_id = %id, "reading a change made elsewhere timed out");
+                return;
+            }
+        };
+        let before = self.doc.state_vector();
+        let mut top = after;
+        let snapshot = stored.snapshot.map(|s| (s.upto, s.state));
+        for (seq, update) in snapshot.into_iter().chain(stored.updates) {
+            if !self.doc.apply_trusted(&update) {
+                error!(meeting_id = %id, seq, "an update stored elsewhere does not apply");
+            }
+            self.doc_bytes += update.len() as u64;
+            self.since_snapshot += 1;
+            top = top.max(seq);
+        }
+        if top > after {
+            info!(meeting_id = %id, after, upto = top, "read a change of the protocol's state made elsewhere");
+            self.last_seq = top;
+            outgoing.push((
+                Target::All,
+                protocol::encode_update(&self.doc.diff(&before)),
+            ));
+        }
+        self.reload_state().await;
     }
 
     /// An update to a locked protocol: refused (4423) if it would change

@@ -21,7 +21,7 @@ use crate::{
 
 /// Longest a room waits for the store while catching up; it tries again
 /// later rather than stall its clients.
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often, while Redis is away, a room's catch-up also reads the
 /// protocol's state and section ownership.
@@ -119,7 +119,7 @@ impl Room {
                 }
             }
             Remote::Presence { frame, user } => self.remote_presence(&frame, user, outgoing),
-            Remote::Locked(locked) => self.locked = locked,
+            Remote::Locked(locked) => self.locked.set(locked),
             Remote::Head(head) => {
                 // Redis up: what it has not brought of this within a hole
                 // wait is read from the log (with the state: a lost agenda
@@ -201,7 +201,7 @@ impl Room {
         self.since_snapshot += staged.len() as u64;
         outgoing.extend(broadcast_frames(staged));
         if let Some(locked) = remote.locked {
-            self.locked = locked;
+            self.locked.set(locked);
         }
         if remote.ownership {
             self.reload_state().await;
@@ -247,7 +247,7 @@ impl Room {
 
     /// Reads the log after the prefix the document holds, and the
     /// protocol's state and section ownership with it.
-    async fn catch_up(&mut self, outgoing: &mut Vec<(Target, Bytes)>) {
+    pub(super) async fn catch_up(&mut self, outgoing: &mut Vec<(Target, Bytes)>) {
         let Some(node) = &mut self.node else {
             return;
         };
@@ -352,10 +352,11 @@ impl Room {
 
     /// Whether the protocol is locked and who owns which section, as the
     /// database says now.
-    async fn reload_state(&mut self) {
+    pub(super) async fn reload_state(&mut self) {
         match self.ctx.dir.get_meeting(self.id).await {
             Ok(Some(meeting)) => {
-                self.locked = meeting.state != crate::meeting::ProtocolState::Draft;
+                self.locked
+                    .set(meeting.state != crate::meeting::ProtocolState::Draft);
             }
             Ok(None) => {}
             Err(e) => {
