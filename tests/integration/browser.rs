@@ -7,8 +7,13 @@
 //!
 //! Chromium must be installed (`.ci/run` installs it): a missing browser
 //! fails these tests rather than skipping them.
+//!
+//! Screenshots go to a temporary folder, deleted after the scenario (or to
+//! `PROTOKOLL_SCREENSHOT_DIR`, kept, to look at them); only
+//! `PROTOKOLL_UPDATE_SCREENSHOTS=1` writes the ones in `docs/screenshots/`,
+//! so that a test run leaves the checkout as it found it.
 
-use std::{path::PathBuf, process::Stdio};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::SystemTime};
 
 use tokio::sync::{Mutex, OnceCell};
 
@@ -54,6 +59,43 @@ async fn npm_packages() -> &'static PathBuf {
 /// pages, and the machine has two cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+fn docs_screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+/// Whether this run refreshes the screenshots in `docs/`.
+fn updating_screenshots() -> bool {
+    std::env::var_os("PROTOKOLL_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1")
+}
+
+/// Where a scenario writes its screenshots, and the temporary folder to
+/// delete afterwards if it is one.
+fn screenshot_dir() -> (PathBuf, Option<tempfile::TempDir>) {
+    if updating_screenshots() {
+        return (docs_screenshots(), None);
+    }
+    if let Some(dir) = std::env::var_os("PROTOKOLL_SCREENSHOT_DIR") {
+        return (PathBuf::from(dir), None);
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("protokoll-screenshots-")
+        .tempdir()
+        .expect("a temporary folder for the screenshots");
+    (temp.path().to_owned(), Some(temp))
+}
+
+/// The files in `docs/screenshots/` and when each was last written.
+fn committed_screenshots() -> BTreeMap<PathBuf, Option<SystemTime>> {
+    std::fs::read_dir(docs_screenshots())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| (e.path(), e.metadata().and_then(|m| m.modified()).ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Runs `tests/e2e/scenarios.mjs NAME` against a fresh demo server.
 async fn scenario(backend: Backend, name: &str) {
     let dir = npm_packages().await;
@@ -63,7 +105,8 @@ async fn scenario(backend: Backend, name: &str) {
     // Pings every 2 s: a connection cut without a goodbye (the offline
     // scenario) is noticed within seconds rather than a minute.
     let (server, meeting) = ProcessServer::start_demo(&db, &["--ping-interval-secs", "2"]).await;
-    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    let (screenshots, _temporary) = screenshot_dir();
+    let committed = committed_screenshots();
     let child = tokio::process::Command::new("node")
         .arg("scenarios.mjs")
         .arg(name)
@@ -93,6 +136,14 @@ async fn scenario(backend: Backend, name: &str) {
         stdout.contains(&format!("scenario {name}: passed")),
         "scenario {name} reported no pass:\n{stdout}"
     );
+    if !updating_screenshots() {
+        assert_eq!(
+            committed_screenshots(),
+            committed,
+            "scenario {name} left docs/screenshots/ as it was \
+             (PROTOKOLL_UPDATE_SCREENSHOTS=1 refreshes them)"
+        );
+    }
     server.terminate().await;
 }
 
@@ -128,6 +179,8 @@ sqlite_scenarios! {
     an_edit_forced_into_another_agencys_section_is_refused_and_the_page_recovers => "forbidden-edit",
     pages_follow_the_secretary_reordering_and_reassigning_live => "secretary-reassigns",
     typing_offline_reaches_the_others_on_reconnect => "offline",
+    the_connection_indicator_follows_the_socket_through_a_network_blip => "network-blip",
+    every_page_fits_a_phone_and_the_chair_signs_off_on_one => "phone",
     a_newcomer_invited_to_a_meeting_from_an_earlier_one_writes_their_section => "newcomer",
     keyboard_alone_signs_in_reaches_a_section_and_moves_an_agenda_item => "keyboard-only",
     axe_finds_no_wcag_violations_and_screenshots_are_taken => "accessibility",
