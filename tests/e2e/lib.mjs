@@ -34,8 +34,8 @@ export async function launch() {
 }
 
 /** A new browser context (its own cookies) with the page's errors surfaced. */
-export async function newPage(browser, { base = BASE, viewport = { width: 1280, height: 900 } } = {}) {
-  const context = await browser.newContext({ baseURL: base, viewport, locale: 'sv-SE' })
+export async function newPage(browser, { base = BASE, viewport = { width: 1280, height: 900 }, mobile = false } = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport, locale: 'sv-SE', isMobile: mobile, hasTouch: mobile })
   context.setDefaultTimeout(TIMEOUT)
   const page = await context.newPage()
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`))

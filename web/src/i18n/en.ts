@@ -97,6 +97,8 @@ export const en: Catalogue = {
   notSigned: 'Not verified',
   jumpToMySection: 'Go to my section',
   noSectionOfYours: 'You have no section of your own in these minutes.',
+  mineLocked: 'The minutes are locked for verification. Nobody can write in them any more, and no changes are saved.',
+  mineVerified: 'The minutes are verified. Their text is final, and no changes are saved.',
   yourSections: (list) => `You write in: ${list}`,
   documentLoading: 'Fetching the minutes …',
 
@@ -104,6 +106,9 @@ export const en: Catalogue = {
   connConnected: 'Connected – changes are saved at once',
   connConnecting: 'Connecting …',
   connOffline: 'Offline – your changes are saved when the connection is back',
+  finalStates: { locked: 'locked', verified: 'verified' },
+  connConnectedFinal: (state) => `Connected – the minutes are ${state}; no changes are saved`,
+  connOfflineFinal: (state) => `Offline – the minutes are ${state}; no changes are saved`,
   unsyncedEdits: 'You have changes that have not reached the server yet.',
   refused: 'The server did not accept your last change: you may not write in that section. The minutes were reloaded without it.',
   tooManyConnections: 'You have too many open connections to these minutes. Close some tabs and try again.',

@@ -100,6 +100,8 @@ export const sv = {
   notSigned: 'Ej justerat',
   jumpToMySection: 'Gå till mitt avsnitt',
   noSectionOfYours: 'Du har inget eget avsnitt i det här protokollet.',
+  mineLocked: 'Protokollet är låst för justering. Ingen kan skriva i det längre, och inga ändringar sparas.',
+  mineVerified: 'Protokollet är justerat. Texten är slutlig, och inga ändringar sparas.',
   yourSections: (list: string) => `Du skriver i: ${list}`,
   documentLoading: 'Hämtar protokollet …',
 
@@ -108,6 +110,10 @@ export const sv = {
   connConnected: 'Ansluten – ändringar sparas direkt',
   connConnecting: 'Ansluter …',
   connOffline: 'Frånkopplad – dina ändringar sparas när anslutningen är tillbaka',
+  /** Once locked: the state in a few words, for the connection card. */
+  finalStates: { locked: 'låst', verified: 'justerat' } as Record<string, string>,
+  connConnectedFinal: (state: string) => `Ansluten – protokollet är ${state}, inga ändringar sparas`,
+  connOfflineFinal: (state: string) => `Frånkopplad – protokollet är ${state}, inga ändringar sparas`,
   unsyncedEdits: 'Du har ändringar som inte har nått servern ännu.',
   refused: 'Servern tog inte emot din senaste ändring: du får inte skriva i det avsnittet. Protokollet har laddats om utan ändringen.',
   tooManyConnections: 'Du har för många öppna anslutningar till protokollet. Stäng några flikar och försök igen.',

@@ -395,7 +395,7 @@ export class FinalisePanel {
       h('summary', null, `${c.auditTitle} (${this.audit.length})`),
       h(
         'table',
-        null,
+        { class: 'stacks' },
         h(
           'thead',
           null,
@@ -408,11 +408,11 @@ export class FinalisePanel {
             h(
               'tr',
               null,
-              h('td', null, h('time', { datetime: e.at }, dateTime(e.at))),
-              h('td', null, e.actor_name, e.via === 'cli' ? h('span', { class: 'muted' }, ` (${c.viaCli})`) : null),
-              h('td', null, c.auditActions[e.action] ?? e.action),
-              h('td', null, e.reason ?? ''),
-              h('td', null, e.hash ? h('code', { class: 'hash' }, e.hash) : ''),
+              h('td', { 'data-label': c.auditWhen }, h('time', { datetime: e.at }, dateTime(e.at))),
+              h('td', { 'data-label': c.auditWho }, e.actor_name, e.via === 'cli' ? h('span', { class: 'muted' }, ` (${c.viaCli})`) : null),
+              h('td', { 'data-label': c.auditWhat }, c.auditActions[e.action] ?? e.action),
+              h('td', { 'data-label': c.auditWhy }, e.reason ?? ''),
+              h('td', { 'data-label': c.auditHash }, e.hash ? h('code', { class: 'hash' }, e.hash) : ''),
             ),
           ),
         ),

@@ -18,7 +18,7 @@ export async function meetingsPage(app: App): Promise<Page> {
       ? h('p', null, c.noMeetings)
       : h(
           'table',
-          { class: 'meetings' },
+          { class: 'meetings stacks' },
           h('caption', { class: 'visually-hidden' }, c.meetingsTitle),
           h(
             'thead',
@@ -41,10 +41,12 @@ export async function meetingsPage(app: App): Promise<Page> {
                 'tr',
                 null,
                 h('th', { scope: 'row' }, h('a', { href: `/meetings/${m.id}` }, m.title)),
-                h('td', null, h('time', { datetime: m.date ?? '' }, shortDate(m.date))),
-                h('td', null, m.place),
-                h('td', null, m.your_role ? (c.roles[m.your_role] ?? m.your_role) : app.me?.is_admin ? c.noRole : ''),
-                h('td', null, h('span', { class: `state state-${m.state ?? 'draft'}` }, c.states[m.state ?? 'draft'] ?? '')),
+                // data-label: the column's name beside the value where the
+                // rows are stacked (a phone), see style.css.
+                h('td', { 'data-label': c.colDate }, h('time', { datetime: m.date ?? '' }, shortDate(m.date))),
+                h('td', { 'data-label': c.colPlace }, m.place),
+                h('td', { 'data-label': c.colRole }, m.your_role ? (c.roles[m.your_role] ?? m.your_role) : app.me?.is_admin ? c.noRole : ''),
+                h('td', { 'data-label': c.colState }, h('span', { class: `state state-${m.state ?? 'draft'}` }, c.states[m.state ?? 'draft'] ?? '')),
               ),
             ),
           ),

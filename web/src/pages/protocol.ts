@@ -14,6 +14,7 @@ import { clear, h } from '../dom'
 import { type EditorLabels, createSectionEditor } from '../editor'
 import { clock, dateTime, longDate } from '../format'
 import { t } from '../i18n'
+import { type IconName, icon } from '../icons'
 import { Announcer, colourOf, describe, present } from '../presence'
 import { CLOSE, type ConnectionState, MeetingSync } from '../sync'
 import { secretaryConsole, type Console } from './console'
@@ -24,10 +25,10 @@ const CLIENT_ID_RETRIES = 12
 
 /**
  * How often the page asks for the protocol's state while it is visible. A
- * lock through this server reaches the page at once (the document's
- * `protocol` map); sign-offs, and a lock made with the CLI or on another
- * node while nobody writes here, are not in the document: they come with
- * this poll.
+ * lock or reopening reaches the page in the document's `protocol` map,
+ * however it was made (the server's state check brings one made with the
+ * CLI there within a second); sign-offs and "Justerat" are not in the
+ * document: they come with this poll.
  */
 const STATUS_EVERY_MS = 3000
 
@@ -74,6 +75,8 @@ class ProtocolPage {
   private lockedCloses = 0
   /** Whether `sync` is the current connection (not one being replaced). */
   private live = false
+  /** The connection as the card shows it. */
+  private connection: ConnectionState = 'connecting'
 
   private readonly headerEl = h('header', { class: 'protocol-head' })
   private readonly attendanceEl = h('section', { class: 'attendance', 'aria-labelledby': 'present-h' })
@@ -230,10 +233,28 @@ class ProtocolPage {
   // ---- connection and refusals ---------------------------------------------
 
   private showConnection(state: ConnectionState): void {
-    const c = t()
-    this.connectionEl.dataset.connectionState = state
-    this.connectionEl.textContent = state === 'connected' ? c.connConnected : state === 'offline' ? c.connOffline : c.connConnecting
+    this.connection = state
+    this.renderConnection()
     if (state === 'offline') this.announcer.reset()
+  }
+
+  /** The connection card: the connection, and what becomes of edits (none are taken once locked). */
+  private renderConnection(): void {
+    const c = t()
+    const state = this.connection
+    const protocol = this.view.state ?? 'draft'
+    this.connectionEl.dataset.connectionState = state
+    const text =
+      state === 'connecting'
+        ? c.connConnecting
+        : protocol === 'draft'
+          ? state === 'connected'
+            ? c.connConnected
+            : c.connOffline
+          : state === 'connected'
+            ? c.connConnectedFinal(c.finalStates[protocol] ?? protocol)
+            : c.connOfflineFinal(c.finalStates[protocol] ?? protocol)
+    if (this.connectionEl.textContent !== text) this.connectionEl.textContent = text
   }
 
   private showAlert(message: string, action?: { label: string; run: () => void }): void {
@@ -444,6 +465,7 @@ class ProtocolPage {
     )
     clear(this.attendanceEl, h('h2', { id: 'present-h' }, c.present), attendance(v.participants))
     this.renderSignatures()
+    this.renderConnection()
   }
 
   /** The footer: the secretary, and the chair and justerare with their sign-offs once locked. */
@@ -577,6 +599,13 @@ class ProtocolPage {
 
   private renderMine(agenda: AgendaItem[]): void {
     const c = t()
+    this.renderConnection()
+    if (this.locked) {
+      // Nobody writes in a locked protocol: that, not "no section of
+      // yours", is what the panel says, to the owners of sections too.
+      clear(this.mineEl, h('p', { class: 'locked-note' }, this.view.state === 'verified' ? c.mineVerified : c.mineLocked))
+      return
+    }
     const mine = agenda.filter((i) => this.sections.get(i.id)?.writable)
     if (mine.length === 0) {
       clear(this.mineEl, h('p', { class: 'muted' }, c.noSectionOfYours))
@@ -638,8 +667,14 @@ class ProtocolPage {
           'li',
           null,
           swatch(colourOf(p.user).solid),
-          h('span', null, describe(p.user), p.self ? ` (${c.you})` : ''),
-          h('span', { class: 'where' }, ' – ', p.sections.length ? c.inSection(p.sections.map(label).join(', ')) : c.reading),
+          // One box beside the dot, so that a long name wraps under itself
+          // and the dot stays on its first line.
+          h(
+            'span',
+            { class: 'person' },
+            h('span', { class: 'name' }, describe(p.user), p.self ? ` (${c.you})` : ''),
+            h('span', { class: 'where' }, ' – ', p.sections.length ? c.inSection(p.sections.map(label).join(', ')) : c.reading),
+          ),
         ),
       ),
       others.length === 0 ? h('li', { class: 'muted' }, c.nobodyElse) : null,
@@ -713,16 +748,19 @@ function signature(name: string, role: string, note: string | null = null, signe
 
 function toolbar(editor: Editor, section: string): HTMLElement {
   const c = t()
-  type Item = { label: string; key: string; run: () => void; active?: () => boolean }
+  // Each button's face is an icon (no text) or its own name ("Länk"), so
+  // what a person sees is what speech input and screen readers call it
+  // (WCAG 2.5.3); the tooltip says the name for everyone else.
+  type Item = { label: string; face: IconName | null; run: () => void; active?: () => boolean }
   const items: Item[] = [
-    { label: c.bold, key: 'B', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
-    { label: c.italic, key: 'I', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
-    { label: c.heading, key: 'H', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
-    { label: c.bulletList, key: '•', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
-    { label: c.orderedList, key: '1.', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
+    { label: c.bold, face: 'bold', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
+    { label: c.italic, face: 'italic', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
+    { label: c.heading, face: 'heading', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
+    { label: c.bulletList, face: 'bulletList', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
+    { label: c.orderedList, face: 'orderedList', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
     {
       label: c.link,
-      key: c.link,
+      face: null,
       run: () => {
         const previous = (editor.getAttributes('link').href as string | undefined) ?? ''
         const url = window.prompt(c.linkPrompt, previous)
@@ -732,8 +770,8 @@ function toolbar(editor: Editor, section: string): HTMLElement {
       },
       active: () => editor.isActive('link'),
     },
-    { label: c.undo, key: '↶', run: () => editor.commands.undo() },
-    { label: c.redo, key: '↷', run: () => editor.commands.redo() },
+    { label: c.undo, face: 'undo', run: () => editor.commands.undo() },
+    { label: c.redo, face: 'redo', run: () => editor.commands.redo() },
   ]
   const buttons = items.map((item) => {
     const b = h(
@@ -741,12 +779,13 @@ function toolbar(editor: Editor, section: string): HTMLElement {
       {
         type: 'button',
         title: item.label,
-        'aria-label': item.label,
+        // A text face is the name itself; an icon needs one.
+        'aria-label': item.face ? item.label : null,
         'aria-pressed': item.active ? 'false' : null,
         onmousedown: (e: Event) => e.preventDefault(),
         onclick: () => item.run(),
       },
-      h('span', { 'aria-hidden': 'true' }, item.key),
+      item.face ? icon(item.face) : item.label,
     )
     return { b, item }
   })
