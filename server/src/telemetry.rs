@@ -19,6 +19,9 @@ pub mod metric {
     pub const UPDATES_RECEIVED: &str = "protokoll_updates_received_total";
     pub const UPDATES_APPLIED: &str = "protokoll_updates_applied_total";
     pub const UPDATES_REJECTED: &str = "protokoll_updates_rejected_total";
+    /// Updates held back until the part of their history the server lacked
+    /// arrived (`sync::waiting`).
+    pub const UPDATES_WAITING: &str = "protokoll_updates_waited_total";
     pub const MESSAGES_REJECTED: &str = "protokoll_messages_rejected_total";
     pub const SLOW_CONSUMERS: &str = "protokoll_slow_consumer_disconnects_total";
     pub const BYTES_IN: &str = "protokoll_bytes_in_total";

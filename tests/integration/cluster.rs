@@ -19,6 +19,7 @@ use crate::helpers::{
     Client, DEADLINE, ProcessServer, TestDb, bearer_client, init_logs, stored_doc, user_with_token,
     writable_meeting,
 };
+use crate::interop::Typist;
 
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -65,7 +66,7 @@ pub(crate) struct Postgres {
 }
 
 impl Postgres {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql")
             .filter_map(|e| e.ok())
@@ -109,7 +110,7 @@ impl Postgres {
         pg
     }
 
-    fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
             self.port,
@@ -125,7 +126,7 @@ impl Postgres {
         run(start, "pg_ctl start");
     }
 
-    fn stop(&self, mode: &str) {
+    pub(crate) fn stop(&self, mode: &str) {
         let mut stop = pg_command(&self.bin, "pg_ctl");
         stop.arg("-D")
             .arg(&self.data)
@@ -133,8 +134,21 @@ impl Postgres {
         run(stop, "pg_ctl stop");
     }
 
-    fn url(&self, db: &str) -> String {
+    pub(crate) fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A database in this cluster, migrated by the first `database()`.
+    pub(crate) async fn create_database(&self, name: &str) -> TestDb {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        TestDb::external(self.url(name))
     }
 }
 
@@ -328,7 +342,7 @@ where
     }
 }
 
-async fn ready(node: SocketAddr) -> Option<u16> {
+pub(crate) async fn ready(node: SocketAddr) -> Option<u16> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -752,10 +766,25 @@ async fn three_nodes_behind_nginx_converge_and_survive_faults() {
         }
     }
 
-    // 4. Postgres stopped and restarted: updates are refused cleanly (the
-    //    sockets stay), the nodes report not ready, nothing accepted is
-    //    lost, and they recover by themselves.
+    // 4. Postgres stopped and restarted while two people type (y-websocket
+    //    clients through nginx): updates are refused cleanly (the sockets
+    //    stay), the nodes report not ready, nothing accepted is lost, they
+    //    recover by themselves, and nothing typed through it is lost or
+    //    refused (issue 23: keystrokes sent before a client's sync step 2
+    //    delivered the ones the store could not take wait for them).
     let live: Vec<SocketAddr> = site.nodes.iter().flatten().map(|n| n.addr).collect();
+    let (second, second_token) = user_with_token(&db, "scribe2", false).await;
+    db.dir
+        .set_participant(m, second.id, Role::Secretary)
+        .await
+        .unwrap();
+    let through_nginx = format!("ws://{}/sync", site.nginx.addr);
+    let mut typists = vec![
+        Typist::start(&through_nginx, m, "section:w0", &scribe).await,
+        Typist::start(&through_nginx, m, "section:w1", &second_token).await,
+    ];
+    // The durations are the scenario: typing before, through and after.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     site.pg.stop("fast");
     for node in &live {
         eventually("not ready without Postgres", || async {
@@ -770,10 +799,29 @@ async fn three_nodes_behind_nginx_converge_and_survive_faults() {
     let refusal = clients[1].permission_denied.clone().unwrap();
     assert!(refusal.contains("storage unavailable"), "{refusal}");
     assert!(clients[1].closed.is_none(), "the socket stays open");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     site.pg.start_again();
     for node in &live {
         eventually("ready again", || async { ready(*node).await == Some(200) }).await;
     }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut typed = Vec::new();
+    for typist in &mut typists {
+        typed.push(typist.stop().await);
+    }
+    for t in &typed {
+        assert!(
+            t.closes.iter().all(|c| !(4400..4500).contains(c)),
+            "nobody is refused: {t:?}"
+        );
+        assert!(t.text.len() >= 100, "typed all along: {t:?}");
+    }
+    // Each typist's paragraph, whole (after the empty one the agenda
+    // change above gave every never-written section).
+    let typed_paragraphs: Vec<String> = typed
+        .iter()
+        .map(|t| format!("<paragraph>{}</paragraph>", t.text))
+        .collect();
     // Every client reads meanwhile, as browsers do: the writer answers the
     // node's request for what it lacks.
     all_until(
@@ -790,8 +838,20 @@ async fn three_nodes_behind_nginx_converge_and_survive_faults() {
             })
             .await;
     }
+    all_until(&mut clients, "everything typed through the restart", |c| {
+        c.section("section:w0").ends_with(&typed_paragraphs[0])
+            && c.section("section:w1").ends_with(&typed_paragraphs[1])
+    })
+    .await;
     let db = site.database().await;
     let stored = stored_doc(&db.docs, m).await;
+    for (root, typed) in ["section:w0", "section:w1"].iter().zip(&typed_paragraphs) {
+        let stored_text = crate::helpers::fragment_text(&stored, root);
+        assert!(stored_text.ends_with(typed), "{root}: {stored_text}");
+    }
+    for typist in typists {
+        typist.finish().await;
+    }
     for (root, text) in [
         ("section:polis", "från tre"),
         ("section:skola", "redis tillbaka"),
@@ -932,4 +992,176 @@ fn redis_with_sqlite_is_refused() {
         !dir.path().join("p.db").exists(),
         "refused before touching the database"
     );
+}
+
+/// The paragraphs' texts of a section as a client holds it.
+fn paragraph_texts(client: &Client, root: &str) -> Vec<String> {
+    client
+        .section(root)
+        .split("</paragraph>")
+        .filter_map(|p| p.strip_prefix("<paragraph>"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Issue 23, defect 3: a meeting locked through one node while two people
+/// type on the other two, with a watcher on each writer's node that keeps
+/// asking for what it lacks (sync step 1, as a reconnecting or resyncing
+/// client does). The writers' nodes learn of the lock when the database
+/// refuses their next append: what they applied in that batch is refused,
+/// and no watcher may receive any of it, not in a broadcast and not in the
+/// sync step 2 answering its own step 1. After each lock every watcher's
+/// document is exactly the locked protocol; then the protocol is reopened
+/// and the next round begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_lock_across_nodes_no_watcher_receives_a_refused_keystroke() {
+    use crate::finalise::{BEFORE_LOCK, protocol_state, section_texts, type_until_closed};
+    use yrs::{ReadTxn, Transact};
+
+    const ROUNDS: usize = 10;
+    init_logs();
+    let site = Site::start().await;
+    let db = site.database().await;
+    let (meeting, scribe) = writable_meeting(&db, "Låses om och om igen").await;
+    let m = meeting.id;
+    let (chair, _) = user_with_token(&db, "chair", false).await;
+    db.dir
+        .set_participant(m, chair.id, Role::Chair)
+        .await
+        .unwrap();
+    for node in site.addrs.clone() {
+        eventually("every node subscribed to Redis", || async move {
+            metric_of(node, "protokoll_cluster_redis_connected").await == 1
+        })
+        .await;
+    }
+    let as_scribe = bearer_client(&scribe);
+    let api = |path: &str| format!("http://{}/api/meetings/{m}/{path}", site.addrs[0]);
+    let mut watchers = vec![
+        Client::synced(site.addrs[1], m, &scribe).await,
+        Client::synced(site.addrs[2], m, &scribe).await,
+    ];
+    for round in 0..ROUNDS {
+        let (started, mut all_started) = tokio::sync::mpsc::channel(2);
+        let mut writers = Vec::new();
+        for (node, root) in [(1, "w0"), (2, "w1")] {
+            let writer = Client::synced(site.addrs[node], m, &scribe).await;
+            writers.push(tokio::spawn(type_until_closed(
+                writer,
+                root,
+                started.clone(),
+            )));
+        }
+        // Each watcher asks for what it lacks over and over, reading what
+        // comes, until the lock has been answered.
+        let locked = tokio_util::sync::CancellationToken::new();
+        let mut asking = Vec::new();
+        for mut watcher in watchers.drain(..) {
+            let locked = locked.clone();
+            asking.push(tokio::spawn(async move {
+                while !locked.is_cancelled() {
+                    let sv = watcher.doc.transact().state_vector();
+                    watcher
+                        .send_raw(protokoll::sync::protocol::encode_sync_step_1(&sv))
+                        .await;
+                    let _ = tokio::time::timeout(Duration::from_millis(2), watcher.step()).await;
+                    assert!(watcher.closed.is_none(), "{:?}", watcher.closed);
+                }
+                watcher
+            }));
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(DEADLINE, all_started.recv())
+                .await
+                .expect("the writers type")
+                .expect("a writer started");
+        }
+        let lock = as_scribe
+            .post(api("protocol/lock"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            lock.status(),
+            200,
+            "round {round}: {}",
+            lock.text().await.unwrap()
+        );
+        locked.cancel();
+        for task in asking {
+            watchers.push(task.await.unwrap());
+        }
+        for writer in writers {
+            let (sent, client) = writer.await.unwrap();
+            assert!(sent.len() >= BEFORE_LOCK);
+            assert_eq!(client.closed.map(|c| c.0), Some(4423), "round {round}");
+        }
+
+        let canonical: Value = as_scribe
+            .get(api("protocol.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stored = stored_doc(&db.docs, m).await;
+        let stored_sv = stored.transact().state_vector();
+        for watcher in &mut watchers {
+            watcher
+                .until("everything stored, and the lock", |w| {
+                    let sv = w.doc.transact().state_vector();
+                    stored_sv.iter().all(|(c, k)| sv.get(c) >= *k)
+                        && protocol_state(w).as_deref() == Some("locked")
+                })
+                .await;
+            // One more round trip through the watcher's room: whatever the
+            // room queued for it before has arrived.
+            watcher.synced = false;
+            let sv = watcher.doc.transact().state_vector();
+            watcher
+                .send_raw(protokoll::sync::protocol::encode_sync_step_1(&sv))
+                .await;
+            watcher.until("the answer", |w| w.synced).await;
+            assert_eq!(
+                watcher.doc.transact().state_vector(),
+                stored_sv,
+                "round {round}: the watcher holds exactly what was stored, nothing refused"
+            );
+            for root in ["w0", "w1"] {
+                assert_eq!(
+                    paragraph_texts(watcher, &format!("section:{root}")),
+                    section_texts(&canonical, root),
+                    "round {round}: {root} as the watcher holds it is the locked protocol's"
+                );
+            }
+        }
+
+        let reopen = as_scribe
+            .post(api("protocol/reopen"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            reopen.status(),
+            200,
+            "round {round}: {}",
+            reopen.text().await.unwrap()
+        );
+        for watcher in &mut watchers {
+            watcher
+                .until("the reopening", |w| {
+                    protocol_state(w).as_deref() == Some("draft")
+                })
+                .await;
+        }
+    }
+    for watcher in watchers {
+        watcher.close().await;
+    }
+    for node in site.nodes.into_iter().flatten() {
+        node.terminate().await;
+    }
 }

@@ -124,7 +124,7 @@ async fn council_on(db: &TestDb) -> Council {
 }
 
 /// A paragraph update for `root` in `doc`.
-fn paragraph(doc: &yrs::Doc, root: &str, text: &str) -> Vec<u8> {
+pub(crate) fn paragraph(doc: &yrs::Doc, root: &str, text: &str) -> Vec<u8> {
     let mut txn = doc.transact_mut();
     let fragment = txn.get_or_insert_xml_fragment(root);
     let p = fragment.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
@@ -133,7 +133,7 @@ fn paragraph(doc: &yrs::Doc, root: &str, text: &str) -> Vec<u8> {
 }
 
 /// The paragraphs' plain texts of a section in a canonical protocol.
-fn section_texts(canonical: &Value, section: &str) -> Vec<String> {
+pub(crate) fn section_texts(canonical: &Value, section: &str) -> Vec<String> {
     canonical["agenda"]
         .as_array()
         .unwrap()
@@ -157,7 +157,7 @@ fn section_texts(canonical: &Value, section: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn protocol_state(client: &Client) -> Option<String> {
+pub(crate) fn protocol_state(client: &Client) -> Option<String> {
     let txn = client.doc.transact();
     match txn.get_map("protocol")?.get(&txn, "state")? {
         Out::Any(yrs::Any::String(s)) => Some(s.to_string()),
@@ -166,13 +166,13 @@ fn protocol_state(client: &Client) -> Option<String> {
 }
 
 /// Paragraphs each typist sends before the lock is started.
-const BEFORE_LOCK: usize = 30;
+pub(crate) const BEFORE_LOCK: usize = 30;
 
 /// Types paragraphs `{root}-{n}` as fast as the socket takes them, reading
 /// whatever arrives in between, until the server closes the connection;
 /// says so on `started` after `BEFORE_LOCK` paragraphs. Returns what was
 /// sent, in order, and the client.
-async fn type_until_closed(
+pub(crate) async fn type_until_closed(
     mut client: Client,
     root: &'static str,
     started: tokio::sync::mpsc::Sender<()>,

@@ -374,3 +374,223 @@ mod tidy {
     use super::*;
     crate::on_both_backends!(a_viewer_whose_yjs_tidies_another_sections_formatting_stays_connected);
 }
+
+/// Issue 23, defect 1: a y-websocket client types offline, then types once
+/// more the moment its socket opens. That keystroke reaches the server
+/// before the offline ones (which travel in the client's sync step 2,
+/// answering the server's sync step 1): it must wait for them, not be
+/// refused as a gap in its client's history. Three rounds; every character
+/// is stored and seen by another client, and nobody is refused.
+async fn offline_keystrokes_and_one_typed_as_the_socket_opens_all_arrive(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    const ROUNDS: usize = 3;
+    let dir = npm_packages().await;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Offline").await;
+    let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg("offline.mjs")
+        .arg(format!("ws://{}/sync", server.addr))
+        .arg(meeting.id.to_string())
+        .arg(ROUNDS.to_string())
+        .env("PROTOKOLL_TOKEN", server.writer())
+        .env("INTEROP_TIMEOUT_MS", "60000")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut expected = String::new();
+    for round in 0..ROUNDS {
+        expected.push_str(&format!("abcde{round}"));
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the node client reports in time")
+            .unwrap()
+            .expect("a line from the node client");
+        assert_eq!(
+            line,
+            format!("round {round} {expected}"),
+            "round {round}: the client was not refused"
+        );
+    }
+    let paragraph = format!("<paragraph>{expected}</paragraph>");
+    viewer
+        .until("every character typed", |v| {
+            v.section("section:interop") == paragraph
+        })
+        .await;
+    stdin.write_all(b"seen\n").await.unwrap();
+    let last = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .expect("the node client finishes in time")
+        .unwrap()
+        .expect("its result");
+    let result: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(result["text"], expected.as_str(), "{result}");
+    assert_eq!(result["closes"], serde_json::json!([]), "{result}");
+    assert!(child.wait().await.unwrap().success());
+    let stored = stored_doc(server.store(), meeting.id).await;
+    assert_eq!(fragment_text(&stored, "section:interop"), paragraph);
+    server.stop().await;
+}
+
+mod offline {
+    use super::*;
+    crate::on_both_backends!(offline_keystrokes_and_one_typed_as_the_socket_opens_all_arrive);
+}
+
+/// A y-websocket client (`tests/interop/typist.mjs`) typing a character
+/// every 20 ms into a paragraph of its own in one section, reconnecting as
+/// y-websocket does, until stopped.
+pub struct Typist {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+/// What a typist typed, and how its connections ended.
+#[derive(Debug)]
+pub struct Typed {
+    pub text: String,
+    pub closes: Vec<u16>,
+}
+
+impl Typist {
+    /// Starts typing once synced; returns when it has begun.
+    pub async fn start(
+        ws_base: &str,
+        meeting: protokoll::meeting::MeetingId,
+        root: &str,
+        token: &str,
+    ) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = npm_packages().await;
+        let mut child = tokio::process::Command::new("node")
+            .arg("typist.mjs")
+            .arg(ws_base)
+            .arg(meeting.to_string())
+            .arg(root)
+            .env("PROTOKOLL_TOKEN", token)
+            .env("INTEROP_TIMEOUT_MS", "60000")
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node must be installed for the interop tests");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the typist syncs in time")
+            .unwrap();
+        assert_eq!(ready.as_deref(), Some("ready"));
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Stops typing; returns once everything typed has been sent on a
+    /// synced connection (or the typist was refused). The typist stays
+    /// connected until `finish`.
+    pub async fn stop(&mut self) -> Typed {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"stop\n").await.unwrap();
+        let line = tokio::time::timeout(DEADLINE * 2, self.lines.next_line())
+            .await
+            .expect("the typist reports in time")
+            .unwrap()
+            .expect("the typist's report");
+        let result: Value = serde_json::from_str(&line).unwrap();
+        Typed {
+            text: result["text"].as_str().unwrap().to_owned(),
+            closes: result["closes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64().unwrap() as u16)
+                .collect(),
+        }
+    }
+
+    pub async fn finish(mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"exit\n").await.unwrap();
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("the typist exits in time")
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Issue 23, defect 4: a refused y-websocket client learns why (close code
+/// 4403), never just that the connection dropped (1006, after which it
+/// would reconnect and try again), even while it keeps typing: the server
+/// waits for the client's answer to its close frame before it drops the
+/// TCP connection, instead of resetting a connection whose latest frames
+/// it has not read (a reset the client's next write runs into, losing the
+/// close frame still unread in its socket). Fifty refusals in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
+    const ROUNDS: usize = 50;
+    init_logs();
+    let dir = npm_packages().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start(&db).await;
+    let meeting = server.meeting("Refusals").await;
+    // A member writes nothing: every keystroke is refused.
+    let (member, token) = user_with_token(&server.db, "ledamot", false).await;
+    server
+        .db
+        .dir
+        .set_participant(meeting.id, member.id, protokoll::people::Role::Member)
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(
+        DEADLINE * 2,
+        tokio::process::Command::new("node")
+            .arg("refusals.mjs")
+            .arg(format!("ws://{}/sync", server.addr))
+            .arg(meeting.id.to_string())
+            .arg("section:interop")
+            .arg(ROUNDS.to_string())
+            .env("PROTOKOLL_TOKEN", &token)
+            .env("INTEROP_TIMEOUT_MS", "110000")
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("node client finishes in time")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "node client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let codes: Vec<u64> = result["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![4403; ROUNDS], "{result}");
+    server.stop().await;
+}

@@ -18,6 +18,7 @@ mod guard;
 mod guard_fuzz;
 mod interop;
 mod live_sync;
+mod outage;
 mod quotas;
 mod recheck;
 mod security;

@@ -512,7 +512,17 @@ pub enum Refusal {
     Neighbours,
     #[error("the update nests content deeper than a protocol allows")]
     TooDeep,
+    /// The update builds on changes the server does not have, and they did
+    /// not arrive while it waited (see `sync::waiting`).
+    #[error("the update builds on earlier changes the server never received ({0})")]
+    Unfilled(&'static str),
 }
+
+/// What an update builds on that the document does not hold yet: for each
+/// client id, the clock the document must reach first (`(client, clock)`,
+/// at most one entry per client). A keystroke sent before the part of its
+/// history the server lacks has one entry.
+pub type Missing = SmallVec<[(u64, u32); 1]>;
 
 /// A new block's id range, place and neighbours: (client, start, end,
 /// place, link; no link for collected content).
@@ -615,6 +625,83 @@ impl SectionIndex {
 
     fn clock(&self, client: u64) -> u32 {
         self.clients.get(&client).map_or(0, |c| c.next)
+    }
+
+    /// What `decoded` builds on beyond the document's clocks: blocks that
+    /// start ahead of their client's clock, and neighbours, parents and
+    /// deleted ranges the document does not hold (and the update does not
+    /// bring itself). `None` when nothing is missing, so that the guard's
+    /// verdict cannot change by waiting. Decides nothing: whatever waits
+    /// is checked as a whole, by `check`, once the document holds what it
+    /// builds on. A block straddling its client's clock is not missing
+    /// anything (the guard refuses it).
+    pub fn missing(&self, decoded: &Decoded) -> Option<Missing> {
+        // Each client's run of blocks in this update, by client: (client,
+        // start, end). Sorted, so that a hostile update naming many clients
+        // costs a search per reference, not a scan.
+        let mut own: Vec<(u64, u32, u32)> = Vec::new();
+        for b in &decoded.blocks {
+            match own.last_mut() {
+                Some((c, _, end)) if *c == b.client => *end = (*end).max(b.end()),
+                _ => own.push((b.client, b.clock, b.end())),
+            }
+        }
+        own.sort_by_key(|(c, _, _)| *c);
+        let own_of = |client: u64| {
+            own.binary_search_by_key(&client, |(c, _, _)| *c)
+                .ok()
+                .map(|i| (own[i].1, own[i].2))
+        };
+        let mut missing = Missing::new();
+        let mut need = |client: u64, clock: u32| {
+            if clock <= self.clock(client) {
+                return;
+            }
+            match missing.iter_mut().find(|(c, _)| *c == client) {
+                Some((_, at)) => *at = (*at).max(clock),
+                None => missing.push((client, clock)),
+            }
+        };
+        for &(client, start, _) in &own {
+            need(client, start);
+        }
+        // An id of the update's own blocks is there once they can be
+        // applied, which the run's start already asks for.
+        let mut refer = |(client, clock): Id| match own_of(client) {
+            Some((start, end)) if (start..end).contains(&clock) => {}
+            _ => need(client, clock.saturating_add(1)),
+        };
+        for b in &decoded.blocks {
+            if let Kind::Item {
+                left,
+                right,
+                parent,
+                ..
+            } = &b.kind
+            {
+                left.iter().chain(right).for_each(|id| refer(*id));
+                if let Some(Parent::Item(id)) = parent {
+                    refer(*id);
+                }
+            }
+        }
+        for &(client, clock, len) in &decoded.deletes {
+            let end = clock.saturating_add(len);
+            match own_of(client) {
+                Some((_, own_end)) if end <= own_end => {}
+                _ => need(client, end),
+            }
+        }
+        // References may have asked for clocks the document already has.
+        missing.retain(|(client, clock)| *clock > self.clock(*client));
+        (!missing.is_empty()).then_some(missing)
+    }
+
+    /// Whether the document now holds everything `missing` named.
+    pub fn holds(&self, missing: &Missing) -> bool {
+        missing
+            .iter()
+            .all(|(client, clock)| self.clock(*client) >= *clock)
     }
 
     /// Whether the document holds `loc`'s item as garbage: a collected

@@ -53,8 +53,13 @@ const WRITE_BATCH: usize = WRITE_BUFFER;
 /// How long a server that is out of descriptors asks clients to wait.
 const FULL_RETRY_AFTER_SECS: u64 = 10;
 
-/// How long an over-cap socket waits for the client to answer its close.
-const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+/// How long a socket the server closes waits for the client to answer its
+/// close frame before the TCP connection is dropped. Dropping it at once
+/// while the client's latest frames are still unread makes the kernel
+/// answer with a reset, which can destroy the close frame (and the
+/// permission-denied message before it) in the client's receive buffer:
+/// the client then sees 1006 instead of the code, and reconnects.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Open a meeting's document. Signed-in participants and administrators
 /// only; the upgrade is refused with 401 or 404 otherwise, and with 503
@@ -131,8 +136,17 @@ async fn refuse(mut socket: WebSocket, refusal: Refusal) {
         .await;
     metrics::counter!(metric::CONNECTIONS_CLOSED, "code" => close_code::TOO_MANY.to_string())
         .increment(1);
-    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-        while let Some(Ok(message)) = socket.next().await {
+    let (_, mut stream) = socket.split();
+    linger(&mut stream).await;
+}
+
+/// After the server's close frame has gone out: reads (and drops) whatever
+/// the client still sends until its answering close frame, for at most
+/// `CLOSE_LINGER`, so that the TCP connection ends with nothing unread
+/// (see `CLOSE_LINGER`).
+async fn linger(stream: &mut futures::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -157,6 +171,7 @@ async fn serve(
                 JoinError::Unavailable => close_code::INTERNAL_ERROR,
             };
             let _ = send_close(&mut sink, &CloseReason::new(code, e.to_string())).await;
+            linger(&mut stream).await;
             return;
         }
     };
@@ -208,6 +223,9 @@ async fn serve(
     let shutdown = app.shutdown.cancelled();
     let silent = tokio::time::sleep_until(heard + silence);
     tokio::pin!(closed, shutdown, silent);
+    // Whether the client may still send: unless it closed or the
+    // connection broke, its answer to our close frame is waited for.
+    let mut client_open = true;
     loop {
         let presence_at = presence.deadline().map(tokio::time::Instant::from_std);
         let next = tokio::select! {
@@ -253,7 +271,10 @@ async fn serve(
             }
         };
         let frame = match next {
-            None | Some(Ok(Message::Close(_))) => break,
+            None | Some(Ok(Message::Close(_))) => {
+                client_open = false;
+                break;
+            }
             Some(Err(e)) => {
                 if is_too_big(&e) {
                     reject(
@@ -262,6 +283,7 @@ async fn serve(
                         format!("message larger than {limit} bytes"),
                     );
                 } else {
+                    client_open = false;
                     debug!(error = %e, "connection error");
                 }
                 break;
@@ -349,7 +371,11 @@ async fn serve(
     }
     let _ = room.send(RoomMsg::Leave { peer }).await;
     closer.close(CloseReason::new(1000, ""));
+    // The writer sends the close frame (after the reason's last frame).
     let _ = writer.await;
+    if client_open {
+        linger(&mut stream).await;
+    }
     if let Some(reason) = closer.reason() {
         metrics::counter!(metric::CONNECTIONS_CLOSED, "code" => reason.code.to_string())
             .increment(1);

@@ -139,6 +139,18 @@ impl GuardedDoc {
         self.doc.transact_mut().prune_pending().is_some()
     }
 
+    /// What a refused update builds on that the document lacks (see
+    /// `SectionIndex::missing`): an update refused as a gap or as referring
+    /// to unknown items may wait for it (`super::waiting`).
+    pub fn missing(&self, structure: &Decoded) -> Option<guard::Missing> {
+        self.index.missing(structure)
+    }
+
+    /// Whether the document holds what `missing` named.
+    pub fn holds(&self, missing: &guard::Missing) -> bool {
+        self.index.holds(missing)
+    }
+
     pub fn state_vector(&self) -> StateVector {
         self.doc.transact().state_vector()
     }

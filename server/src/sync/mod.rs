@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod recheck;
 mod room;
 pub mod state_check;
+pub mod waiting;
 
 use std::{
     collections::HashMap,

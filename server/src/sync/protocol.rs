@@ -55,6 +55,23 @@ pub struct IncomingUpdate {
     pub structure: crate::guard::Decoded,
 }
 
+impl IncomingUpdate {
+    /// Reads an update (Yjs v1) again from its bytes: an update that
+    /// waited (`super::waiting`) keeps only those.
+    pub fn decode(payload: Bytes, sync_step_2: bool) -> Result<Self, ProtocolError> {
+        let structure =
+            crate::guard::decode(&payload).map_err(|_| ProtocolError::UndecodableUpdate)?;
+        let update = Update::decode_v1(&payload).map_err(|_| ProtocolError::UndecodableUpdate)?;
+        Ok(Self {
+            update,
+            broadcast: encode_update(&payload),
+            payload,
+            sync_step_2,
+            structure,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct IncomingAwareness {
     pub update: AwarenessUpdate,
@@ -229,6 +246,11 @@ fn sync_message(kind: u8, payload: &[u8]) -> Bytes {
     put_var(&mut buf, payload.len() as u64);
     buf.put_slice(payload);
     buf.freeze()
+}
+
+/// Whether a frame the server encoded is a sync step 1 message.
+pub fn is_sync_step_1(frame: &[u8]) -> bool {
+    frame.starts_with(&[MSG_SYNC, SYNC_STEP_1])
 }
 
 pub fn encode_sync_step_1(sv: &StateVector) -> Bytes {

@@ -37,6 +37,7 @@ use super::{
     limits::{count_trip, limit},
     peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, SERVER_PEER, close_code},
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
+    waiting::Waiting,
 };
 use crate::{
     access::Principal,
@@ -155,6 +156,23 @@ struct Peer {
     /// Every awareness client id this connection has ever spoken for
     /// (bounded by `max_presence_clients`).
     spoken: HashSet<ClientID>,
+    /// Sync step 1 messages sent (or queued) to this connection that it has
+    /// not answered yet: while there are, its updates may wait for what it
+    /// will send in answer (`waiting`).
+    asked: u32,
+    /// Its updates that wait for the part of their history the document
+    /// lacks (`super::waiting`).
+    waiting: Waiting,
+}
+
+/// An answer the room owes a connection, made only once what the room
+/// applied in a batch is committed (and the document rebuilt if a commit
+/// failed), so that it shows nothing that was not stored.
+enum Reply {
+    /// The room's sync step 1 for a connection that joined.
+    Step1,
+    /// The sync step 2 answering a connection's sync step 1.
+    Step2(StateVector),
 }
 
 /// Where an outgoing frame goes.
@@ -204,6 +222,14 @@ pub(super) struct Room {
     remeasure: bool,
     last_remeasure: Option<Instant>,
     node: Option<Node>,
+    /// Connections with updates that wait (`Peer::waiting`).
+    waiting: HashSet<PeerId>,
+    /// Answers owed, in the order they were asked for (see `Reply`).
+    replies: Vec<(PeerId, Reply)>,
+    /// The document could not be rebuilt from the store: the room must
+    /// not serve it any longer, and leaves the registry so that the next
+    /// connection loads the meeting afresh.
+    broken: bool,
 }
 
 /// A room's state as one of several nodes serving its meeting. `last_seq`
@@ -428,6 +454,9 @@ impl Room {
             deleted_since_snapshot: false,
             remeasure: false,
             last_remeasure: None,
+            waiting: HashSet::new(),
+            replies: Vec::new(),
+            broken: false,
         })
     }
 
@@ -505,6 +534,10 @@ impl Room {
         match msg {
             RoomMsg::Join { link, joined } => {
                 if let Some(peer) = self.admit(link) {
+                    // Sent once the document is in place.
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.asked += 1;
+                    }
                     early.awaiting_step_1.push(peer);
                 }
                 let _ = joined.send(());
@@ -605,6 +638,10 @@ impl Room {
         // head check reaches every held room every few seconds).
         let mut idle_since: Option<tokio::time::Instant> = None;
         loop {
+            if self.broken {
+                rooms.remove(self.id, generation);
+                break;
+            }
             let idle = self.peers.is_empty();
             if !idle {
                 idle_since = None;
@@ -612,14 +649,23 @@ impl Room {
                 idle_since = Some(tokio::time::Instant::now());
             }
             let unload_at = idle_since.map(|at| at + self.ctx.config.grace);
-            let wake = self.node_wake();
+            let wake = self.wake();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)),
                     if wake.is_some() =>
                 {
-                    let mut outgoing = Vec::new();
-                    self.node_timer(&mut outgoing).await;
-                    self.deliver(outgoing);
+                    if self
+                        .node_wake()
+                        .is_some_and(|at| at <= tokio::time::Instant::now())
+                    {
+                        let mut outgoing = Vec::new();
+                        self.node_timer(&mut outgoing).await;
+                        self.count_step_1s(&outgoing);
+                        self.deliver(outgoing);
+                    }
+                    // Lets through what a catch-up filled in, refuses what
+                    // waited too long, answers what a rebuild held back.
+                    self.process(std::iter::empty()).await;
                 }
                 n = rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
@@ -700,8 +746,10 @@ impl Room {
                         let _ = joined.send(());
                         continue;
                     };
-                    let sv = self.doc.state_vector();
-                    outgoing.push((Target::One(peer), protocol::encode_sync_step_1(&sv)));
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.asked += 1;
+                    }
+                    self.replies.push((peer, Reply::Step1));
                     if let Some(states) = self.awareness.live() {
                         outgoing.push((Target::One(peer), protocol::encode_awareness(&states)));
                     }
@@ -723,7 +771,11 @@ impl Room {
                         self.apply_transition(transition);
                     }
                 }
-                RoomMsg::Remote(remote) => self.on_remote(remote, &mut outgoing).await,
+                RoomMsg::Remote(remote) => {
+                    let from = outgoing.len();
+                    self.on_remote(remote, &mut outgoing).await;
+                    self.count_step_1s(&outgoing[from..]);
+                }
                 RoomMsg::StateElsewhere => {
                     // Ordered like a transition made here: what the room
                     // accepted before is committed (or refused) first.
@@ -734,7 +786,9 @@ impl Room {
                         &mut rebuild,
                     )
                     .await;
+                    let from = outgoing.len();
                     self.follow_state_elsewhere(&mut outgoing).await;
+                    self.count_step_1s(&outgoing[from..]);
                 }
                 RoomMsg::Inbound { peer, messages } => {
                     for message in messages {
@@ -743,33 +797,14 @@ impl Room {
                             break;
                         }
                         match message {
-                            Inbound::SyncStep1(sv) => {
-                                let diff = self.doc.diff(&sv);
-                                outgoing
-                                    .push((Target::One(peer), protocol::encode_sync_step_2(&diff)));
-                            }
-                            Inbound::Update(update) if self.locked.get() => {
-                                self.refuse_if_changing(peer, &update);
-                            }
-                            Inbound::Update(update)
-                                if self
-                                    .node
-                                    .as_ref()
-                                    .is_some_and(|n| n.tainted || n.cluster.storage_down())
-                                    && !update.update.is_empty() =>
-                            {
-                                self.refuse_storage_down(peer);
-                            }
+                            Inbound::SyncStep1(sv) => self.replies.push((peer, Reply::Step2(sv))),
                             Inbound::Update(update) => {
-                                if let Some((payload, broadcast)) =
-                                    self.apply(peer, update, &mut rebuild)
+                                if update.sync_step_2
+                                    && let Some(p) = self.peers.get_mut(&peer)
                                 {
-                                    staged.push(Staged {
-                                        peer,
-                                        payload,
-                                        broadcast,
-                                    });
+                                    p.asked = p.asked.saturating_sub(1);
                                 }
+                                self.receive(peer, update, None, &mut staged, &mut rebuild);
                             }
                             Inbound::Awareness(update) => self.on_awareness(peer, update),
                             Inbound::QueryAwareness => {
@@ -784,8 +819,10 @@ impl Room {
             }
         }
 
+        self.release_waiting(&mut staged, &mut rebuild);
         self.commit_staged(staged, &mut outgoing, server_edits, &mut rebuild)
             .await;
+        self.expire_waiting();
 
         self.deliver(outgoing);
         if rebuild {
@@ -800,7 +837,153 @@ impl Room {
                 self.deliver(vec![(Target::All, protocol::encode_update(&diff))]);
             }
         }
+        self.send_replies();
         self.maybe_snapshot();
+    }
+
+    /// When the room must look at something without a message: a hole in
+    /// the log or a rebuild (`node_wake`), or an update that has waited
+    /// long enough.
+    fn wake(&self) -> Option<tokio::time::Instant> {
+        let waited = self
+            .waiting
+            .iter()
+            .filter_map(|peer| self.peers.get(peer)?.waiting.deadline())
+            .min()
+            .map(tokio::time::Instant::from_std);
+        match (self.node_wake(), waited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counts the sync step 1 messages among frames the room's cluster
+    /// part queued (asking connections for what the store lacks).
+    fn count_step_1s(&mut self, frames: &[(Target, Bytes)]) {
+        for (target, frame) in frames {
+            if let Target::One(peer) = target
+                && protocol::is_sync_step_1(frame)
+                && let Some(p) = self.peers.get_mut(peer)
+            {
+                p.asked += 1;
+            }
+        }
+    }
+
+    /// Sends the answers owed (see `Reply`), computed from the document as
+    /// it stands now that the batch is committed. While the document holds
+    /// updates an append failed to store they wait: the rebuild that
+    /// follows the database's return sends them.
+    fn send_replies(&mut self) {
+        if self.replies.is_empty() || self.node.as_ref().is_some_and(|n| n.tainted) {
+            return;
+        }
+        let mut frames = Vec::with_capacity(self.replies.len());
+        let mut step_1 = None;
+        for (peer, reply) in std::mem::take(&mut self.replies) {
+            if !self.peers.contains_key(&peer) {
+                continue;
+            }
+            let frame = match reply {
+                Reply::Step1 => step_1
+                    .get_or_insert_with(|| protocol::encode_sync_step_1(&self.doc.state_vector()))
+                    .clone(),
+                Reply::Step2(sv) => protocol::encode_sync_step_2(&self.doc.diff(&sv)),
+            };
+            frames.push((Target::One(peer), frame));
+        }
+        self.deliver(frames);
+    }
+
+    /// A client's update: refused at once when the protocol is locked or
+    /// the store is away, held back while it waits for the part it builds
+    /// on, else checked and applied (and staged for the commit).
+    fn receive(
+        &mut self,
+        peer: PeerId,
+        update: IncomingUpdate,
+        since: Option<Instant>,
+        staged: &mut Vec<Staged>,
+        rebuild: &mut bool,
+    ) {
+        if self.locked.get() {
+            self.refuse_if_changing(peer, &update);
+        } else if self
+            .node
+            .as_ref()
+            .is_some_and(|n| n.tainted || n.cluster.storage_down())
+            && !update.update.is_empty()
+        {
+            self.refuse_storage_down(peer);
+        } else if let Some((payload, broadcast)) = self.apply(peer, update, since, rebuild) {
+            staged.push(Staged {
+                peer,
+                payload,
+                broadcast,
+            });
+        }
+    }
+
+    /// Lets through every waiting update whose missing part the document
+    /// now holds, in each connection's arrival order, until none is left:
+    /// one let through may be what another waits for.
+    fn release_waiting(&mut self, staged: &mut Vec<Staged>, rebuild: &mut bool) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        // Each round lets at least one through, so this ends; a waiting
+        // update let through and held again is not let through again in
+        // the same round (its missing part is not there).
+        loop {
+            let mut released = false;
+            let peers: Vec<PeerId> = self.waiting.iter().copied().collect();
+            for peer in peers {
+                loop {
+                    let Some(p) = self.peers.get_mut(&peer) else {
+                        break;
+                    };
+                    let Some(held) = p.waiting.take_ready(&self.doc) else {
+                        break;
+                    };
+                    released = true;
+                    match IncomingUpdate::decode(held.payload, held.sync_step_2) {
+                        Ok(update) => self.receive(peer, update, Some(held.since), staged, rebuild),
+                        // It decoded when it arrived.
+                        Err(e) => {
+                            error!(meeting_id = %self.id, peer, error = %e, "a waiting update no longer decodes")
+                        }
+                    }
+                }
+                if self.peers.get(&peer).is_none_or(|p| p.waiting.is_empty()) {
+                    self.waiting.remove(&peer);
+                }
+            }
+            if !released || self.waiting.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Refuses the connections whose updates waited `waiting::MAX_WAIT`
+    /// for a part that never came.
+    fn expire_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .waiting
+            .iter()
+            .copied()
+            .filter(|peer| self.peers.get(peer).is_some_and(|p| p.waiting.expired(now)))
+            .collect();
+        for peer in expired {
+            let Some(principal) = self.peers.get(&peer).map(|p| p.link.principal.clone()) else {
+                continue;
+            };
+            let reason = guard::Refusal::Unfilled("waited 10 s for them");
+            self.refuse(peer, &principal, &reason);
+        }
     }
 
     /// Commits the updates applied so far in this batch and queues their
@@ -1026,9 +1209,12 @@ impl Room {
         &mut self,
         peer: PeerId,
         incoming: IncomingUpdate,
+        since: Option<Instant>,
         rebuild: &mut bool,
     ) -> Option<(Bytes, Bytes)> {
-        metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
+        if since.is_none() {
+            metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
+        }
         if incoming.update.is_empty() {
             // An empty sync step 2 ("I have nothing you lack"): nothing to do.
             return None;
@@ -1081,6 +1267,26 @@ impl Room {
                 let broadcast = protocol::encode_update(&payload);
                 Some((payload, broadcast))
             }
+            Err(Rejected::Refused(guard::Refusal::Gap | guard::Refusal::UnknownItems))
+                if let Some(missing) = self.may_wait(peer, &incoming.structure) =>
+            {
+                let p = self.peers.get_mut(&peer).expect("checked by may_wait");
+                let held = p.waiting.hold(
+                    incoming.payload,
+                    incoming.sync_step_2,
+                    missing,
+                    since.unwrap_or_else(Instant::now),
+                );
+                match held {
+                    Ok(()) => {
+                        self.waiting.insert(peer);
+                        metrics::counter!(metric::UPDATES_WAITING).increment(1);
+                        debug!(meeting_id = %self.id, peer, "update waits for the part of its history the server lacks");
+                    }
+                    Err(refusal) => self.refuse(peer, &principal, &refusal),
+                }
+                None
+            }
             Err(rejected) => {
                 *rebuild |= rejected.must_rebuild();
                 match rejected {
@@ -1103,6 +1309,23 @@ impl Room {
                 None
             }
         }
+    }
+
+    /// What a refused update builds on that the document lacks, if it may
+    /// wait for it: only on a connection that has been asked for what the
+    /// room lacks and has not answered yet, or whose updates the store
+    /// could not take and that will be asked once it is back. Anywhere
+    /// else the missing part is not coming.
+    fn may_wait(&self, peer: PeerId, structure: &guard::Decoded) -> Option<guard::Missing> {
+        let asked = self.peers.get(&peer)?.asked > 0
+            || self
+                .node
+                .as_ref()
+                .is_some_and(|n| n.refused.contains(&peer));
+        if !asked {
+            return None;
+        }
+        self.doc.missing(structure)
     }
 
     /// Whether `more` bytes would take the document past its size cap.
@@ -1346,6 +1569,8 @@ impl Room {
                 link,
                 clients: HashSet::new(),
                 spoken: HashSet::new(),
+                asked: 0,
+                waiting: Waiting::default(),
             },
         );
         peer
@@ -1384,6 +1609,8 @@ impl Room {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
+        // What it held back goes with it: it was never applied.
+        self.waiting.remove(&peer);
         if let Some(node) = &mut self.node {
             node.refused.remove(&peer);
         }
@@ -1423,6 +1650,7 @@ impl Room {
                 // the next join tries loading again.
                 error!(meeting_id = %self.id, error = %e, "document could not be rebuilt");
                 self.close_all("storage unavailable, reconnect");
+                self.broken = true;
             }
         }
     }
