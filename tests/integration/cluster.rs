@@ -230,7 +230,7 @@ pub(crate) struct Nginx {
 }
 
 impl Nginx {
-    async fn start(nodes: &[SocketAddr]) -> Self {
+    pub(crate) async fn start(nodes: &[SocketAddr]) -> Self {
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();

@@ -541,11 +541,13 @@ impl Typist {
 
 /// Issue 23, defect 4: a refused y-websocket client learns why (close code
 /// 4403), never just that the connection dropped (1006, after which it
-/// would reconnect and try again), even while it keeps typing: the server
-/// waits for the client's answer to its close frame before it drops the
-/// TCP connection, instead of resetting a connection whose latest frames
-/// it has not read (a reset the client's next write runs into, losing the
-/// close frame still unread in its socket). Fifty refusals in a row.
+/// would reconnect and try again), even while it keeps typing, directly and
+/// through nginx (the shipped configuration): the server waits for the
+/// client's answer to its close frame before it drops the TCP connection,
+/// instead of resetting a connection whose latest frames it has not read.
+/// A write into that reset (the client's next keystroke, or nginx passing
+/// one on) ends the connection before the close frame is read. Fifty
+/// refusals in a row each way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
     const ROUNDS: usize = 50;
@@ -553,6 +555,7 @@ async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
     let dir = npm_packages().await;
     let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(&db).await;
+    let nginx = crate::cluster::Nginx::start(&[server.addr]).await;
     let meeting = server.meeting("Refusals").await;
     // A member writes nothing: every keystroke is refused.
     let (member, token) = user_with_token(&server.db, "ledamot", false).await;
@@ -562,35 +565,37 @@ async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
         .set_participant(meeting.id, member.id, protokoll::people::Role::Member)
         .await
         .unwrap();
-    let out = tokio::time::timeout(
-        DEADLINE * 2,
-        tokio::process::Command::new("node")
-            .arg("refusals.mjs")
-            .arg(format!("ws://{}/sync", server.addr))
-            .arg(meeting.id.to_string())
-            .arg("section:interop")
-            .arg(ROUNDS.to_string())
-            .env("PROTOKOLL_TOKEN", &token)
-            .env("INTEROP_TIMEOUT_MS", "110000")
-            .current_dir(dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("node client finishes in time")
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "node client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    let codes: Vec<u64> = result["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap())
-        .collect();
-    assert_eq!(codes, vec![4403; ROUNDS], "{result}");
+    for (way, addr) in [("directly", server.addr), ("through nginx", nginx.addr)] {
+        let out = tokio::time::timeout(
+            DEADLINE * 2,
+            tokio::process::Command::new("node")
+                .arg("refusals.mjs")
+                .arg(format!("ws://{addr}/sync"))
+                .arg(meeting.id.to_string())
+                .arg("section:interop")
+                .arg(ROUNDS.to_string())
+                .env("PROTOKOLL_TOKEN", &token)
+                .env("INTEROP_TIMEOUT_MS", "110000")
+                .current_dir(dir)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("node client finishes in time")
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "node client failed {way}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+        let codes: Vec<u64> = result["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        assert_eq!(codes, vec![4403; ROUNDS], "{way}: {result}");
+    }
     server.stop().await;
 }

@@ -1,6 +1,7 @@
 // A y-websocket client refused over and over while it keeps typing: each
-// round a fresh document syncs and then types into <rootName> every
-// millisecond until the server closes the connection. The server refuses
+// round a fresh document syncs and then types into <rootName> as fast as
+// an editor that spends 3 ms on a keystroke can, until the server closes
+// the connection. The server refuses
 // the first keystroke; everything typed after it is still on its way when
 // the close comes, so the socket has unread data on the server's side when
 // the server is done with it.
@@ -42,7 +43,12 @@ for (let round = 0; round < rounds; round++) {
     })
     const typing = setInterval(() => {
       if (!provider.wsconnected) return clearInterval(typing)
-      text.insert(text.length, 'x')
+      // An editor's work for a keystroke (a browser's takes milliseconds):
+      // the close may arrive meanwhile, before the keystroke goes out.
+      const until = performance.now() + 3
+      while (performance.now() < until);
+      // Keys pressed meanwhile: one update each.
+      for (let i = 0; i < 5; i++) text.insert(text.length, 'x')
     }, 1)
   })
   codes.push(code)

@@ -6,7 +6,7 @@
 //
 // Syncs, writes an empty paragraph into <rootName>, prints `ready`, then
 // types one character every TYPE_EVERY_MS (default 20) into it, and one
-// more each time its socket (re)opens. On a line
+// more whenever the server asks for what it lacks. On a line
 // on stdin it stops typing, waits until everything it typed has been sent
 // on a synced connection, and prints one JSON line:
 //   {"text": "...", "closes": [codes the server closed with], "errors": n}
@@ -17,6 +17,8 @@
 // 20000, counted from the stop), TYPE_EVERY_MS.
 
 import * as readline from 'node:readline'
+import * as syncProtocol from 'y-protocols/sync'
+import { messageSync } from 'y-websocket'
 import * as Y from 'yjs'
 import {
   connect, installCrashHandlers, startTimeout, usage, waitForSync
@@ -54,14 +56,18 @@ const type = () => {
   typed++
 }
 const typing = setInterval(type, every)
-// Someone typing on keeps typing as the socket comes back: one keystroke
-// the moment y-websocket has opened it, before the server's sync step 1
-// has been read (y-websocket sends it at once; what was typed while
-// disconnected goes in the sync step 2 that answers the server).
+// Someone typing on keeps typing whatever the server is doing. One
+// keystroke goes out the instant before the server's sync step 1 (asking
+// for what it lacks) is handled: the server receives it before the sync
+// step 2 that answers, which carries anything the server did not take
+// (typed while disconnected, or refused while its database was away).
 let stopped = false
-provider.on('status', ({ status }) => {
-  if (status === 'connected' && !stopped) type()
-})
+const handleSync = provider.messageHandlers[messageSync]
+provider.messageHandlers[messageSync] = (encoder, decoder, ...rest) => {
+  // The sync message's type is the next byte (a one-byte varint).
+  if (!stopped && decoder.arr[decoder.pos] === syncProtocol.messageYjsSyncStep1) type()
+  return handleSync(encoder, decoder, ...rest)
+}
 
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 await lines.next()
