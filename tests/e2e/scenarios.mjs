@@ -365,9 +365,12 @@ async function secretaryReassigns(browser) {
  * A TCP proxy to the server that can be cut like a network: the browser's
  * side is dropped, while the server's side is left open and silent, as
  * when a Wi-Fi connection goes away without a goodbye (the server notices
- * only by its pings).
+ * only by its pings). With `stallMs`, a WebSocket's first frames from the
+ * server are held that long after its handshake, as on a link that
+ * stalls right after reconnecting: the page has its socket open and sends
+ * what it types while the server's sync step 1 is still on the way.
  */
-async function proxy(target) {
+async function proxy(target, { stallMs = 0 } = {}) {
   const pairs = new Set()
   let up = true
   const server = net.createServer((client) => {
@@ -377,8 +380,27 @@ async function proxy(target) {
     pairs.add(pair)
     for (const s of [client, upstream]) s.on('error', () => {})
     client.pipe(upstream)
-    upstream.on('data', (chunk) => {
+    // With `stallMs`: chunks held after a 101 response's headers.
+    let held = null
+    let first = true
+    const forward = (chunk) => {
       if (!pair.cut && !pair.frozen) client.write(chunk)
+    }
+    upstream.on('data', (chunk) => {
+      if (first && stallMs > 0 && chunk.toString('latin1').startsWith('HTTP/1.1 101')) {
+        first = false
+        const end = chunk.indexOf('\r\n\r\n') + 4
+        forward(chunk.subarray(0, end))
+        held = [chunk.subarray(end)]
+        setTimeout(() => {
+          for (const c of held) forward(c)
+          held = null
+        }, stallMs)
+        return
+      }
+      first = false
+      if (held) held.push(chunk)
+      else forward(chunk)
     })
     client.on('close', () => {
       if (!pair.cut && !pair.frozen) upstream.destroy()
@@ -457,6 +479,58 @@ async function offline(browser) {
     await member.reload()
     await connected(member)
     await waitForText(member, 'polis', 'Skrivet utan anslutning.')
+  } finally {
+    link.close()
+  }
+}
+
+/**
+ * Issue 23: offline, then back online while typing. The page's socket
+ * opens while the police keep typing, and the link stalls for a moment
+ * after the handshake, so keystrokes go out before the page has answered
+ * the server's sync step 1 (which carries the offline text): the server
+ * must let them wait for it. Every character reaches the member's page,
+ * and the scenario prints what it typed for the Rust side to find in the
+ * stored document.
+ */
+async function offlineThenTypingThroughTheReconnect(browser) {
+  const link = await proxy(new URL(BASE), { stallMs: 400 })
+  try {
+    const polis = await newPage(browser, { base: link.url })
+    await signIn(polis, 'polis')
+    await openMeeting(polis)
+    const member = await newPage(browser)
+    await signIn(member, 'ledamot')
+    await openMeeting(member)
+    const refusals = async () => (await metrics(member.request))['protokoll_updates_rejected_total'] ?? 0
+    const refusedBefore = await refusals()
+
+    link.cut()
+    await polis.context().setOffline(true)
+    await polis.waitForSelector('[data-connection-state="offline"]')
+    await caretAtEnd(polis, 'polis')
+    const offlineText = ' Skrivet utan anslutning,'
+    await polis.keyboard.type(offlineText)
+    await waitForText(polis, 'polis', offlineText)
+
+    // Back online in the middle of typing: the reconnect (y-websocket's
+    // backoff is at most 2.5 s here) comes while the keys keep coming.
+    const onlineText = ' och vidare medan anslutningen kommer tillbaka, tecken for tecken utan paus, hela vagen till slutet av meningen.'
+    const typing = polis.keyboard.type(onlineText, { delay: 40 })
+    await waitForText(polis, 'polis', onlineText.slice(0, 4))
+    await polis.context().setOffline(false)
+    link.restore()
+    await polis.waitForSelector('[data-connection-state="connected"]')
+    await typing
+    const typed = offlineText + onlineText
+    await waitForText(member, 'polis', typed)
+    // Nothing was refused on the way (a refused page throws its document
+    // away and loads the meeting afresh).
+    const refused = (await refusals()) - refusedBefore
+    assert(refused === 0, `the server refused ${refused} updates`)
+    await polis.getByText('ändringar som inte har nått servern').waitFor({ state: 'hidden' })
+    assert((await textOf(polis, 'polis')).includes(typed), 'the page kept its text')
+    console.log(`typed: ${JSON.stringify({ polis: typed })}`)
   } finally {
     link.close()
   }
@@ -1152,6 +1226,7 @@ const scenarios = {
   'forbidden-edit': forbiddenEdit,
   'secretary-reassigns': secretaryReassigns,
   offline,
+  'offline-then-typing-through-the-reconnect': offlineThenTypingThroughTheReconnect,
   'network-blip': networkBlip,
   phone,
   newcomer,

@@ -278,11 +278,14 @@ class ProtocolPage {
 
   private async onTerminal(code: number, reason: string): Promise<void> {
     const c = t()
-    if (code === CLOSE.FORBIDDEN && reason.includes('writes as another client') && this.clientIdRetries < CLIENT_ID_RETRIES) {
+    const notForbidden = reason.includes('writes as another client') || reason.includes('never received')
+    if (code === CLOSE.FORBIDDEN && notForbidden && this.clientIdRetries < CLIENT_ID_RETRIES) {
       // Not a forbidden edit: the server still holds our previous
       // connection (a network that dropped without closing it) and with
-      // it our Yjs client id, until its ping timeout. Keep the edits and
-      // try again shortly instead of throwing them away.
+      // it our Yjs client id, until its ping timeout; or our edits waited
+      // longer than the server allows for the ones before them (a very
+      // slow link). Keep the edits and try again shortly instead of
+      // throwing them away: a fresh connection sends them all at once.
       this.clientIdRetries += 1
       this.showConnection('offline')
       window.setTimeout(() => this.sync.reconnect(), Math.min(2000 * this.clientIdRetries, 15_000))
