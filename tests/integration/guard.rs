@@ -837,3 +837,239 @@ crate::on_both_backends!(
     a_reassigned_section_refuses_its_former_owner_at_once,
     random_edits_leave_each_section_with_only_its_owners_text,
 );
+
+/// Issue 23, defect 1: updates that build on what the server does not have
+/// yet wait for it (`sync::waiting`), but only while the part they build on
+/// is coming (the connection has not answered the server's sync step 1),
+/// and whatever fills them in is checked like any update, and they are
+/// checked again as a whole once it is there.
+mod waiting {
+    use super::*;
+    use crate::craft::{self, Block, Content, Run};
+
+    /// The police's y-websocket-like client, connected but not yet
+    /// answering the server's sync step 1 (it has not read it).
+    async fn unanswered(c: &Council) -> Client {
+        Client::connect(c.server.addr, c.meeting.id, &c.polis).await
+    }
+
+    async fn viewer_with_school_text(c: &Council) -> (Client, Client, String) {
+        let mut skola = Client::synced(c.server.addr, c.meeting.id, &c.skola).await;
+        let setup = edit(&skola.doc, school_content);
+        skola.send_raw(protocol::encode_update(&setup)).await;
+        let mut viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        viewer
+            .until("the school's text", |v| {
+                v.section("section:skola").contains("skolans text")
+            })
+            .await;
+        let before = viewer.section("section:skola");
+        (skola, viewer, before)
+    }
+
+    /// A paragraph type, its text and a character, under `client` from
+    /// clock 0: the part a block at clock 3 builds on.
+    fn paragraph_run(client: u64, root: &str) -> Run {
+        Run {
+            client,
+            clock: 0,
+            blocks: vec![
+                Block::in_root(root, Content::Type(3, Some("paragraph".into()))),
+                Block::in_item((client, 0), Content::Type(6, None)),
+                Block::in_item((client, 1), Content::String("I".into())),
+            ],
+        }
+    }
+
+    fn ahead(client: u64, root: &str) -> Vec<u8> {
+        craft::encode(
+            &[Run {
+                client,
+                clock: 3,
+                blocks: vec![Block::in_root(root, Content::String("x".into()))],
+            }],
+            &[],
+            &[],
+        )
+    }
+
+    /// What y-websocket does: text typed offline, then a keystroke the
+    /// moment the socket opens, which reaches the server before the sync
+    /// step 2 carrying the offline text. Accepted, all of it, in order.
+    async fn a_keystroke_sent_before_the_sync_step_2_it_builds_on_waits_for_it(backend: Backend) {
+        let c = council(backend).await;
+        let mut viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        let offline = Doc::new();
+        let _typed_offline = edit(&offline, |txn| {
+            let f = txn.get_or_insert_xml_fragment("section:polis");
+            let p = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(txn, XmlTextPrelim::new("offline"));
+        });
+        let mut polis = unanswered(&c).await;
+        polis.doc = offline;
+        let keystroke = edit(&polis.doc, |txn| {
+            let f = txn.get_or_insert_xml_fragment("section:polis");
+            let Some(XmlOut::Element(p)) = f.get(txn, 0) else {
+                panic!("the paragraph")
+            };
+            let Some(XmlOut::Text(t)) = p.get(txn, 0) else {
+                panic!("its text")
+            };
+            t.insert(txn, 7, " och mer");
+        });
+        polis.send_raw(protocol::encode_update(&keystroke)).await;
+        // Reading the server's sync step 1 answers it with the offline text.
+        polis.until("synced", |p| p.synced).await;
+        viewer
+            .until("all of it", |v| {
+                v.section("section:polis") == "<paragraph>offline och mer</paragraph>"
+            })
+            .await;
+        assert!(polis.closed.is_none());
+        let stored = stored_doc(c.server.store(), c.meeting.id).await;
+        assert_eq!(
+            fragment_text(&stored, "section:polis"),
+            "<paragraph>offline och mer</paragraph>"
+        );
+        c.server.stop().await;
+    }
+
+    /// Finding 1 of round two while waiting is allowed: a block ahead of
+    /// its clock in the sender's own section waits, and the part that
+    /// fills the gap, in the school's section, is refused on its own.
+    async fn a_gap_filled_with_a_forbidden_part_is_refused(backend: Backend) {
+        let c = council(backend).await;
+        let (_skola, mut viewer, before) = viewer_with_school_text(&c).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = unanswered(&c).await;
+        polis
+            .send_raw(protocol::encode_update(&ahead(fresh, "section:polis")))
+            .await;
+        let fill = craft::encode(&[paragraph_run(fresh, "section:skola")], &[], &[]);
+        let _ = polis.try_send(protocol::encode_update(&fill)).await;
+        let (code, reason) = polis.closed_by_server().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("section skola"), "{reason}");
+        viewer.write("section:skola", "efter").await;
+        viewer
+            .until("the marker", |v| {
+                v.section("section:skola").contains("efter")
+            })
+            .await;
+        assert_eq!(
+            viewer.section("section:skola"),
+            format!("{before}<paragraph>efter</paragraph>")
+        );
+        assert_eq!(viewer.section("section:polis"), "", "nothing of it applied");
+        c.server.stop().await;
+    }
+
+    /// The other way round: what waits is forbidden, what fills its gap is
+    /// allowed. The filler is taken; the waiting block is then checked and
+    /// refused, and nothing of it reaches the school's section.
+    async fn a_waiting_update_is_checked_once_its_gap_is_filled(backend: Backend) {
+        let c = council(backend).await;
+        let (_skola, mut viewer, before) = viewer_with_school_text(&c).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = unanswered(&c).await;
+        polis
+            .send_raw(protocol::encode_update(&ahead(fresh, "section:skola")))
+            .await;
+        let fill = craft::encode(&[paragraph_run(fresh, "section:polis")], &[], &[]);
+        let _ = polis.try_send(protocol::encode_update(&fill)).await;
+        let (code, reason) = polis.closed_by_server().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("section skola"), "{reason}");
+        viewer
+            .until("the filler", |v| v.section("section:polis").contains(">I<"))
+            .await;
+        viewer.write("section:skola", "efter").await;
+        viewer
+            .until("the marker", |v| {
+                v.section("section:skola").contains("efter")
+            })
+            .await;
+        assert_eq!(
+            viewer.section("section:skola"),
+            format!("{before}<paragraph>efter</paragraph>")
+        );
+        c.server.stop().await;
+    }
+
+    /// A gap nothing is coming to fill: after the connection has answered
+    /// the server's sync step 1 it is refused at once, as before.
+    async fn a_gap_after_the_sync_is_refused_at_once(backend: Backend) {
+        let c = council(backend).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = Client::synced(c.server.addr, c.meeting.id, &c.polis).await;
+        let started = std::time::Instant::now();
+        polis
+            .send_raw(protocol::encode_update(&ahead(fresh, "section:polis")))
+            .await;
+        let (code, reason) = polis.closed_by_server().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("does not continue"), "{reason}");
+        assert!(
+            started.elapsed() < protokoll::sync::waiting::MAX_WAIT,
+            "refused without waiting"
+        );
+        c.server.stop().await;
+    }
+
+    /// A gap left open while the sync step 1 is unanswered waits at most
+    /// `MAX_WAIT`, then the connection is refused with the reason.
+    async fn a_gap_never_filled_is_refused_when_its_wait_ends(backend: Backend) {
+        let c = council(backend).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = unanswered(&c).await;
+        let started = std::time::Instant::now();
+        polis
+            .send_raw(protocol::encode_update(&ahead(fresh, "section:polis")))
+            .await;
+        let (code, reason) = polis.closed_by_server().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("never received"), "{reason}");
+        assert!(started.elapsed() >= protokoll::sync::waiting::MAX_WAIT);
+        let viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        assert_eq!(viewer.section("section:polis"), "");
+        c.server.stop().await;
+    }
+
+    /// More updates than a connection may hold back: refused.
+    async fn a_connection_holds_back_a_bounded_number_of_updates(backend: Backend) {
+        let c = council(backend).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = unanswered(&c).await;
+        for i in 0..=protokoll::sync::waiting::MAX_UPDATES as u32 {
+            let update = craft::encode(
+                &[Run {
+                    client: fresh,
+                    clock: 3 + i,
+                    blocks: vec![Block::in_root("section:polis", Content::String("x".into()))],
+                }],
+                &[],
+                &[],
+            );
+            if polis
+                .try_send(protocol::encode_update(&update))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let (code, reason) = polis.closed_by_server().await;
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.contains("too many updates waited"), "{reason}");
+        c.server.stop().await;
+    }
+
+    crate::on_both_backends!(
+        a_keystroke_sent_before_the_sync_step_2_it_builds_on_waits_for_it,
+        a_gap_filled_with_a_forbidden_part_is_refused,
+        a_waiting_update_is_checked_once_its_gap_is_filled,
+        a_gap_after_the_sync_is_refused_at_once,
+        a_gap_never_filled_is_refused_when_its_wait_ends,
+        a_connection_holds_back_a_bounded_number_of_updates,
+    );
+}

@@ -31,7 +31,7 @@ use protokoll::{
     document::{AgendaEntry, write_agenda},
     guard::{self, Ownership},
     people::{AgencyId, Role, SectionOwner, UserId},
-    sync::{GuardedDoc, protocol},
+    sync::{GuardedDoc, protocol, waiting::Waiting},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
@@ -85,6 +85,14 @@ struct World {
     known: Vec<(u64, u32, u32)>,
     /// (client, clock, len) ranges the server has deleted.
     deleted: Vec<(u64, u32, u32)>,
+    /// The police's updates that wait for what they build on, as a room
+    /// holds them back (`sync::waiting`). The model lets them wait
+    /// whenever something is missing (the room only while the connection
+    /// has an unanswered sync step 1): more reach the guard this way.
+    waiting: Waiting,
+    /// Updates that waited, and of those how many were then accepted.
+    waited: usize,
+    waited_accepted: usize,
 }
 
 /// One update the server decided on, for the Yjs check.
@@ -235,6 +243,9 @@ impl World {
             editors,
             known: Vec::new(),
             deleted: Vec::new(),
+            waiting: Waiting::default(),
+            waited: 0,
+            waited_accepted: 0,
         };
         world.learn(&state);
         world
@@ -337,6 +348,211 @@ impl World {
             refusal,
             writable,
         })
+    }
+
+    /// `send`, from a connection that holds back what builds on what the
+    /// server lacks (`sync::waiting`): an update refused as a gap or as
+    /// building on unknown items, with something missing, waits in
+    /// `waiting` instead (`None`). The room does exactly this.
+    fn send_or_wait(
+        &mut self,
+        who: &Arc<Principal>,
+        raw: &[u8],
+        waiting: &mut Waiting,
+    ) -> Result<Option<Case>, String> {
+        let case = self.send(who, raw)?;
+        let waits = [guard::Refusal::Gap, guard::Refusal::UnknownItems]
+            .map(|r| Some(r.to_string()))
+            .contains(&case.refusal);
+        if waits
+            && let Ok(structure) = guard::decode(raw)
+            && let Some(missing) = self.server.missing(&structure)
+            && waiting
+                .hold(
+                    bytes::Bytes::copy_from_slice(raw),
+                    false,
+                    missing,
+                    std::time::Instant::now(),
+                )
+                .is_ok()
+        {
+            self.waited += 1;
+            return Ok(None);
+        }
+        Ok(Some(case))
+    }
+
+    /// Sends the police's waiting updates whose missing part the document
+    /// now holds, as the room lets them through after each batch.
+    fn release(&mut self) -> Vec<Case> {
+        let mut waiting = std::mem::take(&mut self.waiting);
+        let mut cases = Vec::new();
+        let polis = self.polis.clone();
+        while let Some(held) = waiting.take_ready(&self.server) {
+            if let Ok(Some(mut case)) = self.send_or_wait(&polis, &held.payload, &mut waiting) {
+                case.hostile = true;
+                self.waited_accepted += usize::from(case.accepted);
+                cases.push(case);
+            }
+        }
+        self.waiting = waiting;
+        cases
+    }
+
+    /// Issue 23: an honest editor's two edits arriving the wrong way
+    /// round (the later one sent before the earlier reached the server):
+    /// the later waits, and both are accepted.
+    fn honest_out_of_order(&mut self, rng: &mut StdRng) -> Vec<Case> {
+        let e = rng.random_range(0..self.editors.len());
+        let edit = |editor: &Editor, rng: &mut StdRng| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Self::edit_own_section(editor, rng)
+            }))
+        };
+        // The editing API may give up on a structure a hostile update left
+        // (see `honest_edit`): the editor then starts over from the
+        // server's document.
+        let Ok(first) = edit(&self.editors[e], rng) else {
+            self.reset_editor(e);
+            return Vec::new();
+        };
+        let Ok(second) = edit(&self.editors[e], rng) else {
+            let who = self.editors[e].who.clone();
+            let case = self.send(&who, &first).expect("an honest update decodes");
+            assert!(
+                case.accepted,
+                "an honest edit was refused: {:?}",
+                case.refusal
+            );
+            self.reset_editor(e);
+            return vec![case];
+        };
+        let who = self.editors[e].who.clone();
+        let mut waiting = Waiting::default();
+        let mut cases = Vec::new();
+        for raw in [&second, &first] {
+            if let Some(case) = self.send_or_wait(&who, raw, &mut waiting).unwrap() {
+                assert!(
+                    case.accepted,
+                    "an honest edit was refused: {:?}; update {}",
+                    case.refusal,
+                    b64(raw)
+                );
+                cases.push(case);
+            }
+        }
+        let held = waiting.take_ready(&self.server);
+        assert!(
+            waiting.is_empty(),
+            "the later edit waited for the earlier one only"
+        );
+        if let Some(held) = held {
+            let case = self.send(&who, &held.payload).unwrap();
+            self.waited_accepted += usize::from(case.accepted);
+            assert!(
+                case.accepted,
+                "an honest edit that waited was refused: {:?}; update {}",
+                case.refusal,
+                b64(&held.payload)
+            );
+            cases.push(case);
+        }
+        cases
+    }
+
+    /// A block ahead of a fresh client's clock, then the blocks that fill
+    /// the gap, each in the police's section or the school's. The block
+    /// waits; the filler is refused if forbidden; once the filler is in,
+    /// the block is checked and taken only if it is allowed too.
+    fn gap_then_fill(&mut self, rng: &mut StdRng) -> Vec<Case> {
+        let taken: Vec<u64> = self.owners.keys().copied().collect();
+        let fresh = loop {
+            let id = rng.random_range(100_000..200_000);
+            if self.clock(id) == 0 && !taken.contains(&id) {
+                break id;
+            }
+        };
+        let root = |allowed: bool| {
+            if allowed {
+                "section:polis"
+            } else {
+                "section:skola"
+            }
+        };
+        let (ahead_allowed, fill_allowed) = (rng.random_bool(0.5), rng.random_bool(0.7));
+        let ahead = craft::encode(
+            &[Run {
+                client: fresh,
+                clock: 3,
+                blocks: vec![Block::in_root(
+                    root(ahead_allowed),
+                    Content::String("x".into()),
+                )],
+            }],
+            &[],
+            &[],
+        );
+        let fill = craft::encode(
+            &[Run {
+                client: fresh,
+                clock: 0,
+                blocks: vec![
+                    Block::in_root(
+                        root(fill_allowed),
+                        Content::Type(3, Some("paragraph".into())),
+                    ),
+                    Block::in_item((fresh, 0), Content::Type(6, None)),
+                    Block::in_item((fresh, 1), Content::String("I".into())),
+                ],
+            }],
+            &[],
+            &[],
+        );
+        let polis = self.polis.clone();
+        let mut waiting = std::mem::take(&mut self.waiting);
+        let held = self.send_or_wait(&polis, &ahead, &mut waiting).unwrap();
+        self.waiting = waiting;
+        if let Some(case) = held {
+            // The police's own earlier waiting updates may have filled the
+            // world's bounds; then it is refused, never taken.
+            assert!(
+                !case.accepted,
+                "a block ahead of its clock was taken at once"
+            );
+            return vec![case];
+        }
+        let mut case = self.send(&polis, &fill).unwrap();
+        case.hostile = true;
+        assert_eq!(
+            case.accepted, fill_allowed,
+            "the filler is judged on its own: {:?}",
+            case.refusal
+        );
+        let mut cases = vec![case];
+        let released = self.release();
+        if fill_allowed {
+            let ahead_case = released
+                .iter()
+                .find(|c| c.raw == ahead)
+                .expect("the waiting block is checked once its gap is filled");
+            assert_eq!(
+                ahead_case.accepted, ahead_allowed,
+                "the waiting block is judged as a whole: {:?}",
+                ahead_case.refusal
+            );
+        }
+        cases.extend(released);
+        cases
+    }
+
+    /// Gives editor `e` a fresh document holding the server's.
+    fn reset_editor(&mut self, e: usize) {
+        let id = self.editors[e].doc.client_id().get();
+        let doc = utf16_doc(id);
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&self.state()).unwrap())
+            .unwrap();
+        self.editors[e].doc = doc;
     }
 
     /// A random honest edit by one of the editors in their own section;
@@ -692,6 +908,7 @@ async fn the_guard_holds_against_generated_hostile_updates() {
     let started = Instant::now();
     let mut cases: Vec<Case> = Vec::new();
     let (mut hostile_sent, mut undecodable, mut accepted) = (0usize, 0usize, 0usize);
+    let (mut waited, mut waited_accepted) = (0usize, 0usize);
     // The cases (each with the document before and after) go to Node as
     // one file: bounded, or a long run outgrows memory and disk.
     let mut counted = 0;
@@ -703,19 +920,36 @@ async fn the_guard_holds_against_generated_hostile_updates() {
             .sum::<usize>();
         counted = cases.len();
         let mut world = World::new(&mut rng, None);
+
         for _ in 0..rng.random_range(5..40) {
             cases.push(world.honest_edit(&mut rng));
         }
         for _ in 0..200 {
             if rng.random_bool(0.2) {
                 cases.push(world.honest_edit(&mut rng));
+                cases.extend(world.release());
+                continue;
+            }
+            if rng.random_bool(0.03) {
+                cases.extend(world.honest_out_of_order(&mut rng));
+                cases.extend(world.release());
+                continue;
+            }
+            if rng.random_bool(0.03) {
+                hostile_sent += 2;
+                cases.extend(world.gap_then_fill(&mut rng));
                 continue;
             }
             let raw = hostile(&mut rng, &world);
             hostile_sent += 1;
             let polis = world.polis.clone();
-            match world.send(&polis, &raw) {
-                Ok(mut case) => {
+            let mut waiting = std::mem::take(&mut world.waiting);
+            let sent = world.send_or_wait(&polis, &raw, &mut waiting);
+            world.waiting = waiting;
+            match sent {
+                // Waits for what it builds on (`release` sends it again).
+                Ok(None) => {}
+                Ok(Some(mut case)) => {
                     case.hostile = true;
                     if case.accepted && std::env::var_os("PROTOKOLL_FUZZ_TRACE").is_some() {
                         eprintln!(
@@ -726,10 +960,16 @@ async fn the_guard_holds_against_generated_hostile_updates() {
                     }
                     accepted += usize::from(case.accepted);
                     cases.push(case);
+                    for case in world.release() {
+                        accepted += usize::from(case.accepted);
+                        cases.push(case);
+                    }
                 }
                 Err(_) => undecodable += 1,
             }
         }
+        waited += world.waited;
+        waited_accepted += world.waited_accepted;
     }
     // Refused updates changed nothing (checked as they were sent); the
     // Yjs side looks at every accepted attack, and at every tenth accepted
@@ -743,7 +983,8 @@ async fn the_guard_holds_against_generated_hostile_updates() {
     let (problems, summary) = yjs_check(&numbered).await;
     eprintln!(
         "guard fuzzer: {} updates checked ({hostile_sent} hostile: {undecodable} undecodable, \
-         {accepted} accepted); Yjs: {summary}",
+         {accepted} accepted; {waited} waited for what they build on, {waited_accepted} of \
+         them then accepted); Yjs: {summary}",
         cases.len()
     );
     if !problems.is_empty() {

@@ -797,7 +797,7 @@ impl Room {
                             break;
                         }
                         match message {
-                            Inbound::SyncStep1(sv) => self.replies.push((peer, Reply::Step2(sv))),
+                            Inbound::SyncStep1(sv) => self.ask_for_step_2(peer, sv),
                             Inbound::Update(update) => {
                                 if update.sync_step_2
                                     && let Some(p) = self.peers.get_mut(&peer)
@@ -868,6 +868,23 @@ impl Room {
                 p.asked += 1;
             }
         }
+    }
+
+    /// Owes `peer` the sync step 2 answering its sync step 1. While the
+    /// answers wait for a rebuild (`send_replies`), a connection is owed
+    /// one at most: the first state vector it sent is the smallest, so its
+    /// answer covers the later ones, and a client asking over and over
+    /// while the database is away cannot grow the list.
+    fn ask_for_step_2(&mut self, peer: PeerId, sv: StateVector) {
+        if self.node.as_ref().is_some_and(|n| n.tainted)
+            && self
+                .replies
+                .iter()
+                .any(|(p, r)| *p == peer && matches!(r, Reply::Step2(_)))
+        {
+            return;
+        }
+        self.replies.push((peer, Reply::Step2(sv)));
     }
 
     /// Sends the answers owed (see `Reply`), computed from the document as
