@@ -37,7 +37,7 @@ use super::{
     limits::{count_trip, limit},
     peer::{CloseReason, PeerId, PeerLink, QueueLimits, Queued, SERVER_PEER, close_code},
     protocol::{self, Inbound, IncomingAwareness, IncomingUpdate},
-    waiting::Waiting,
+    waiting::{self, Waiting},
 };
 use crate::{
     access::Principal,
@@ -799,6 +799,7 @@ impl Room {
                         match message {
                             Inbound::SyncStep1(sv) => self.ask_for_step_2(peer, sv),
                             Inbound::Update(update) => {
+                                metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
                                 if update.sync_step_2
                                     && let Some(p) = self.peers.get_mut(&peer)
                                 {
@@ -955,13 +956,11 @@ impl Room {
             let mut released = false;
             let peers: Vec<PeerId> = self.waiting.iter().copied().collect();
             for peer in peers {
-                loop {
-                    let Some(p) = self.peers.get_mut(&peer) else {
-                        break;
-                    };
-                    let Some(held) = p.waiting.take_ready(&self.doc) else {
-                        break;
-                    };
+                while let Some(held) = self
+                    .peers
+                    .get_mut(&peer)
+                    .and_then(|p| p.waiting.take_ready(&self.doc))
+                {
                     released = true;
                     match IncomingUpdate::decode(held.payload, held.sync_step_2) {
                         Ok(update) => self.receive(peer, update, Some(held.since), staged, rebuild),
@@ -998,7 +997,7 @@ impl Room {
             let Some(principal) = self.peers.get(&peer).map(|p| p.link.principal.clone()) else {
                 continue;
             };
-            let reason = guard::Refusal::Unfilled("waited 10 s for them");
+            let reason = guard::Refusal::Unfilled(waiting::EXPIRED);
             self.refuse(peer, &principal, &reason);
         }
     }
@@ -1194,7 +1193,6 @@ impl Room {
     /// anything. Clients that reconnect send their whole delete set in sync
     /// step 2, which changes nothing and is let through.
     fn refuse_if_changing(&mut self, peer: PeerId, update: &IncomingUpdate) {
-        metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
         let snapshot = yrs::ReadTxn::snapshot(&yrs::Transact::transact(self.doc.doc()));
         let new_blocks = update.structure.blocks.iter().any(|b| {
             b.clock.saturating_add(b.len) > snapshot.state_map.get(&ClientID::new(b.client))
@@ -1221,7 +1219,9 @@ impl Room {
     }
 
     /// Checks and applies one update. Returns the log payload and the
-    /// broadcast frame if it was applied.
+    /// broadcast frame if it was applied. One refused as building on what
+    /// the document lacks waits for it instead, where it may
+    /// (`may_wait`); `since` is when it first arrived, if it waited before.
     fn apply(
         &mut self,
         peer: PeerId,
@@ -1229,9 +1229,6 @@ impl Room {
         since: Option<Instant>,
         rebuild: &mut bool,
     ) -> Option<(Bytes, Bytes)> {
-        if since.is_none() {
-            metrics::counter!(metric::UPDATES_RECEIVED).increment(1);
-        }
         if incoming.update.is_empty() {
             // An empty sync step 2 ("I have nothing you lack"): nothing to do.
             return None;

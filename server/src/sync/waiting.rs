@@ -49,6 +49,8 @@ pub const MAX_BYTES: usize = 1024 * 1024;
 /// How long an update may wait for the part it builds on: a round trip
 /// and the room's turn, many times over.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// The refusal's reason once an update has waited `MAX_WAIT`.
+pub const EXPIRED: &str = "waited 10 s for them";
 
 /// An update that waits, kept as its bytes only (read again when it is
 /// let through: its decoded forms take several times the space).
@@ -154,6 +156,11 @@ mod tests {
                 .hold(Bytes::from_static(b"x"), false, missing(1, 5), now)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_expiry_reason_names_the_wait() {
+        assert!(EXPIRED.contains(&format!("{} s", MAX_WAIT.as_secs())));
     }
 
     #[test]
