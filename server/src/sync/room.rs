@@ -1672,7 +1672,8 @@ impl Room {
     /// Starts a snapshot in the background once enough updates have been
     /// logged since the last one.
     fn maybe_snapshot(&mut self) {
-        if self.node.as_ref().is_some_and(|n| n.tainted) {
+        // A document that holds what the store refused is never written.
+        if self.broken || self.node.as_ref().is_some_and(|n| n.tainted) {
             return;
         }
         if let Some(task) = &self.snapshot_task
@@ -1750,7 +1751,7 @@ impl Room {
     /// beyond the latest snapshot into a new one.
     async fn compact_now(&mut self) {
         self.await_snapshot().await;
-        if self.node.as_ref().is_some_and(|n| n.tainted) {
+        if self.broken || self.node.as_ref().is_some_and(|n| n.tainted) {
             return;
         }
         if self.last_seq > self.snapshot_upto {
