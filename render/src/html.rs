@@ -24,6 +24,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// What the page may do, also when opened from disk, where no server's
+/// header applies: nothing but its own inline style. The server sends the
+/// same policy with the file.
+pub const EXPORT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    base-uri 'none'; form-action 'none'";
+
 const STYLE: &str = r#"
 :root { color-scheme: light; }
 body { margin: 0; background: #eef0f3; color: #1b1f24;
@@ -72,6 +78,7 @@ pub fn render(r: Rendition<'_>) -> String {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"sv\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{EXPORT_CSP}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"protokoll-hash\" content=\"{hash}\">\n\
          <title>Protokoll: {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
@@ -197,9 +204,11 @@ fn inlines(out: &mut String, content: &[Inline]) {
                             close.push("</em>");
                         }
                         Mark::Link { href } => {
+                            // Only the target is kept from a link; how it
+                            // opens is ours to say.
                             let _ = write!(
                                 out,
-                                "<a href=\"{}\" rel=\"noopener noreferrer\">",
+                                "<a href=\"{}\" target=\"_blank\" rel=\"noopener noreferrer\">",
                                 escape(href)
                             );
                             close.push("</a>");
@@ -253,11 +262,16 @@ fn signatures(out: &mut String, r: Rendition<'_>) {
 fn seal(out: &mut String, r: Rendition<'_>) {
     out.push_str("<footer class=\"seal\">\n");
     for line in text::seal_lines(r) {
+        let (open, close) = if line.verbatim {
+            ("<code>", "</code>")
+        } else {
+            ("", "")
+        };
         let _ = writeln!(
             out,
-            "<p>{}: <code>{}</code></p>",
-            escape(&line.0),
-            escape(&line.1)
+            "<p>{}: {open}{}{close}</p>",
+            escape(&line.label),
+            escape(&line.value)
         );
     }
     out.push_str("</footer>\n");
@@ -280,6 +294,40 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("href=\"https://example.se/?a=1&amp;b=&quot;2&quot;\""));
+    }
+
+    #[test]
+    fn links_open_without_handing_over_the_page() {
+        let p = testdata::hostile();
+        let html = render(Rendition {
+            protocol: &p,
+            hash: "abc",
+            verification: None,
+        });
+        for anchor in html.split("<a ").skip(1) {
+            let tag = &anchor[..anchor.find('>').unwrap()];
+            assert!(
+                tag.ends_with("target=\"_blank\" rel=\"noopener noreferrer\""),
+                "{tag}"
+            );
+        }
+        assert!(html.contains("<meta http-equiv=\"Content-Security-Policy\""));
+    }
+
+    #[test]
+    fn names_in_the_seal_are_text() {
+        let mut p = testdata::small();
+        p.locked_by = "<b>Eve</b>".into();
+        let html = render(Rendition {
+            protocol: &p,
+            hash: "abc",
+            verification: None,
+        });
+        assert!(
+            html.contains("av &lt;b&gt;Eve&lt;/b&gt; (version 1)</p>"),
+            "{html}"
+        );
+        assert!(html.contains("<code>abc</code>"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod canonical;
 pub mod html;
+pub mod limits;
 pub mod markdown;
 pub mod model;
 pub mod pdf;
@@ -19,4 +20,5 @@ mod text;
 mod testdata;
 
 pub use canonical::to_canonical_json;
+pub use limits::Problem;
 pub use model::{Protocol, Rendition, SignOff, Verification};

@@ -1,6 +1,10 @@
 //! The protocol as CommonMark. User text is escaped so that it stays text:
 //! characters that are markup anywhere are backslash-escaped, and those
-//! that are markup only at the start of a line are escaped there.
+//! that are markup only at the start of a line are escaped there. Every
+//! line ending CommonMark knows (LF, CR and CRLF) is a line ending here
+//! too: a lone carriage return would otherwise start a new line, and with
+//! it a heading, a list or a rule, behind the escaping's back. Only the
+//! server's own hex and base64 values go into code spans; names never do.
 
 use std::fmt::Write;
 
@@ -12,9 +16,18 @@ use crate::text;
 /// would start a block.
 pub fn escape(s: &str, mut line_start: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    let chars = s.chars();
+    let mut chars = s.chars().peekable();
     let mut digits = false;
-    for c in chars {
+    while let Some(c) = chars.next() {
+        // CRLF and a lone CR are line endings, as LF is.
+        let c = if c == '\r' {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            '\n'
+        } else {
+            c
+        };
         match c {
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '!' | '$' => {
                 out.push('\\');
@@ -31,6 +44,10 @@ pub fn escape(s: &str, mut line_start: bool) -> String {
             ' ' if line_start => {
                 // Leading spaces would make an indented code block.
                 out.push_str("&#32;");
+                continue;
+            }
+            '\t' if line_start => {
+                out.push_str("&#9;");
                 continue;
             }
             '\n' => {
@@ -58,7 +75,7 @@ pub fn render(r: Rendition<'_>) -> String {
     facts.push(("Status", text::status_line(r).to_owned()));
     out.push_str("| | |\n|---|---|\n");
     for (label, value) in facts {
-        let _ = writeln!(out, "| {label} | {} |", escape(&value, false));
+        let _ = writeln!(out, "| {label} | {} |", cell(&value));
     }
     out.push_str("\n## Närvarande\n\n");
     for (agency, people) in text::attendance(p) {
@@ -113,10 +130,41 @@ pub fn render(r: Rendition<'_>) -> String {
         );
     }
     out.push_str("\n---\n\n");
-    for (label, value) in text::seal_lines(r) {
-        let _ = writeln!(out, "{}: `{value}`  ", escape(&label, true));
+    for line in text::seal_lines(r) {
+        let value = if line.verbatim {
+            code_span(&line.value)
+        } else {
+            escape(&line.value, false)
+        };
+        let _ = writeln!(out, "{}: {value}  ", escape(&line.label, true));
     }
     out
+}
+
+/// Text for a table cell: a line break would end the table, so every line
+/// ending becomes a space.
+fn cell(s: &str) -> String {
+    escape(&s.replace(['\r', '\n'], " "), false)
+}
+
+/// A code span for the server's own values (hex hashes, base64
+/// signatures). Should one ever hold a backtick, the span's fence is made
+/// longer than any run of backticks inside, as CommonMark allows, so it
+/// cannot be closed early.
+fn code_span(s: &str) -> String {
+    let s = s.replace(['\r', '\n'], " ");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest == 0 {
+        format!("{fence}{s}{fence}")
+    } else {
+        format!("{fence} {s} {fence}")
+    }
 }
 
 fn blocks(out: &mut String, blocks_: &[Block], indent: &str) {
@@ -182,9 +230,11 @@ fn inlines(content: &[Inline], indent: &str) -> String {
 }
 
 /// A link destination in angle brackets may hold anything but `<`, `>`
-/// and line breaks; those are percent-encoded.
+/// and line breaks; those are percent-encoded, and so is the backslash,
+/// which would escape the closing `>`.
 fn link_target(href: &str) -> String {
-    href.replace('<', "%3C")
+    href.replace('\\', "%5C")
+        .replace('<', "%3C")
         .replace('>', "%3E")
         .replace('\n', "%0A")
         .replace('\r', "%0D")
@@ -215,6 +265,78 @@ mod tests {
         });
         assert!(md.contains("\\<script\\>alert(1)\\</script\\>"), "{md}");
         assert!(md.contains("](<https://example.se/?a=1&b=\"2\">)"), "{md}");
+    }
+
+    /// CommonMark's blocks, as a parser sees them: a line that starts one.
+    fn block_starts(md: &str) -> Vec<String> {
+        md.split(['\r', '\n'])
+            .map(str::trim_start)
+            .filter(|l| {
+                l.starts_with('#')
+                    || l.starts_with("---")
+                    || l.starts_with("1. ")
+                    || l.starts_with("<img")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_carriage_return_starts_no_block() {
+        // Issue 24, finding 6: "Rapport\r# FORGED § 99\r1. X\r---" made a
+        // heading, a list and a rule.
+        for forged in [
+            "Rapport\r# FORGED § 99\r1. X\r---",
+            "Rapport\r\n# FORGED § 99\r\n1. X\r\n---",
+        ] {
+            let mut p = testdata::small();
+            p.agenda[1].content = vec![Block::Paragraph {
+                content: vec![Inline::Text {
+                    text: forged.into(),
+                    marks: vec![],
+                }],
+            }];
+            let md = render(Rendition {
+                protocol: &p,
+                hash: "abc",
+                verification: None,
+            });
+            let blocks = block_starts(&md);
+            assert!(
+                !blocks.iter().any(|b| b.contains("FORGED") || b == "1. X"),
+                "{blocks:?}"
+            );
+            assert!(!md.contains('\r'), "no carriage return reaches the file");
+            assert!(md.contains("\\# FORGED § 99"), "{md}");
+            assert!(md.contains("\\---"), "{md}");
+        }
+    }
+
+    #[test]
+    fn the_lockers_name_stays_out_of_code_spans() {
+        // Issue 24, finding 6: a backtick in the locker's name closed the
+        // code span of the seal line and let raw HTML through.
+        let mut p = testdata::small();
+        p.locked_by = "Eve` <img src=x onerror=alert(1)> `".into();
+        let md = render(Rendition {
+            protocol: &p,
+            hash: "abc",
+            verification: None,
+        });
+        let sealed = md
+            .lines()
+            .find(|l| l.starts_with("Låst:"))
+            .expect("the seal names who locked");
+        assert!(sealed.contains("Eve\\` \\<img"), "{sealed}");
+        assert!(!md.replace("\\<", "").contains("<img"), "{md}");
+        assert!(md.contains("`abc`"), "the hash is still code");
+        assert_eq!(code_span("a`b"), "`` a`b ``");
+    }
+
+    #[test]
+    fn link_destinations_cannot_be_closed_early() {
+        assert_eq!(link_target("https://a.se/\\"), "https://a.se/%5C");
+        assert_eq!(link_target("https://a.se/>x"), "https://a.se/%3Ex");
     }
 
     #[test]

@@ -84,15 +84,30 @@ pub fn owner_line(item: &Item) -> Option<String> {
     }
 }
 
+/// One closing line.
+pub struct SealLine {
+    pub label: String,
+    pub value: String,
+    /// The server's own value (a hex hash, a base64 signature), shown as
+    /// code; otherwise text that may hold names.
+    pub verbatim: bool,
+}
+
 /// The closing lines that tie a rendering to its stored protocol.
-pub fn seal_lines(r: Rendition<'_>) -> Vec<(String, String)> {
+pub fn seal_lines(r: Rendition<'_>) -> Vec<SealLine> {
     let p = r.protocol;
+    let line = |label: String, value: String, verbatim: bool| SealLine {
+        label,
+        value,
+        verbatim,
+    };
     let mut out = vec![
-        (
+        line(
             "Protokollets kontrollsumma (SHA-256)".to_owned(),
             r.hash.to_owned(),
+            true,
         ),
-        (
+        line(
             "Låst".to_owned(),
             format!(
                 "{} av {} (version {})",
@@ -100,13 +115,19 @@ pub fn seal_lines(r: Rendition<'_>) -> Vec<(String, String)> {
                 p.locked_by,
                 p.version
             ),
+            false,
         ),
     ];
     if let Some(v) = r.verification {
-        out.push(("Justerat".to_owned(), display_time(&v.verified_at)));
-        out.push((
+        out.push(line(
+            "Justerat".to_owned(),
+            display_time(&v.verified_at),
+            false,
+        ));
+        out.push(line(
             format!("Serverns underskrift (Ed25519, nyckel {})", v.key_id),
             v.signature.clone(),
+            true,
         ));
     }
     out

@@ -316,6 +316,18 @@ pub struct ServerConfig {
     )]
     pub max_connections_per_meeting: usize,
 
+    /// Seconds a request's body may take to arrive, counted from the
+    /// request's start (not between pieces: a body trickling in a byte at a
+    /// time is cut off too). Past it the answer is 408 and the connection
+    /// closes.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOKOLL_REQUEST_BODY_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
+    pub request_body_timeout_secs: u64,
+
     /// Keep the Ed25519 key that signs verified protocols in this PKCS#8
     /// PEM file (created, readable by the owner only, if missing) instead
     /// of in the database.
@@ -334,6 +346,10 @@ impl ServerConfig {
 
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn request_body_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_body_timeout_secs.max(1))
     }
 
     pub fn limits(&self) -> crate::sync::Limits {
@@ -383,6 +399,7 @@ impl Default for ServerConfig {
             max_presence_bytes: 8 * 1024,
             max_presence_clients: 4,
             max_connections_per_meeting: 1_000,
+            request_body_timeout_secs: 60,
             signing_key_file: None,
             redis_url: None,
             redis_ca_file: None,

@@ -151,6 +151,7 @@ pub async fn run(
         proxies,
         sockets,
         signer: Arc::new(finalise::SignerSlot::loaded(signer)),
+        verify_gate: Default::default(),
     };
     let app = http::router(state);
     // Keystrokes are tiny frames; Nagle's algorithm would hold them back.

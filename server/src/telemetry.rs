@@ -66,6 +66,11 @@ pub mod metric {
     /// every snapshot (a histogram, not a gauge per meeting, to keep the
     /// number of series bounded).
     pub const DOCUMENT_BYTES: &str = "protokoll_document_bytes";
+    /// Exports rendered, by `format` (`html`, `md`, `pdf`) and `stage`:
+    /// each (protocol, stage, format) once in its life, then kept.
+    pub const PROTOCOL_RENDERS: &str = "protokoll_protocol_renders_total";
+    /// How long rendering an export took, by `format`.
+    pub const PROTOCOL_RENDER_SECONDS: &str = "protokoll_protocol_render_seconds";
 }
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides the default

@@ -1218,6 +1218,55 @@ async function reopenBeforeSignoff(browser) {
   assert(await polis.evaluate(() => window.__sameDocument === true), 'the page was not reloaded')
 }
 
+// ---- a link written with target, rel and class: reverse tabnabbing (issue 24) --------------------
+
+async function linkAttributes(browser) {
+  // Another origin than the app's: the same server under another name.
+  const outside = `${BASE.replace('127.0.0.1', 'localhost')}/verify`
+  const polis = await newPage(browser)
+  await signIn(polis, 'polis')
+  await openMeeting(polis)
+  // Written into the police's own section through the shared document, as
+  // a script on an agency's page (or any Yjs client) could: a link mark
+  // with attributes of its own.
+  await polis.evaluate((href) => {
+    const own = document.querySelector('[data-section="polis"] .ProseMirror').editor
+    const sync = own.state.plugins.find((p) => p.key.startsWith('y-sync')).getState(own.state)
+    const fragment = sync.doc.getXmlFragment('section:polis')
+    const first = fragment.get(0)
+    const Element = first.constructor
+    const Text = first.get(0).constructor
+    sync.doc.transact(() => {
+      const p = new Element('paragraph')
+      const text = new Text()
+      p.insert(0, [text])
+      fragment.push([p])
+      text.insert(0, 'Kartan över området', {
+        link: { href, target: '_blank', rel: 'opener', class: 'stor-knapp' },
+      })
+    })
+  }, outside)
+
+  const member = await newPage(browser)
+  await signIn(member, 'ledamot')
+  const app = await member.goto(`/meetings/${MEETING}`)
+  assert(app.headers()['cross-origin-opener-policy'] === 'same-origin', 'the app sends Cross-Origin-Opener-Policy')
+  await connected(member)
+  await waitForText(member, 'polis', 'Kartan över området')
+  const link = member.locator('[data-section="polis"] a', { hasText: 'Kartan över området' })
+  const attrs = await link.evaluate((a) => Object.fromEntries([...a.attributes].map((x) => [x.name, x.value])))
+  assert(
+    JSON.stringify(attrs) === JSON.stringify({ href: outside, target: '_blank', rel: 'noopener noreferrer nofollow' }),
+    `the link keeps only its target: ${JSON.stringify(attrs)}`,
+  )
+  // The member clicks it: the outside page gets no handle on the protocol.
+  const [opened] = await Promise.all([member.context().waitForEvent('page'), link.click()])
+  await opened.waitForLoadState()
+  assert(new URL(opened.url()).host === new URL(outside).host, `the link opened ${opened.url()}`)
+  assert((await opened.evaluate(() => window.opener)) === null, 'the opened page has no window.opener')
+  assert(member.url().endsWith(`/meetings/${MEETING}`), 'the protocol page stays where it was')
+}
+
 // ---- runner ------------------------------------------------------------------------------------
 
 const scenarios = {
@@ -1234,6 +1283,7 @@ const scenarios = {
   accessibility,
   'lock-and-verify': lockAndVerify,
   'reopen-before-signoff': reopenBeforeSignoff,
+  'link-attributes': linkAttributes,
 }
 
 const name = process.argv[2]

@@ -195,6 +195,7 @@ sqlite_scenarios! {
     keyboard_alone_signs_in_reaches_a_section_and_moves_an_agenda_item => "keyboard-only",
     axe_finds_no_wcag_violations_and_screenshots_are_taken => "accessibility",
     reopening_before_anyone_signed_makes_every_page_a_draft_again_live => "reopen-before-signoff",
+    a_link_written_with_target_and_rel_opener_opens_without_the_opener => "link-attributes",
 }
 
 /// Issue 23, defect 1 in the browser: the police type offline, then come

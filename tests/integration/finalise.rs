@@ -19,23 +19,23 @@ use protokoll::{
 /// A meeting with a secretary ("scribe", who writes the `TEST_SECTIONS`),
 /// a chair, a justerare, a member, a police officer who writes the
 /// `polis-rapport` section, and an outsider; each with an API token.
-struct Council {
-    server: TestServer,
-    meeting: Meeting,
-    tokens: HashMap<&'static str, String>,
+pub(crate) struct Council {
+    pub(crate) server: TestServer,
+    pub(crate) meeting: Meeting,
+    pub(crate) tokens: HashMap<&'static str, String>,
 }
 
 impl Council {
-    fn client(&self, who: &str) -> reqwest::Client {
+    pub(crate) fn client(&self, who: &str) -> reqwest::Client {
         bearer_client(&self.tokens[who])
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.server
             .http(&path.replace("{m}", &self.meeting.id.to_string()))
     }
 
-    async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client(who)
             .post(self.url(path))
@@ -47,20 +47,20 @@ impl Council {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
         let response = self.client(who).get(self.url(path)).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn bytes(&self, who: &str, path: &str) -> Vec<u8> {
+    pub(crate) async fn bytes(&self, who: &str, path: &str) -> Vec<u8> {
         let response = self.client(who).get(self.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "GET {path}");
         response.bytes().await.unwrap().to_vec()
     }
 
     /// Locks as the secretary; returns the protocol's hash.
-    async fn lock(&self) -> String {
+    pub(crate) async fn lock(&self) -> String {
         let (status, body) = self
             .post("secretary", "/api/meetings/{m}/protocol/lock", json!({}))
             .await;
@@ -69,12 +69,12 @@ impl Council {
         body["locked"]["hash"].as_str().unwrap().to_owned()
     }
 
-    async fn ws(&self, who: &str) -> Client {
+    pub(crate) async fn ws(&self, who: &str) -> Client {
         Client::synced(self.server.addr, self.meeting.id, &self.tokens[who]).await
     }
 }
 
-async fn council_on(db: &TestDb) -> Council {
+pub(crate) async fn council_on(db: &TestDb) -> Council {
     let server = TestServer::start(db).await;
     let (meeting, secretary) = writable_meeting(&server.db, "Lokala Brå 2018-03-09").await;
     let polis = server.db.dir.create_agency("Polis").await.unwrap();

@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_redis;
 mod craft;
 mod durability;
+mod exports;
 mod finalise;
 mod guard;
 mod guard_fuzz;

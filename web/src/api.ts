@@ -135,11 +135,24 @@ export interface AuditEntry {
   via: string
 }
 
+/** Why a protocol cannot become its archival PDF (`not_archivable`). */
+export interface ArchiveProblem {
+  /** The section at fault; null for the protocol as a whole. */
+  item: { id: string; number: string; title: string } | null
+  kind: 'link_too_long' | 'text_too_large' | 'too_many_nodes' | 'nested_too_deep' | 'typeset'
+  limit?: number
+  bytes?: number
+  nodes?: number
+  depth?: number
+  message?: string
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly problem: ArchiveProblem | null = null,
   ) {
     super(message)
   }
@@ -160,14 +173,16 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   if (!response.ok) {
     let code = 'error'
     let message = response.statusText
+    let problem: ArchiveProblem | null = null
     try {
-      const json = (await response.json()) as { error?: { code?: string; message?: string } }
+      const json = (await response.json()) as { error?: { code?: string; message?: string; problem?: ArchiveProblem } }
       code = json.error?.code ?? code
       message = json.error?.message ?? message
+      problem = json.error?.problem ?? null
     } catch {
       // Not JSON (a proxy's page, say): keep the status.
     }
-    throw new ApiError(response.status, code, message)
+    throw new ApiError(response.status, code, message, problem)
   }
   if (response.status === 204) return undefined as T
   return (await response.json()) as T

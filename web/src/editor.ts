@@ -5,6 +5,7 @@
 
 import { Editor, Extension } from '@tiptap/core'
 import Collaboration from '@tiptap/extension-collaboration'
+import Link from '@tiptap/extension-link'
 import StarterKit from '@tiptap/starter-kit'
 import { yCursorPlugin } from '@tiptap/y-tiptap'
 import type { Awareness } from 'y-protocols/awareness'
@@ -22,6 +23,30 @@ const Carets = Extension.create<{ awareness: Awareness | null }>({
     // The default `cursor` field: one caret per client across all
     // sections; each editor draws the carets that resolve inside it.
     return [yCursorPlugin(awareness, { cursorBuilder: caret, selectionBuilder: selection })]
+  },
+})
+
+/**
+ * A link keeps only its target. The document is written by others: a link
+ * mark there may carry `target`, `rel` or `class` (an agency writing
+ * `rel="opener"` would hand the reader's page to the site it links to).
+ * Only `href` is an attribute of the mark, so nothing else is read from
+ * the document; how the link opens is set here, for every link: in a new
+ * tab, without `window.opener` and without a referrer. Targets other
+ * than http, https and mailto are emptied by TipTap's own check.
+ */
+export const SafeLink = Link.extend({
+  addAttributes() {
+    return {
+      href: {
+        default: null,
+        parseHTML: (element: HTMLElement) => element.getAttribute('href'),
+      },
+    }
+  },
+  renderHTML(props) {
+    const [, attrs] = this.parent?.(props) as [string, Record<string, unknown>, 0]
+    return ['a', { href: attrs.href ?? '', target: '_blank', rel: 'noopener noreferrer nofollow' }, 0]
   },
 })
 
@@ -79,13 +104,13 @@ export function createSectionEditor(
         strike: false,
         underline: false,
         heading: { levels: [3, 4] },
-        link: {
-          openOnClick: false,
-          autolink: true,
-          defaultProtocol: 'https',
-          protocols: ['http', 'https', 'mailto'],
-          HTMLAttributes: { rel: 'noopener noreferrer nofollow', target: null },
-        },
+        link: false,
+      }),
+      SafeLink.configure({
+        openOnClick: false,
+        autolink: true,
+        defaultProtocol: 'https',
+        protocols: ['http', 'https', 'mailto'],
       }),
       Collaboration.configure({ fragment }),
       Carets.configure({ awareness }),

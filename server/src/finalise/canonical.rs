@@ -6,13 +6,25 @@
 //! hashes equally: adjacent text runs with the same marks are merged, empty
 //! runs and empty paragraphs are dropped, marks are listed in a fixed order,
 //! and only http, https and mailto links are kept (other links keep their
-//! text). Unknown elements are replaced by their children, so no text is
-//! lost to an editor extension the renderer does not know.
+//! text), as their target alone (a link's `target`, `rel` or `class` never
+//! reaches a protocol). Carriage returns are line feeds: CRLF and a lone
+//! CR become LF in every string, so that no rendering reads a line break
+//! the others do not. Unknown elements are replaced by their children, so
+//! no text is lost to an editor extension the renderer does not know.
+//!
+//! Protocols locked before these rules were in force keep the canonical
+//! form they were hashed with (`protokoll/1` names the shape, which is
+//! unchanged); the renderers treat a CR in them as a line break too.
+//!
+//! The document is read to a bounded depth ([`MAX_READ_DEPTH`]): a section
+//! of elements nested deeper is refused at the lock, not followed down
+//! until the stack runs out.
 
 use std::sync::Arc;
 
-use protokoll_render::model::{
-    Block, FORMAT, Inline, Item, ListItem, Mark, MeetingInfo, Person, Protocol,
+use protokoll_render::{
+    limits::{ItemRef, MAX_DEPTH, Problem, ProblemKind},
+    model::{Block, FORMAT, Inline, Item, ListItem, Mark, MeetingInfo, Person, Protocol},
 };
 use yrs::{
     Any, Doc, Out, ReadTxn, Transact, Update, Xml, XmlElementRef, XmlFragment, XmlOut,
@@ -52,22 +64,37 @@ fn role_rank(role: &str) -> u8 {
     }
 }
 
-/// The canonical protocol of a meeting at its lock.
+/// How deeply elements are followed into a section. Far deeper than any
+/// list a protocol may hold ([`MAX_DEPTH`] levels, two elements each);
+/// deeper nesting is refused at the lock.
+pub const MAX_READ_DEPTH: usize = 128;
+
+/// CRLF and a lone CR as LF.
+pub fn line_feeds(s: &str) -> String {
+    if s.contains('\r') {
+        s.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The canonical protocol of a meeting at its lock, or why a section
+/// cannot be read into one.
 pub fn protocol(
     meeting_id: &str,
     snapshot: &LockSnapshot,
     doc: &Doc,
     locked_at: &str,
     locked_by: &str,
-) -> Protocol {
+) -> Result<Protocol, Problem> {
     let mut participants: Vec<Person> = snapshot
         .participants
         .iter()
         .map(|(id, name, role, agency)| Person {
             id: id.to_string(),
-            name: name.clone(),
+            name: line_feeds(name),
             role: role.clone(),
-            agency: agency.clone(),
+            agency: agency.as_deref().map(line_feeds),
         })
         .collect();
     participants.sort_by(|a, b| {
@@ -81,102 +108,172 @@ pub fn protocol(
             .collect()
     };
     let txn = doc.transact();
-    let agenda = snapshot
-        .sections
-        .iter()
-        .map(|(id, number, title, owner)| Item {
+    let mut agenda = Vec::with_capacity(snapshot.sections.len());
+    for (id, number, title, owner) in &snapshot.sections {
+        let mut item = Item {
             id: id.clone(),
-            number: number.clone(),
-            title: title.clone(),
-            owner: owner.clone(),
-            content: txn
-                .get_xml_fragment(section_root(id).as_str())
-                .map(|f| blocks(&txn, f.children(&txn)))
-                .unwrap_or_default(),
-        })
-        .collect();
-    Protocol {
+            number: line_feeds(number),
+            title: line_feeds(title),
+            owner: line_feeds(owner),
+            content: Vec::new(),
+        };
+        if let Some(f) = txn.get_xml_fragment(section_root(id).as_str()) {
+            let mut reader = Reader {
+                txn: &txn,
+                too_deep: false,
+            };
+            item.content = reader.blocks(f.children(&txn), 0);
+            if reader.too_deep {
+                return Err(Problem {
+                    item: Some(ItemRef::of(&item)),
+                    kind: ProblemKind::NestedTooDeep {
+                        depth: MAX_READ_DEPTH / 2,
+                        limit: MAX_DEPTH,
+                    },
+                });
+            }
+        }
+        agenda.push(item);
+    }
+    Ok(Protocol {
         format: FORMAT.to_owned(),
         meeting: MeetingInfo {
             id: meeting_id.to_owned(),
-            title: snapshot.title.clone(),
-            body: snapshot.body.clone(),
+            title: line_feeds(&snapshot.title),
+            body: line_feeds(&snapshot.body),
             date: snapshot.date.clone(),
             time: snapshot.time.clone(),
-            place: snapshot.place.clone(),
+            place: line_feeds(&snapshot.place),
         },
         secretaries: of_role(&["secretary"]),
         verifiers: of_role(&["chair", "justerare"]),
         participants,
         agenda,
         locked_at: locked_at.to_owned(),
-        locked_by: locked_by.to_owned(),
+        locked_by: line_feeds(locked_by),
         version: snapshot.next_version as u32,
-    }
+    })
 }
 
-fn blocks<T: ReadTxn>(txn: &T, children: impl Iterator<Item = XmlOut>) -> Vec<Block> {
-    let mut out = Vec::new();
-    for child in children {
-        match child {
-            XmlOut::Element(e) => match e.tag().as_ref() {
-                "paragraph" => {
-                    let content = inlines(txn, &e);
+/// Reads one section, minding how deep it goes.
+struct Reader<'a, T> {
+    txn: &'a T,
+    /// Set when elements went deeper than [`MAX_READ_DEPTH`]; what lies
+    /// below was not read.
+    too_deep: bool,
+}
+
+impl<T: ReadTxn> Reader<'_, T> {
+    fn deeper(&mut self, depth: usize) -> bool {
+        if depth >= MAX_READ_DEPTH {
+            self.too_deep = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    fn blocks(&mut self, children: impl Iterator<Item = XmlOut>, depth: usize) -> Vec<Block> {
+        let txn = self.txn;
+        let mut out = Vec::new();
+        if !self.deeper(depth) {
+            return out;
+        }
+        for child in children {
+            match child {
+                XmlOut::Element(e) => match e.tag().as_ref() {
+                    "paragraph" => {
+                        let content = self.inlines(&e, depth + 1);
+                        if !content.is_empty() {
+                            out.push(Block::Paragraph { content });
+                        }
+                    }
+                    "heading" => {
+                        let content = self.inlines(&e, depth + 1);
+                        if !content.is_empty() {
+                            let level = number_attribute(txn, &e, "level").unwrap_or(1).clamp(1, 6);
+                            out.push(Block::Heading {
+                                level: level as u8,
+                                content,
+                            });
+                        }
+                    }
+                    "bulletList" | "orderedList" => {
+                        let items: Vec<ListItem> = e
+                            .children(txn)
+                            .map(|item| ListItem {
+                                content: match item {
+                                    XmlOut::Element(li) if li.tag().as_ref() == "listItem" => {
+                                        self.blocks(li.children(txn), depth + 2)
+                                    }
+                                    other => self.blocks(std::iter::once(other), depth + 1),
+                                },
+                            })
+                            .filter(|item| !item.content.is_empty())
+                            .collect();
+                        if items.is_empty() {
+                            continue;
+                        }
+                        if e.tag().as_ref() == "bulletList" {
+                            out.push(Block::BulletList { content: items });
+                        } else {
+                            let start = number_attribute(txn, &e, "start").unwrap_or(1).max(0);
+                            out.push(Block::OrderedList {
+                                start: start as u32,
+                                content: items,
+                            });
+                        }
+                    }
+                    // Anything else (blockquote, listItem out of place, an
+                    // editor extension): its children, so the text survives.
+                    _ => {
+                        let children = self.blocks(e.children(txn), depth + 1);
+                        out.extend(children)
+                    }
+                },
+                XmlOut::Text(text) => {
+                    let mut content = Vec::new();
+                    push_text(txn, &text, &mut content);
                     if !content.is_empty() {
                         out.push(Block::Paragraph { content });
                     }
                 }
-                "heading" => {
-                    let content = inlines(txn, &e);
-                    if !content.is_empty() {
-                        let level = number_attribute(txn, &e, "level").unwrap_or(1).clamp(1, 6);
-                        out.push(Block::Heading {
-                            level: level as u8,
-                            content,
-                        });
-                    }
-                }
-                "bulletList" | "orderedList" => {
-                    let items: Vec<ListItem> = e
-                        .children(txn)
-                        .map(|item| ListItem {
-                            content: match item {
-                                XmlOut::Element(li) if li.tag().as_ref() == "listItem" => {
-                                    blocks(txn, li.children(txn))
-                                }
-                                other => blocks(txn, std::iter::once(other)),
-                            },
-                        })
-                        .filter(|item| !item.content.is_empty())
-                        .collect();
-                    if items.is_empty() {
-                        continue;
-                    }
-                    if e.tag().as_ref() == "bulletList" {
-                        out.push(Block::BulletList { content: items });
-                    } else {
-                        let start = number_attribute(txn, &e, "start").unwrap_or(1).max(0);
-                        out.push(Block::OrderedList {
-                            start: start as u32,
-                            content: items,
-                        });
-                    }
-                }
-                // Anything else (blockquote, listItem out of place, an
-                // editor extension): its children, so the text survives.
-                _ => out.extend(blocks(txn, e.children(txn))),
-            },
-            XmlOut::Text(text) => {
-                let mut content = Vec::new();
-                push_text(txn, &text, &mut content);
-                if !content.is_empty() {
-                    out.push(Block::Paragraph { content });
+                XmlOut::Fragment(f) => {
+                    let children = self.blocks(f.children(txn), depth + 1);
+                    out.extend(children)
                 }
             }
-            XmlOut::Fragment(f) => out.extend(blocks(txn, f.children(txn))),
+        }
+        out
+    }
+
+    fn inlines(&mut self, element: &XmlElementRef, depth: usize) -> Vec<Inline> {
+        let mut out = Vec::new();
+        self.push_inlines(element.children(self.txn), &mut out, depth);
+        out
+    }
+
+    fn push_inlines(
+        &mut self,
+        children: impl Iterator<Item = XmlOut>,
+        out: &mut Vec<Inline>,
+        depth: usize,
+    ) {
+        let txn = self.txn;
+        if !self.deeper(depth) {
+            return;
+        }
+        for child in children {
+            match child {
+                XmlOut::Text(text) => push_text(txn, &text, out),
+                XmlOut::Element(e) if e.tag().as_ref() == "hardBreak" => {
+                    out.push(Inline::HardBreak)
+                }
+                XmlOut::Element(e) => self.push_inlines(e.children(txn), out, depth + 1),
+                XmlOut::Fragment(f) => self.push_inlines(f.children(txn), out, depth + 1),
+            }
         }
     }
-    out
 }
 
 fn number_attribute<T: ReadTxn>(txn: &T, e: &XmlElementRef, name: &str) -> Option<i64> {
@@ -185,27 +282,6 @@ fn number_attribute<T: ReadTxn>(txn: &T, e: &XmlElementRef, name: &str) -> Optio
         Out::Any(Any::Number(yrs::Number::Float(n))) if n.is_finite() => Some(n as i64),
         Out::Any(Any::String(s)) => s.trim().parse().ok(),
         _ => None,
-    }
-}
-
-fn inlines<T: ReadTxn>(txn: &T, element: &XmlElementRef) -> Vec<Inline> {
-    let mut out = Vec::new();
-    push_inlines(txn, element.children(txn), &mut out);
-    out
-}
-
-fn push_inlines<T: ReadTxn>(
-    txn: &T,
-    children: impl Iterator<Item = XmlOut>,
-    out: &mut Vec<Inline>,
-) {
-    for child in children {
-        match child {
-            XmlOut::Text(text) => push_text(txn, &text, out),
-            XmlOut::Element(e) if e.tag().as_ref() == "hardBreak" => out.push(Inline::HardBreak),
-            XmlOut::Element(e) => push_inlines(txn, e.children(txn), out),
-            XmlOut::Fragment(f) => push_inlines(txn, f.children(txn), out),
-        }
     }
 }
 
@@ -219,6 +295,7 @@ fn push_text<T: ReadTxn>(txn: &T, text: &yrs::XmlTextRef, out: &mut Vec<Inline>)
         if s.is_empty() {
             continue;
         }
+        let s = line_feeds(&s);
         let marks = marks(chunk.attributes.as_deref());
         if let Some(Inline::Text {
             text: last,
@@ -288,7 +365,7 @@ mod tests {
     use super::*;
     use yrs::{Text, TransactionMut, WriteTxn, XmlElementPrelim, XmlTextPrelim};
 
-    fn section(build: impl FnOnce(&mut TransactionMut, yrs::XmlFragmentRef)) -> Vec<Block> {
+    fn read(build: impl FnOnce(&mut TransactionMut, yrs::XmlFragmentRef)) -> (Vec<Block>, bool) {
         let doc = Doc::new();
         {
             let mut txn = doc.transact_mut();
@@ -297,7 +374,80 @@ mod tests {
         }
         let txn = doc.transact();
         let f = txn.get_xml_fragment("section:s").unwrap();
-        blocks(&txn, f.children(&txn))
+        let mut reader = Reader {
+            txn: &txn,
+            too_deep: false,
+        };
+        let blocks = reader.blocks(f.children(&txn), 0);
+        (blocks, reader.too_deep)
+    }
+
+    fn section(build: impl FnOnce(&mut TransactionMut, yrs::XmlFragmentRef)) -> Vec<Block> {
+        let (blocks, too_deep) = read(build);
+        assert!(!too_deep);
+        blocks
+    }
+
+    #[test]
+    fn carriage_returns_are_line_feeds() {
+        // Issue 24, finding 6: a CR in section text started a block in the
+        // Markdown export.
+        let content = section(|txn, f| {
+            let p = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(
+                txn,
+                XmlTextPrelim::new("Rapport\r# FORGED § 99\r\n1. X\r---"),
+            );
+        });
+        assert_eq!(content[0].plain_text(), "Rapport\n# FORGED § 99\n1. X\n---");
+        assert_eq!(line_feeds("a\r\n\rb"), "a\n\nb");
+    }
+
+    #[test]
+    fn a_link_keeps_only_its_target() {
+        // Issue 24, finding 7: target, rel and class written by an agency.
+        let content = section(|txn, f| {
+            let p = f.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            let t = p.push_back(txn, XmlTextPrelim::new("karta"));
+            let link = Attrs::from([(
+                Arc::from("link"),
+                Any::from(std::collections::HashMap::from([
+                    ("href".to_owned(), Any::from("https://polisen.se/")),
+                    ("target".to_owned(), Any::from("_blank")),
+                    ("rel".to_owned(), Any::from("opener")),
+                    ("class".to_owned(), Any::from("x")),
+                ])),
+            )]);
+            t.format(txn, 0, 5, link);
+        });
+        assert_eq!(
+            serde_json::to_string(&content).unwrap(),
+            r#"[{"type":"paragraph","content":[{"type":"text","text":"karta","marks":[{"type":"link","href":"https://polisen.se/"}]}]}]"#
+        );
+    }
+
+    #[test]
+    fn elements_nested_without_end_are_refused_not_followed() {
+        let (_, too_deep) = read(|txn, f| {
+            let mut parent = f.push_back(txn, XmlElementPrelim::empty("blockquote"));
+            for _ in 0..10_000 {
+                parent = parent.push_back(txn, XmlElementPrelim::empty("blockquote"));
+            }
+            parent.push_back(txn, XmlTextPrelim::new("botten"));
+        });
+        assert!(too_deep);
+        let (content, too_deep) = read(|txn, f| {
+            let mut parent = f.push_back(txn, XmlElementPrelim::empty("bulletList"));
+            for _ in 0..MAX_DEPTH {
+                let item = parent.push_back(txn, XmlElementPrelim::empty("listItem"));
+                parent = item.push_back(txn, XmlElementPrelim::empty("bulletList"));
+            }
+            let item = parent.push_back(txn, XmlElementPrelim::empty("listItem"));
+            let p = item.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(txn, XmlTextPrelim::new("botten"));
+        });
+        assert!(!too_deep, "the deepest lists a protocol may hold are read");
+        assert_eq!(content[0].plain_text(), "botten");
     }
 
     #[test]

@@ -13,12 +13,28 @@
 //! before, runs the lock, and from then on refuses updates with close code
 //! 4423. The lock transaction reads the document from the database, so
 //! updates another node committed are in the text too.
+//!
+//! Every export is rendered once per (protocol, stage, format) and kept in
+//! the database (`protocol_renditions`): the locked stage's inside the
+//! lock's transaction, so that a protocol that cannot become its archival
+//! PDF is not locked (the secretary is told which section and what to
+//! change), and the verified stage's on its first download. At most
+//! [`MAX_CONCURRENT_RENDERS`] renderings run at once in a process, on a
+//! blocking thread; what a protocol may ask of the typesetter is bounded
+//! by `protokoll_render::limits`.
 
 pub mod canonical;
 pub mod signing;
 
+use std::{sync::Arc, time::Duration};
+
 use chrono::{DateTime, SecondsFormat, Utc};
-use protokoll_render::{Protocol, Rendition, SignOff, Verification, to_canonical_json};
+use protokoll_render::{
+    Problem, Protocol, Rendition, SignOff, Verification,
+    limits::{self, ItemRef, ProblemKind},
+    pdf::PdfError,
+    to_canonical_json,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use yrs::Transact;
@@ -30,8 +46,9 @@ use crate::{
     meeting::MeetingId,
     people::{Role, User, Vouch, parse_reason},
     store::{
-        AuditActor, ChangeRefused, Committed, Database, LockPlan, ProtocolRecord, SignerAccount,
-        SignoffPlan, StoreError, StoredProtocol, StoredSignature, StoredSignoff, now_seconds,
+        AuditActor, ChangeRefused, Committed, Database, LockPlan, LockSnapshot, NewRendition,
+        ProtocolRecord, SignerAccount, SignoffPlan, StoreError, StoredProtocol, StoredSignature,
+        StoredSignoff, now_seconds,
     },
     sync::{Rooms, Transition},
 };
@@ -47,6 +64,63 @@ const KEY_NOT_IN_USE: &str = "the server's signing key has been retired (or repl
      started, so it cannot sign this protocol: the server must be restarted with the key in use; \
      nothing was recorded, sign off again afterwards";
 
+/// Renderings (above all PDFs) that may run at once in this process. One
+/// PDF of the largest protocol the bounds allow takes about 300 MB and 3 s
+/// of the typesetter; each (protocol, stage, format) is rendered once in
+/// its life, so queueing costs only the first download of each.
+pub const MAX_CONCURRENT_RENDERS: usize = 1;
+
+/// How long a download waits for its turn to render before it is answered
+/// 503 with `Retry-After`.
+pub const RENDER_WAIT: Duration = Duration::from_secs(30);
+
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_RENDERS);
+
+/// A rendition being made, by (protocol, stage, format): a download of the
+/// same file waits for it rather than render it again.
+type RenditionKey = (uuid::Uuid, &'static str, &'static str);
+
+// std Mutex: only looked up and changed, never held across an await; the
+// per-file tokio Mutex inside is what is held while rendering.
+static IN_PROGRESS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<RenditionKey, Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Holds the right to make one rendition; forgets it when the last holder
+/// is done.
+struct Making {
+    key: RenditionKey,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Making {
+    async fn start(key: RenditionKey) -> Self {
+        let lock = IN_PROGRESS
+            .lock()
+            .expect("renditions in progress")
+            .entry(key)
+            .or_default()
+            .clone();
+        Self {
+            key,
+            _turn: lock.lock_owned().await,
+        }
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        let mut map = IN_PROGRESS.lock().expect("renditions in progress");
+        // Only this guard's Arc and the map's: nobody else waits.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) <= 2)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FinaliseError {
     #[error("no such meeting")]
@@ -59,6 +133,13 @@ pub enum FinaliseError {
     Invalid(&'static str),
     #[error("the protocol could not be rendered: {0}")]
     Render(String),
+    /// The protocol cannot become its archival PDF: which section, and
+    /// what to change.
+    #[error("the protocol cannot be archived as PDF: {0}")]
+    Unarchivable(Problem),
+    /// Too many renderings are waiting; try again shortly.
+    #[error("the server is busy rendering protocols; try again in a moment")]
+    Busy,
     #[error("the meeting's room is unavailable")]
     Unavailable,
     /// No signing key could be loaded to sign the verified protocol.
@@ -340,11 +421,27 @@ pub struct Export {
     pub protocol_hash: String,
 }
 
+/// The verdict on a file or hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    /// A protocol of this server as it stands (locked or verified), or an
+    /// untouched export of one.
+    Genuine,
+    /// Genuine, but that version was sent back to draft (a rejection or a
+    /// reopening): it is not the protocol.
+    Withdrawn,
+    /// Not a protocol of this server, or a changed file.
+    NoMatch,
+}
+
 /// The answer to "is this one of ours?".
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
+    /// The verdict in one word.
+    pub status: VerifyStatus,
     /// Whether the file or hash is a locked protocol of this server (or an
-    /// export of one).
+    /// export of one), withdrawn or not: see `status`.
     pub matches: bool,
     pub message: String,
     /// `protocol` (the hash or canonical JSON of a protocol) or `export`.
@@ -461,38 +558,45 @@ impl Lifecycle<'_> {
         let job = Box::pin(async move {
             let at = now_seconds();
             let at_text = rfc3339(at);
+            let id = meeting.to_string();
+            // Typeset first, outside the transaction: on SQLite it holds the
+            // database's write lock, and Typst may take seconds. The room
+            // holds this meeting's updates back meanwhile, so the locked
+            // text is normally what was typeset; should another node's
+            // update have slipped in, the transaction typesets again.
+            let prepared = match db.protocols.lock_snapshot(meeting).await {
+                Ok(Some(snapshot)) => match prepare(&id, snapshot, &at_text, &audit.name) {
+                    Ok(lock) => {
+                        let renditions = match typeset(&lock.protocol, &lock.hash).await {
+                            Ok(r) => r,
+                            Err(e) => return (Err(e), None),
+                        };
+                        Some((lock.hash, renditions))
+                    }
+                    Err(e) => return (Err(e), None),
+                },
+                Ok(None) => return (Err(FinaliseError::NotFound), None),
+                Err(e) => return (Err(e.into()), None),
+            };
+            let locked_by = audit.name.clone();
             let locked = db
                 .protocols
-                .lock(meeting, &audit, at, |mut snapshot| {
-                    if snapshot.state != "draft" {
-                        return Err(FinaliseError::Conflict("the protocol is already locked"));
-                    }
-                    let doc = canonical::build_document(std::mem::take(&mut snapshot.document));
-                    let protocol = canonical::protocol(
-                        &meeting.to_string(),
-                        &snapshot,
-                        &doc,
-                        &at_text,
-                        &audit.name,
-                    );
-                    if protocol.verifiers.is_empty() {
-                        return Err(FinaliseError::Conflict(
-                            "nobody could verify this protocol: add the chair or a justerare \
-                             to the meeting before locking",
-                        ));
-                    }
-                    let canonical = to_canonical_json(&protocol)
-                        .map_err(|e| FinaliseError::Render(e.to_string()))?;
-                    let hash = sha256_hex(canonical.as_bytes());
+                .lock(meeting, &audit, at, |snapshot| async move {
+                    let lock = prepare(&id, snapshot, &at_text, &locked_by)?;
+                    let renditions = match prepared {
+                        Some((hash, renditions)) if hash == lock.hash => renditions,
+                        _ => typeset(&lock.protocol, &lock.hash).await?,
+                    };
                     let doc_update = {
-                        let mut txn = doc.transact_mut();
-                        write_locked(&mut txn, &hash, &at_text);
+                        let mut txn = lock.doc.transact_mut();
+                        write_locked(&mut txn, &lock.hash, &at_text);
                         txn.encode_update_v1()
                     };
                     Ok(LockPlan {
-                        canonical,
-                        hash,
+                        canonical: lock.canonical,
+                        hash: lock.hash,
                         doc_update,
+                        renditions,
                     })
                 })
                 .await;
@@ -695,8 +799,9 @@ impl Lifecycle<'_> {
         self.view(meeting).await
     }
 
-    /// Renders an export of the meeting's locked or verified protocol and
-    /// remembers its SHA-256, so that the file can be verified later.
+    /// An export of the meeting's locked or verified protocol: rendered
+    /// once and kept (its SHA-256 remembered, so that the file can be
+    /// verified later), then handed out as kept.
     pub async fn export(
         &self,
         meeting: MeetingId,
@@ -706,49 +811,26 @@ impl Lifecycle<'_> {
             Some(r) if r.meeting_state != "draft" => r,
             _ => return Err(FinaliseError::Conflict("the protocol is not locked")),
         };
-        let protocol = parse(&record)?;
-        let verification = record.signature.as_ref().map(|s| Verification {
-            signoffs: record
-                .signoffs
-                .iter()
-                .map(|o| SignOff {
-                    name: o.name.clone(),
-                    role: o.role.clone(),
-                    at: rfc3339(o.signed_at),
-                })
-                .collect(),
-            verified_at: rfc3339(s.verified_at),
-            key_id: s.key_id.clone(),
-            signature: signing::base64(&s.signature),
-        });
-        let hash = record.protocol.hash.clone();
-        let canonical = record.protocol.canonical.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let r = Rendition {
-                protocol: &protocol,
-                hash: &hash,
-                verification: verification.as_ref(),
-            };
-            match format {
-                Format::Json => Ok(canonical.into_bytes()),
-                Format::Html => Ok(protokoll_render::html::render(r).into_bytes()),
-                Format::Markdown => Ok(protokoll_render::markdown::render(r).into_bytes()),
-                Format::Pdf => protokoll_render::pdf::render(r)
-                    .map_err(|e| FinaliseError::Render(e.to_string())),
-            }
-        })
-        .await
-        .map_err(|e| FinaliseError::Render(e.to_string()))??;
-        let sha256 = sha256_hex(&bytes);
         let stage = if record.signature.is_some() {
             "verified"
         } else {
             "locked"
         };
-        self.db
-            .protocols
-            .record_export(&sha256, record.protocol.id, stage, format.extension())
-            .await?;
+        let (bytes, sha256) = match format {
+            Format::Json => {
+                let bytes = record.protocol.canonical.clone().into_bytes();
+                let sha256 = sha256_hex(&bytes);
+                self.db
+                    .protocols
+                    .record_export(&sha256, record.protocol.id, stage, format.extension())
+                    .await?;
+                (bytes, sha256)
+            }
+            _ => {
+                let kept = self.rendition(&record, stage, format).await?;
+                (kept.bytes, kept.sha256)
+            }
+        };
         let date = parse(&record)?.meeting.date.unwrap_or_default();
         let filename = format!(
             "protokoll-{}{}-v{}.{}",
@@ -770,6 +852,76 @@ impl Lifecycle<'_> {
         })
     }
 
+    /// The kept rendition, or a new one rendered (in turn with every other
+    /// rendering of this process) and kept.
+    async fn rendition(
+        &self,
+        record: &ProtocolRecord,
+        stage: &'static str,
+        format: Format,
+    ) -> Result<crate::store::StoredRendition, FinaliseError> {
+        let protocols = &self.db.protocols;
+        let id = record.protocol.id;
+        let ext = format.extension();
+        if let Some(kept) = protocols.rendition(id, stage, ext).await? {
+            return Ok(kept);
+        }
+        // One request makes it; the others wait for it, then read it.
+        let _making = tokio::time::timeout(RENDER_WAIT, Making::start((id, stage, ext)))
+            .await
+            .map_err(|_| FinaliseError::Busy)?;
+        if let Some(kept) = protocols.rendition(id, stage, ext).await? {
+            return Ok(kept);
+        }
+        let permit = tokio::time::timeout(RENDER_WAIT, RENDERS.acquire())
+            .await
+            .map_err(|_| FinaliseError::Busy)?
+            .expect("the render semaphore is never closed");
+        let protocol = parse(record)?;
+        let verification = record.signature.as_ref().map(|s| Verification {
+            signoffs: record
+                .signoffs
+                .iter()
+                .map(|o| SignOff {
+                    name: o.name.clone(),
+                    role: o.role.clone(),
+                    at: rfc3339(o.signed_at),
+                })
+                .collect(),
+            verified_at: rfc3339(s.verified_at),
+            key_id: s.key_id.clone(),
+            signature: signing::base64(&s.signature),
+        });
+        let hash = record.protocol.hash.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            render(
+                Rendition {
+                    protocol: &protocol,
+                    hash: &hash,
+                    verification: verification.as_ref(),
+                },
+                format,
+            )
+        })
+        .await
+        .map_err(|e| FinaliseError::Render(e.to_string()))??;
+        // The permit bounds the typesetter's memory; keeping the file is a
+        // database write, which must never wait on a rendering (a lock
+        // holds the database while it typesets).
+        drop(permit);
+        Ok(protocols
+            .keep_rendition(
+                id,
+                NewRendition {
+                    stage,
+                    format: ext,
+                    sha256: sha256_hex(&bytes),
+                    bytes,
+                },
+            )
+            .await?)
+    }
+
     /// Verifies a file: an export handed out by this server, or the
     /// canonical JSON of one of its protocols.
     pub async fn verify_file(&self, bytes: &[u8]) -> Result<VerifyReport, FinaliseError> {
@@ -787,13 +939,15 @@ impl Lifecycle<'_> {
         self.verify_digest(&hash).await
     }
 
-    async fn verify_digest(&self, digest: &str) -> Result<VerifyReport, FinaliseError> {
+    /// Verifies a file by its SHA-256 (hex, lower case).
+    pub async fn verify_digest(&self, digest: &str) -> Result<VerifyReport, FinaliseError> {
         let (record, matched, format, stage) = match self.db.protocols.by_hash(digest).await? {
             Some(record) => (record, "protocol", None, None),
             None => match self.db.protocols.export(digest).await? {
                 Some((record, stage, format)) => (record, "export", Some(format), Some(stage)),
                 None => {
                     return Ok(VerifyReport {
+                        status: VerifyStatus::NoMatch,
                         matches: false,
                         message: "does not match: this is not a locked protocol of this server, \
                                   or the file has been changed"
@@ -849,9 +1003,17 @@ impl Lifecycle<'_> {
         let message = match state.as_str() {
             "verified" => "matches a verified protocol of this server",
             "locked" => "matches a protocol of this server, locked and awaiting justering",
-            _ => "matches a protocol of this server that was later sent back to draft",
+            _ => {
+                "genuine but withdrawn: matches a protocol of this server that was later sent \
+                 back to draft, so it is not in force"
+            }
         };
         Ok(VerifyReport {
+            status: if state == "withdrawn" {
+                VerifyStatus::Withdrawn
+            } else {
+                VerifyStatus::Genuine
+            },
             matches: true,
             message: message.into(),
             matched: Some(matched),
@@ -870,6 +1032,142 @@ impl Lifecycle<'_> {
                 signature,
             }),
         })
+    }
+}
+
+/// A protocol about to be locked: built from what the lock reads.
+struct Prepared {
+    protocol: Protocol,
+    canonical: String,
+    hash: String,
+    doc: yrs::Doc,
+}
+
+/// Builds the canonical protocol from what a lock reads, and checks that
+/// it may be locked: a draft, someone to verify it, within the bounds of
+/// what can be archived.
+fn prepare(
+    meeting: &str,
+    mut snapshot: LockSnapshot,
+    at: &str,
+    locked_by: &str,
+) -> Result<Prepared, FinaliseError> {
+    if snapshot.state != "draft" {
+        return Err(FinaliseError::Conflict("the protocol is already locked"));
+    }
+    let doc = canonical::build_document(std::mem::take(&mut snapshot.document));
+    let protocol = canonical::protocol(meeting, &snapshot, &doc, at, locked_by)
+        .map_err(FinaliseError::Unarchivable)?;
+    if protocol.verifiers.is_empty() {
+        return Err(FinaliseError::Conflict(
+            "nobody could verify this protocol: add the chair or a justerare \
+             to the meeting before locking",
+        ));
+    }
+    limits::check(&protocol).map_err(FinaliseError::Unarchivable)?;
+    let canonical =
+        to_canonical_json(&protocol).map_err(|e| FinaliseError::Render(e.to_string()))?;
+    let hash = sha256_hex(canonical.as_bytes());
+    Ok(Prepared {
+        protocol,
+        canonical,
+        hash,
+        doc,
+    })
+}
+
+/// One export of a protocol, counted and timed.
+fn render(r: Rendition<'_>, format: Format) -> Result<Vec<u8>, FinaliseError> {
+    use crate::telemetry::metric;
+    let stage = if r.verification.is_some() {
+        "verified"
+    } else {
+        "locked"
+    };
+    metrics::counter!(metric::PROTOCOL_RENDERS, "format" => format.extension(), "stage" => stage)
+        .increment(1);
+    let started = std::time::Instant::now();
+    let rendered = render_uncounted(r, format);
+    metrics::histogram!(metric::PROTOCOL_RENDER_SECONDS, "format" => format.extension())
+        .record(started.elapsed().as_secs_f64());
+    rendered
+}
+
+fn render_uncounted(r: Rendition<'_>, format: Format) -> Result<Vec<u8>, FinaliseError> {
+    match format {
+        Format::Json => to_canonical_json(r.protocol)
+            .map(String::into_bytes)
+            .map_err(|e| FinaliseError::Render(e.to_string())),
+        Format::Html => Ok(protokoll_render::html::render(r).into_bytes()),
+        Format::Markdown => Ok(protokoll_render::markdown::render(r).into_bytes()),
+        Format::Pdf => protokoll_render::pdf::render(r).map_err(|e| match e {
+            PdfError::Limit(problem) => FinaliseError::Unarchivable(problem),
+            other => FinaliseError::Render(other.to_string()),
+        }),
+    }
+}
+
+/// The locked stage's exports, typeset in turn with every other rendering
+/// of this process, on a blocking thread. A PDF the typesetter refuses is
+/// traced to the section that makes it fail, where one does.
+async fn typeset(protocol: &Protocol, hash: &str) -> Result<Vec<NewRendition>, FinaliseError> {
+    let _permit = RENDERS
+        .acquire()
+        .await
+        .expect("the render semaphore is never closed");
+    let protocol = protocol.clone();
+    let hash = hash.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let r = Rendition {
+            protocol: &protocol,
+            hash: &hash,
+            verification: None,
+        };
+        let mut out = Vec::with_capacity(3);
+        for format in [Format::Html, Format::Markdown, Format::Pdf] {
+            let bytes = match render(r, format) {
+                Ok(bytes) => bytes,
+                Err(FinaliseError::Render(message)) => {
+                    return Err(FinaliseError::Unarchivable(culprit(&protocol, message)));
+                }
+                Err(e) => return Err(e),
+            };
+            out.push(NewRendition {
+                stage: "locked",
+                format: format.extension(),
+                sha256: sha256_hex(&bytes),
+                bytes,
+            });
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| FinaliseError::Render(e.to_string()))?
+}
+
+/// The first agenda item that the typesetter refuses on its own, with its
+/// message; the protocol as a whole when none does.
+fn culprit(protocol: &Protocol, message: String) -> Problem {
+    for item in &protocol.agenda {
+        let mut alone = protocol.clone();
+        alone.agenda = vec![item.clone()];
+        let r = Rendition {
+            protocol: &alone,
+            hash: "0",
+            verification: None,
+        };
+        if let Err(e) = protokoll_render::pdf::render(r) {
+            return Problem {
+                item: Some(ItemRef::of(item)),
+                kind: ProblemKind::Typeset {
+                    message: e.to_string(),
+                },
+            };
+        }
+    }
+    Problem {
+        item: None,
+        kind: ProblemKind::Typeset { message },
     }
 }
 

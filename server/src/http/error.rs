@@ -38,6 +38,16 @@ pub enum ApiError {
     /// 503 with `Retry-After` in seconds.
     #[error("{0}")]
     Busy(&'static str, u64),
+    /// A request body larger than the route takes: 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A request body that did not arrive in time: 408.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// A protocol that cannot become its archival PDF: 422 with the
+    /// section and the problem, for the secretary to act on.
+    #[error("the protocol cannot be archived as PDF: {0}")]
+    Unarchivable(protokoll_render::Problem),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,9 +61,27 @@ struct Body<'a> {
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
+    /// With `not_archivable`: the section (`item`: id, number, title, or
+    /// null for the protocol as a whole) and the problem (`kind` and its
+    /// figures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a protokoll_render::Problem>,
 }
 
 impl ApiError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// Seconds to wait before trying again, for 429 and 503 `busy`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Throttled(_, retry) | ApiError::Busy(_, retry) => Some(*retry),
+            _ => None,
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use crate::auth::AuthError;
         match self {
@@ -82,6 +110,9 @@ impl ApiError {
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy(..) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            ApiError::Unarchivable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_archivable"),
             ApiError::Store(e) if locked(e) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -152,7 +183,14 @@ impl IntoResponse for ApiError {
         let mut response = (
             status,
             Json(Body {
-                error: ErrorBody { code, message },
+                error: ErrorBody {
+                    code,
+                    message,
+                    problem: match &self {
+                        ApiError::Unarchivable(problem) => Some(problem),
+                        _ => None,
+                    },
+                },
             }),
         )
             .into_response();
@@ -172,6 +210,9 @@ pub fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> Api
     match rejection {
         R::JsonDataError(e) => ApiError::Invalid(e.body_text()),
         R::MissingJsonContentType(e) => ApiError::UnsupportedMediaType(e.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(other.body_text())
+        }
         other => ApiError::Malformed(other.body_text()),
     }
 }

@@ -3,11 +3,13 @@
 
 mod admin;
 mod auth;
+pub mod body;
 pub mod client;
 mod error;
 mod meetings;
 mod protocol;
 pub mod sockets;
+pub mod uploads;
 mod web;
 mod ws;
 
@@ -55,6 +57,8 @@ pub struct AppState {
     pub signer: Arc<crate::finalise::SignerSlot>,
     /// The other nodes, with `--redis-url`.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// How often, and how many at once, anonymous verifications are taken.
+    pub verify_gate: Arc<uploads::VerifyGate>,
 }
 
 impl AppState {
@@ -201,14 +205,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/verify",
-            post(protocol::verify_file).layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_BYTES)),
+            post(protocol::verify_file)
+                .layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_REQUEST_BYTES)),
         )
         .route("/api/verify/{hash}", get(protocol::verify_hash))
         .route(
             "/verify",
             get(protocol::verify_page)
                 .post(protocol::verify_form)
-                .layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_BYTES)),
+                .layer(DefaultBodyLimit::max(protocol::MAX_VERIFY_REQUEST_BYTES)),
         )
         .route("/verify.css", get(protocol::verify_style))
         .route(
@@ -220,6 +225,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(web::serve)
+        .layer(DefaultBodyLimit::max(body::MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::body_deadline,
+        ))
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

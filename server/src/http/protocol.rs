@@ -5,29 +5,49 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::JsonRejection},
     http::{HeaderValue, header},
     response::{Html, IntoResponse, Response},
 };
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{
     AppState,
     auth::CurrentUser,
+    client::ClientIp,
     error::{ApiError, json_rejection},
     meetings::open,
+    uploads,
 };
 use crate::{
     finalise::{
-        Actor, Export, FinaliseError, Format, Lifecycle, ProtocolView, VerifyReport, signing,
+        Actor, Export, FinaliseError, Format, Lifecycle, ProtocolView, VerifyReport, VerifyStatus,
+        signing,
     },
     meeting::MeetingId,
     store::StoreError,
 };
 
+/// The exports' own Content-Security-Policy: nothing loaded, no script,
+/// their inline style only, never framed.
+pub const EXPORT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// Largest file `POST /api/verify` and `/verify` accept.
 pub const MAX_VERIFY_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a multipart form may add around the file (boundaries, headers, a
+/// hash field).
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Most a request to the verification routes may send: the file and its
+/// form.
+pub const MAX_VERIFY_REQUEST_BYTES: usize = MAX_VERIFY_BYTES + MULTIPART_OVERHEAD;
+
+/// The `Retry-After` of a download that found every rendering slot taken.
+const RENDER_RETRY_AFTER_SECS: u64 = 5;
 
 impl From<FinaliseError> for ApiError {
     fn from(e: FinaliseError) -> Self {
@@ -39,6 +59,11 @@ impl From<FinaliseError> for ApiError {
             FinaliseError::Unavailable => ApiError::Unavailable,
             FinaliseError::Signing(m) => ApiError::Store(StoreError::Corrupt(m)),
             FinaliseError::Render(m) => ApiError::Store(StoreError::Corrupt(m)),
+            FinaliseError::Unarchivable(problem) => ApiError::Unarchivable(problem),
+            FinaliseError::Busy => ApiError::Busy(
+                "the server is busy rendering protocols; try again in a moment",
+                RENDER_RETRY_AFTER_SECS,
+            ),
             FinaliseError::Store(e) => ApiError::Store(e),
         }
     }
@@ -85,7 +110,10 @@ pub async fn status(
 /// `protocol` map and refused with close code 4423 if they write.
 #[utoipa::path(post, path = "/api/meetings/{id}/protocol/lock", tag = "protocol",
     responses((status = 200, body = ProtocolView), (status = 403), (status = 404),
-        (status = 409, description = "not a draft, or nobody (chair, justerare) could verify it")))]
+        (status = 409, description = "not a draft, or nobody (chair, justerare) could verify it"),
+        (status = 422, description = "`not_archivable`: the protocol cannot become its archival \
+            PDF; `error.problem` names the section (`item`) and what is wrong (`kind`: \
+            `link_too_long`, `text_too_large`, `too_many_nodes`, `nested_too_deep`, `typeset`)")))]
 pub async fn lock(
     State(app): State<AppState>,
     me: CurrentUser,
@@ -222,10 +250,12 @@ fn download(export: Export) -> Response {
     if let Ok(v) = HeaderValue::from_str(&export.sha256) {
         headers.insert("x-protokoll-file-sha256", v);
     }
-    // An export must never run as a page of this origin.
+    // An export must never run as a page of this origin: its own policy
+    // (no script, nothing loaded, its inline style only; a sandbox, so not
+    // even this origin's cookies), which `security_headers` leaves alone.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(EXPORT_CSP),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -268,7 +298,10 @@ pub async fn export_markdown(
 
 /// The locked protocol as PDF/A-2b.
 #[utoipa::path(get, path = "/api/meetings/{id}/protocol.pdf", tag = "protocol",
-    responses((status = 200, content_type = "application/pdf"), (status = 404), (status = 409)))]
+    responses((status = 200, content_type = "application/pdf"), (status = 404), (status = 409),
+        (status = 422, description = "`not_archivable`: a protocol locked before the bounds \
+            of what can be typeset existed, beyond them"),
+        (status = 503, description = "`busy`: every rendering slot was taken for 30 s")))]
 pub async fn export_pdf(
     State(app): State<AppState>,
     me: CurrentUser,
@@ -289,46 +322,131 @@ pub async fn export_json(
     export(app, me, id, Format::Json).await
 }
 
-/// What a verification request carried.
+/// What a verification request carried: a file (as its SHA-256, hashed
+/// while it arrived) or a hash typed in.
 enum Presented {
-    File(Bytes),
+    File(String),
     Hash(String),
 }
 
+/// Longest `hash` form field read; a SHA-256 in hex is 64 characters.
+const MAX_HASH_FIELD: usize = 1024;
+
+/// The gate's refusal as an answer.
+fn refused(refusal: uploads::Refusal) -> ApiError {
+    match refusal {
+        uploads::Refusal::Rate(secs) => ApiError::Throttled(
+            "too many verifications from your address; try again later".into(),
+            secs,
+        ),
+        uploads::Refusal::Uploading => ApiError::Throttled(
+            format!(
+                "your address is uploading {} files already; wait for them to finish",
+                uploads::UPLOADS_PER_ADDRESS
+            ),
+            1,
+        ),
+        uploads::Refusal::Busy => ApiError::Busy(
+            "too many files are being verified at once; try again in a moment",
+            uploads::BUSY_RETRY_AFTER_SECS,
+        ),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "a protocol file is at most {} MiB",
+        MAX_VERIFY_BYTES / (1024 * 1024)
+    ))
+}
+
+/// Hashes a file as its pieces arrive; never holds more than one piece.
+struct FileHash {
+    sha: Sha256,
+    bytes: usize,
+}
+
+impl FileHash {
+    fn new() -> Self {
+        Self {
+            sha: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn add(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.bytes += chunk.len();
+        if self.bytes > MAX_VERIFY_BYTES {
+            return Err(too_large());
+        }
+        self.sha.update(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Option<String> {
+        (self.bytes > 0).then(|| signing::hex(&self.sha.finalize()))
+    }
+}
+
 /// Reads a file from a multipart form (field `file`, or a `hash` field) or
-/// the raw request body.
-async fn presented(app: &AppState, request: Request) -> Result<Presented, ApiError> {
-    let is_multipart = request
-        .headers()
+/// the raw request body, hashing it as it arrives, within the upload
+/// limits of the client's address.
+async fn presented(
+    app: &AppState,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Presented, ApiError> {
+    let _upload = app
+        .verify_gate
+        .upload(ip, std::time::Instant::now())
+        .map_err(refused)?;
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_VERIFY_REQUEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     if is_multipart {
+        let malformed = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::Malformed(e.body_text())
+            }
+        };
         let mut form = Multipart::from_request(request, app)
             .await
             .map_err(|e| ApiError::Malformed(e.body_text()))?;
         let mut hash = None;
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::Malformed(e.body_text()))?
-        {
+        while let Some(mut field) = form.next_field().await.map_err(malformed)? {
             match field.name() {
                 Some("file") => {
-                    let bytes = field
-                        .bytes()
-                        .await
-                        .map_err(|e| ApiError::Malformed(e.body_text()))?;
-                    if !bytes.is_empty() {
-                        return Ok(Presented::File(bytes));
+                    let mut file = FileHash::new();
+                    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                        file.add(&chunk)?;
+                    }
+                    if let Some(digest) = file.finish() {
+                        return Ok(Presented::File(digest));
                     }
                 }
                 Some("hash") => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::Malformed(e.body_text()))?;
-                    if !text.trim().is_empty() {
+                    let mut text = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() > MAX_HASH_FIELD {
+                            return Err(ApiError::Invalid(
+                                "a hash is 64 hexadecimal digits (SHA-256)".into(),
+                            ));
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&text).trim().to_owned();
+                    if !text.is_empty() {
                         hash = Some(text);
                     }
                 }
@@ -338,22 +456,22 @@ async fn presented(app: &AppState, request: Request) -> Result<Presented, ApiErr
         hash.map(Presented::Hash)
             .ok_or_else(|| ApiError::Invalid("send a file (field \"file\") or a hash".into()))
     } else {
-        let bytes = Bytes::from_request(request, app)
-            .await
-            .map_err(|e| ApiError::Malformed(e.body_text()))?;
-        if bytes.is_empty() {
-            return Err(ApiError::Invalid(
-                "send the protocol file as the body".into(),
-            ));
+        let mut chunks = request.into_body().into_data_stream();
+        let mut file = FileHash::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| ApiError::Malformed(e.to_string()))?;
+            file.add(&chunk)?;
         }
-        Ok(Presented::File(bytes))
+        file.finish()
+            .map(Presented::File)
+            .ok_or_else(|| ApiError::Invalid("send the protocol file as the body".into()))
     }
 }
 
 async fn check(app: &AppState, presented: Presented) -> Result<VerifyReport, ApiError> {
     let lifecycle = lifecycle(app);
     Ok(match presented {
-        Presented::File(bytes) => lifecycle.verify_file(&bytes).await?,
+        Presented::File(digest) => lifecycle.verify_digest(&digest).await?,
         Presented::Hash(hash) => lifecycle.verify_hash(&hash).await?,
     })
 }
@@ -362,25 +480,34 @@ async fn check(app: &AppState, presented: Presented) -> Result<VerifyReport, Api
 /// multipart form with a `file` (or `hash`) field. Answers whether it is a
 /// locked protocol of this server, or an untouched export of one, with its
 /// meeting, state, sign-offs and whether the server's signature holds.
+/// `status` says it in one word: `genuine`, `withdrawn` (genuine, but that
+/// version was sent back to draft) or `no_match`. One client address may
+/// upload two files at once and ask 30 times a minute (bursts of 10).
 #[utoipa::path(post, path = "/api/verify", tag = "verification",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = VerifyReport), (status = 400), (status = 422)))]
+    responses((status = 200, body = VerifyReport), (status = 400), (status = 408),
+        (status = 413), (status = 422), (status = 429), (status = 503)))]
 pub async fn verify_file(
     State(app): State<AppState>,
+    ip: ClientIp,
     request: Request,
 ) -> Result<Json<VerifyReport>, ApiError> {
-    let presented = presented(&app, request).await?;
+    let presented = presented(&app, ip, request).await?;
     Ok(Json(check(&app, presented).await?))
 }
 
 /// Verify a protocol's hash, or the SHA-256 of an export file (no
 /// sign-in).
 #[utoipa::path(get, path = "/api/verify/{hash}", tag = "verification",
-    responses((status = 200, body = VerifyReport), (status = 422)))]
+    responses((status = 200, body = VerifyReport), (status = 422), (status = 429)))]
 pub async fn verify_hash(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(hash): Path<String>,
 ) -> Result<Json<VerifyReport>, ApiError> {
+    app.verify_gate
+        .ask(ip, std::time::Instant::now())
+        .map_err(refused)?;
     Ok(Json(lifecycle(&app).verify_hash(&hash).await?))
 }
 
@@ -451,7 +578,8 @@ background:var(--accent);color:#fff;cursor:pointer}button:hover{background:#173d
 .hint{color:var(--muted);font-size:.9rem;margin:.2rem 0}\
 .ok{border-left:6px solid var(--ok);padding:.6rem 1rem;background:#e9f5ec;border-radius:0 4px 4px 0}\
 .bad{border-left:6px solid var(--danger);padding:.6rem 1rem;background:#fdf0f0;border-radius:0 4px 4px 0}\
-.ok p,.bad p{margin:.2rem 0}code{font-family:ui-monospace,'DejaVu Sans Mono','Liberation Mono',monospace;\
+.warn{border-left:6px solid #8a5a00;padding:.6rem 1rem;background:#fdf5e6;border-radius:0 4px 4px 0}\
+.ok p,.bad p,.warn p{margin:.2rem 0}code{font-family:ui-monospace,'DejaVu Sans Mono','Liberation Mono',monospace;\
 font-size:.9rem;word-break:break-all;background:#f3f5f8;padding:.05rem .3rem;border-radius:3px}\
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35rem 1.25rem;margin:1.25rem 0}\
 dt{font-weight:600}dd{margin:0}.valid{color:var(--ok);font-weight:600}.invalid{color:var(--danger);font-weight:700}\
@@ -500,30 +628,52 @@ pub struct HashQuery {
 /// `GET /verify`: the form (and, with `?hash=`, the answer).
 pub async fn verify_page(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(query): Query<HashQuery>,
-) -> Html<String> {
+) -> Response {
     match query.hash.filter(|h| !h.trim().is_empty()) {
-        Some(hash) => result_page(check(&app, Presented::Hash(hash)).await),
-        None => page("Kontrollera ett protokoll", FORM),
+        Some(hash) => {
+            let report = match app.verify_gate.ask(ip, std::time::Instant::now()) {
+                Ok(()) => check(&app, Presented::Hash(hash)).await,
+                Err(refusal) => Err(refused(refusal)),
+            };
+            result_page(report)
+        }
+        None => page("Kontrollera ett protokoll", FORM).into_response(),
     }
 }
 
 /// `POST /verify`: the form's answer.
-pub async fn verify_form(State(app): State<AppState>, request: Request) -> Html<String> {
-    let report = match presented(&app, request).await {
+pub async fn verify_form(State(app): State<AppState>, ip: ClientIp, request: Request) -> Response {
+    let report = match presented(&app, ip, request).await {
         Ok(p) => check(&app, p).await,
         Err(e) => Err(e),
     };
     result_page(report)
 }
 
-fn result_page(report: Result<VerifyReport, ApiError>) -> Html<String> {
+/// The answer as a page: 200 with the verdict, or the error's status
+/// (429, 413, ...) with what to do.
+fn result_page(report: Result<VerifyReport, ApiError>) -> Response {
     let title = match &report {
-        Ok(r) if r.matches => "Stämmer",
-        Ok(_) => "Stämmer inte",
+        Ok(r) => match r.status {
+            VerifyStatus::Genuine => "Stämmer",
+            VerifyStatus::Withdrawn => "Äkta men återkallat",
+            VerifyStatus::NoMatch => "Stämmer inte",
+        },
         Err(_) => "Kontrollera ett protokoll",
     };
-    page(title, &result_html(report))
+    let (status, retry) = match &report {
+        Ok(_) => (axum::http::StatusCode::OK, None),
+        Err(e) => (e.status(), e.retry_after()),
+    };
+    let mut response = (status, page(title, &result_html(report))).into_response();
+    if let Some(retry) = retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    }
+    response
 }
 
 fn role_sv(role: &str) -> &str {
@@ -577,6 +727,11 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
                 ApiError::Invalid(_) | ApiError::Malformed(_) => {
                     "Välj en protokollfil, eller ange en kontrollsumma: 64 tecken, 0–9 och a–f."
                 }
+                ApiError::TooLarge(_) => "Filen är för stor: en protokollfil är högst 32 MiB.",
+                ApiError::Throttled(..) => {
+                    "Du har kontrollerat många filer på kort tid. Vänta en stund och försök igen."
+                }
+                ApiError::BodyTimeout => "Filen kom inte fram i tid. Försök igen.",
                 _ => "Något gick fel. Försök igen om en stund.",
             };
             out.push_str(&format!(
@@ -585,7 +740,7 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
                 escape(&e.to_string())
             ));
         }
-        Ok(r) if !r.matches => {
+        Ok(r) if r.status == VerifyStatus::NoMatch => {
             out.push_str(
                 "<h1>Stämmer inte</h1><div class=\"bad\" role=\"alert\"><p><strong>Filen eller \
                  kontrollsumman stämmer inte</strong> med något låst protokoll på den här \
@@ -602,14 +757,30 @@ fn result_html(report: Result<VerifyReport, ApiError>) -> String {
                 "locked" => "Låst, väntar på justering",
                 _ => "Återkallat (skickat tillbaka till utkast)",
             };
-            out.push_str(&format!(
-                "<h1>Stämmer</h1><div class=\"ok\" role=\"status\"><p><strong>{}</strong></p></div><dl>",
-                if r.matched == Some("export") {
-                    "Filen är oförändrad: den är en export av ett protokoll på den här servern."
-                } else {
-                    "Kontrollsumman tillhör ett låst protokoll på den här servern."
-                }
-            ));
+            let genuine = if r.matched == Some("export") {
+                "Filen är oförändrad: den är en export av ett protokoll på den här servern."
+            } else {
+                "Kontrollsumman tillhör ett låst protokoll på den här servern."
+            };
+            if r.status == VerifyStatus::Withdrawn {
+                // Genuine, but not the protocol: a justerare rejected this
+                // version, or the secretary took it back, before it was
+                // verified. Never the green "Stämmer".
+                out.push_str(&format!(
+                    "<h1>Äkta men återkallat</h1><div class=\"warn\" role=\"alert\">\
+                     <p><strong>{genuine}</strong></p><p>Men den här versionen av protokollet \
+                     är <strong>återkallad</strong>: den skickades tillbaka till utkast och \
+                     gäller inte. Fråga sekreteraren efter den senaste versionen.</p>\
+                     <p lang=\"en\">Genuine, but withdrawn: this version of the protocol was \
+                     sent back to draft and is not in force. Ask the secretary for the latest \
+                     version.</p></div><dl>"
+                ));
+            } else {
+                out.push_str(&format!(
+                    "<h1>Stämmer</h1><div class=\"ok\" role=\"status\"><p><strong>{genuine}</strong></p>\
+                     <p lang=\"en\">Genuine.</p></div><dl>"
+                ));
+            }
             let mut row = |k: &str, v: String| out.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>"));
             row("Sammanträde", escape(&p.meeting_title));
             if !p.meeting_body.is_empty() {

@@ -114,6 +114,26 @@ pub struct LockPlan {
     /// A document update (writing the `protocol` map), appended while the
     /// meeting is still a draft, in the same transaction.
     pub doc_update: Vec<u8>,
+    /// The exports of the locked protocol, stored with it.
+    pub renditions: Vec<NewRendition>,
+}
+
+/// An export file rendered once and kept.
+#[derive(Debug, Clone)]
+pub struct NewRendition {
+    /// `locked` or `verified`.
+    pub stage: &'static str,
+    /// `html`, `md` or `pdf`.
+    pub format: &'static str,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A stored export file: its SHA-256 and bytes.
+#[derive(Debug, Clone)]
+pub struct StoredRendition {
+    pub sha256: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Why a state change was not made.
@@ -355,6 +375,115 @@ fn conflict_or_database(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Reads everything a lock shows, on a transaction.
+macro_rules! read_lock_snapshot {
+    ($tx:ident, $meeting:expr, $state:expr) => {{
+        let meeting = $meeting;
+        let state = $state;
+        let row = sqlx::query(
+            "SELECT title, body, meeting_date, start_time, place FROM meetings WHERE id = $1",
+        )
+        .bind(meeting.as_uuid())
+        .fetch_one(&mut *$tx)
+        .await?;
+        let participants = sqlx::query(
+            "SELECT u.id, u.display_name, pt.role, a.name AS agency
+             FROM participants pt JOIN users u ON u.id = pt.user_id
+             LEFT JOIN agencies a ON a.id = u.agency_id
+             WHERE pt.meeting_id = $1",
+        )
+        .bind(meeting.as_uuid())
+        .fetch_all(&mut *$tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                UserId(r.try_get("id")?),
+                r.try_get("display_name")?,
+                r.try_get("role")?,
+                r.try_get("agency")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let sections = sqlx::query(
+            "SELECT s.id, s.number, s.title, s.owner_kind, a.name AS agency, u.display_name AS person
+             FROM sections s
+             LEFT JOIN agencies a ON a.id = s.owner_agency_id
+             LEFT JOIN users u ON u.id = s.owner_user_id
+             WHERE s.meeting_id = $1 ORDER BY s.position",
+        )
+        .bind(meeting.as_uuid())
+        .fetch_all(&mut *$tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get("owner_kind")?;
+            let owner: Option<String> = match kind.as_str() {
+                "agency" => r.try_get("agency")?,
+                "user" => r.try_get("person")?,
+                _ => Some("Sekreterare".to_owned()),
+            };
+            Ok((
+                r.try_get("id")?,
+                r.try_get("number")?,
+                r.try_get("title")?,
+                owner.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let document = read_document!($tx, meeting);
+        let last: Option<i32> =
+            sqlx::query_scalar("SELECT MAX(version) FROM protocols WHERE meeting_id = $1")
+                .bind(meeting.as_uuid())
+                .fetch_one(&mut *$tx)
+                .await?;
+        let snapshot = LockSnapshot {
+            state,
+            title: row.try_get("title")?,
+            body: row.try_get("body")?,
+            date: row.try_get("meeting_date")?,
+            time: row.try_get("start_time")?,
+            place: row.try_get("place")?,
+            participants,
+            sections,
+            document,
+            next_version: last.unwrap_or(0) + 1,
+        };
+        snapshot
+    }};
+}
+
+/// Stores a rendition and remembers its SHA-256 for verification, on a
+/// transaction; a rendition already there is kept as it is.
+macro_rules! insert_rendition {
+    ($tx:ident, $protocol:expr, $r:expr, $at:expr) => {{
+        let r: &NewRendition = $r;
+        sqlx::query(
+            "INSERT INTO protocol_renditions (protocol_id, stage, format, sha256, bytes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (protocol_id, stage, format) DO NOTHING",
+        )
+        .bind($protocol)
+        .bind(r.stage)
+        .bind(r.format)
+        .bind(&r.sha256)
+        .bind(&r.bytes)
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO protocol_exports (sha256, protocol_id, stage, format, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&r.sha256)
+        .bind($protocol)
+        .bind(r.stage)
+        .bind(r.format)
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 /// Seconds precision: what the canonical form and every rendering show,
 /// and what both backends store exactly.
 pub fn now_seconds() -> DateTime<Utc> {
@@ -366,92 +495,51 @@ impl Protocols {
         Self { pool }
     }
 
+    /// What a lock would read now, without taking any lock: the finaliser
+    /// typesets the protocol from it before the lock's transaction, so that
+    /// the transaction (on SQLite, the database's write lock) is not held
+    /// while Typst works. None: no such meeting.
+    pub async fn lock_snapshot(
+        &self,
+        meeting: MeetingId,
+    ) -> Result<Option<LockSnapshot>, StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1")
+                .bind(meeting.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(state) = state else {
+                return Ok(None);
+            };
+            let snapshot = read_lock_snapshot!(tx, meeting, state);
+            tx.rollback().await?;
+            Ok(Some(snapshot))
+        })
+    }
+
     /// Locks a draft: reads everything the protocol shows inside the
-    /// transaction, lets `plan` build the canonical protocol and the
-    /// document update, then appends the update, stores the protocol, flips
-    /// the state and writes the audit row, all or nothing.
-    pub async fn lock<E>(
+    /// transaction, lets `plan` build the canonical protocol, its
+    /// renditions and the document update, then appends the update, stores
+    /// the protocol and its renditions, flips the state and writes the
+    /// audit row, all or nothing.
+    pub async fn lock<E, F>(
         &self,
         meeting: MeetingId,
         actor: &AuditActor,
         at: DateTime<Utc>,
-        plan: impl FnOnce(LockSnapshot) -> Result<LockPlan, E>,
-    ) -> Result<Committed, ChangeRefused<E>> {
+        plan: impl FnOnce(LockSnapshot) -> F,
+    ) -> Result<Committed, ChangeRefused<E>>
+    where
+        F: std::future::Future<Output = Result<LockPlan, E>>,
+    {
         begin_on_meeting!(self, meeting, |tx, state| {
             let Some(state) = state else {
                 return Err(ChangeRefused::NoMeeting);
             };
-            let row = sqlx::query(
-                "SELECT title, body, meeting_date, start_time, place FROM meetings WHERE id = $1",
-            )
-            .bind(meeting.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
-            let participants = sqlx::query(
-                "SELECT u.id, u.display_name, pt.role, a.name AS agency
-                 FROM participants pt JOIN users u ON u.id = pt.user_id
-                 LEFT JOIN agencies a ON a.id = u.agency_id
-                 WHERE pt.meeting_id = $1",
-            )
-            .bind(meeting.as_uuid())
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    UserId(r.try_get("id")?),
-                    r.try_get("display_name")?,
-                    r.try_get("role")?,
-                    r.try_get("agency")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let sections = sqlx::query(
-                "SELECT s.id, s.number, s.title, s.owner_kind, a.name AS agency, u.display_name AS person
-                 FROM sections s
-                 LEFT JOIN agencies a ON a.id = s.owner_agency_id
-                 LEFT JOIN users u ON u.id = s.owner_user_id
-                 WHERE s.meeting_id = $1 ORDER BY s.position",
-            )
-            .bind(meeting.as_uuid())
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                let kind: String = r.try_get("owner_kind")?;
-                let owner: Option<String> = match kind.as_str() {
-                    "agency" => r.try_get("agency")?,
-                    "user" => r.try_get("person")?,
-                    _ => Some("Sekreterare".to_owned()),
-                };
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("number")?,
-                    r.try_get("title")?,
-                    owner.unwrap_or_default(),
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let document = read_document!(tx, meeting);
-            let last: Option<i32> =
-                sqlx::query_scalar("SELECT MAX(version) FROM protocols WHERE meeting_id = $1")
-                    .bind(meeting.as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let snapshot = LockSnapshot {
-                state,
-                title: row.try_get("title")?,
-                body: row.try_get("body")?,
-                date: row.try_get("meeting_date")?,
-                time: row.try_get("start_time")?,
-                place: row.try_get("place")?,
-                participants,
-                sections,
-                document,
-                next_version: last.unwrap_or(0) + 1,
-            };
+            let snapshot = read_lock_snapshot!(tx, meeting, state);
             let version = snapshot.next_version;
-            let planned = plan(snapshot).map_err(ChangeRefused::Refused)?;
+            let planned = plan(snapshot).await.map_err(ChangeRefused::Refused)?;
             // The last append: the meeting is still a draft here.
             let seq = append_update!(tx, meeting, &planned.doc_update);
             sqlx::query("UPDATE meetings SET state = 'locked' WHERE id = $1")
@@ -479,6 +567,9 @@ impl Protocols {
             .bind(actor.id.map(|u| u.0))
             .execute(&mut *tx)
             .await?;
+            for r in &planned.renditions {
+                insert_rendition!(tx, protocol.id, r, at);
+            }
             insert_audit!(
                 tx,
                 meeting,
@@ -748,6 +839,51 @@ impl Protocols {
             .execute(p)
             .await?; });
         Ok(())
+    }
+
+    /// An export rendered before, if there is one.
+    pub async fn rendition(
+        &self,
+        protocol: Uuid,
+        stage: &str,
+        format: &str,
+    ) -> Result<Option<StoredRendition>, StoreError> {
+        with_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT sha256, bytes FROM protocol_renditions
+                 WHERE protocol_id = $1 AND stage = $2 AND format = $3")
+                .bind(protocol)
+                .bind(stage)
+                .bind(format)
+                .fetch_optional(p)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(StoredRendition {
+                    sha256: row.try_get("sha256")?,
+                    bytes: row.try_get("bytes")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Keeps a rendered export. Should another request or node have kept
+    /// one first, that one stays, and is what this returns: every
+    /// download of a (protocol, stage, format) is the same file.
+    pub async fn keep_rendition(
+        &self,
+        protocol: Uuid,
+        rendition: NewRendition,
+    ) -> Result<StoredRendition, StoreError> {
+        let at = Utc::now();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            insert_rendition!(tx, protocol, &rendition, at);
+            tx.commit().await?;
+        });
+        self.rendition(protocol, rendition.stage, rendition.format)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("rendition of {protocol} vanished")))
     }
 
     /// The protocol an export file with this SHA-256 belongs to, with the

@@ -198,6 +198,23 @@ export const en: Catalogue = {
   frozenItems: 'Items that are frozen',
   lockNow: 'Lock now',
   lockFailed: 'The minutes could not be locked.',
+  notArchivable: (p) => {
+    const where = p.item ? `§ ${p.item.number} ${p.item.title}` : 'The minutes'
+    const n = (x: number | undefined) => (x ?? 0).toLocaleString('en-GB')
+    const mib = (x: number | undefined) => ((x ?? 0) / (1024 * 1024)).toLocaleString('en-GB', { maximumFractionDigits: 1 })
+    switch (p.kind) {
+      case 'link_too_long':
+        return `${where}: a link is ${n(p.bytes)} characters long and cannot be archived (at most ${n(p.limit)}). Ask whoever writes the section to shorten or remove it, then lock again.`
+      case 'text_too_large':
+        return `${where} holds the most text: the minutes are ${mib(p.bytes)} MiB and cannot be archived (at most ${mib(p.limit)} MiB). Shorten the text, then lock again.`
+      case 'too_many_nodes':
+        return `${where} has the most paragraphs and formatting: the minutes have ${n(p.nodes)} and cannot be archived (at most ${n(p.limit)}). Simplify the formatting, then lock again.`
+      case 'nested_too_deep':
+        return `${where}: lists are nested ${n(p.depth)} levels deep and cannot be archived (at most ${n(p.limit)}). Flatten the lists, then lock again.`
+      default:
+        return `${where} cannot become a PDF for the archive (${p.message ?? ''}). Change the section, then lock again.`
+    }
+  },
   lockedTitle: 'The minutes are locked for verification',
   verifiedTitle: 'The minutes are verified',
   lockedBy: (who, when) => `Locked by ${who}, ${when}.`,

@@ -1,6 +1,8 @@
 // Swedish: the product's first language. Every string the user sees lives
 // here (and, translated, in en.ts); the type of this object is the catalogue.
 
+import type { ArchiveProblem } from '../api'
+
 export const sv = {
   lang: 'sv',
   locale: 'sv-SE',
@@ -207,6 +209,24 @@ export const sv = {
   frozenItems: 'Paragrafer som fryses',
   lockNow: 'Lås nu',
   lockFailed: 'Protokollet kunde inte låsas.',
+  /** Why a protocol cannot become its archival PDF, and what to change. */
+  notArchivable: (p: ArchiveProblem): string => {
+    const where = p.item ? `§ ${p.item.number} ${p.item.title}` : 'Protokollet'
+    const n = (x: number | undefined) => (x ?? 0).toLocaleString('sv-SE')
+    const mib = (x: number | undefined) => ((x ?? 0) / (1024 * 1024)).toLocaleString('sv-SE', { maximumFractionDigits: 1 })
+    switch (p.kind) {
+      case 'link_too_long':
+        return `${where}: en länk är ${n(p.bytes)} tecken lång och kan inte arkiveras (högst ${n(p.limit)}). Be den som skriver avsnittet att korta länken eller ta bort den, och lås sedan igen.`
+      case 'text_too_large':
+        return `${where} har mest text: protokollet är ${mib(p.bytes)} MiB och kan inte arkiveras (högst ${mib(p.limit)} MiB). Korta texten och lås sedan igen.`
+      case 'too_many_nodes':
+        return `${where} har flest stycken och formateringar: protokollet har ${n(p.nodes)} och kan inte arkiveras (högst ${n(p.limit)}). Förenkla formateringen och lås sedan igen.`
+      case 'nested_too_deep':
+        return `${where}: listor ligger i ${n(p.depth)} nivåer och kan inte arkiveras (högst ${n(p.limit)}). Gör listorna plattare och lås sedan igen.`
+      default:
+        return `${where} kan inte bli en PDF för arkivet (${p.message ?? ''}). Ändra avsnittet och lås sedan igen.`
+    }
+  },
   lockedTitle: 'Protokollet är låst för justering',
   verifiedTitle: 'Protokollet är justerat',
   lockedBy: (who: string, when: string) => `Låst av ${who}, ${when}.`,

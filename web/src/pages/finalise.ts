@@ -179,7 +179,10 @@ export class FinalisePanel {
       heading?.setAttribute('tabindex', '-1')
       heading?.focus()
     } catch (e) {
-      this.dialogError.textContent = `${t().lockFailed} ${message(e)}`
+      this.dialogError.textContent =
+        e instanceof ApiError && e.code === 'not_archivable' && e.problem
+          ? `${t().lockFailed} ${t().notArchivable(e.problem)}`
+          : `${t().lockFailed} ${message(e)}`
     } finally {
       this.busy = false
       this.locking = false

@@ -1,0 +1,22 @@
+-- Every export of a locked protocol is rendered once and kept (issue 24):
+-- the PDF of a large protocol costs the typesetter seconds and hundreds of
+-- megabytes, so it must not be made again for every download. The locked
+-- stage's HTML, Markdown and PDF are made inside the lock's transaction
+-- (a protocol that cannot be typeset is not locked); the verified stage's
+-- on the first download. Like the protocol itself, a rendition is never
+-- changed or removed. The canonical JSON is `protocols.canonical` and is
+-- not stored again.
+CREATE TABLE protocol_renditions (
+    protocol_id  UUID NOT NULL REFERENCES protocols (id),
+    stage        TEXT NOT NULL CHECK (stage IN ('locked', 'verified')),
+    format       TEXT NOT NULL CHECK (format IN ('html', 'md', 'pdf')),
+    sha256       TEXT NOT NULL,
+    bytes        BYTEA NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (protocol_id, stage, format)
+);
+
+CREATE TRIGGER protocol_renditions_immutable BEFORE UPDATE OR DELETE ON protocol_renditions
+    FOR EACH ROW EXECUTE FUNCTION protokoll_immutable();
+CREATE TRIGGER protocol_renditions_no_truncate BEFORE TRUNCATE ON protocol_renditions
+    FOR EACH STATEMENT EXECUTE FUNCTION protokoll_immutable();
