@@ -1250,7 +1250,6 @@ async function linkAttributes(browser) {
   const member = await newPage(browser)
   await signIn(member, 'ledamot')
   const app = await member.goto(`/meetings/${MEETING}`)
-  assert(app.headers()['cross-origin-opener-policy'] === 'same-origin', 'the app sends Cross-Origin-Opener-Policy')
   await connected(member)
   await waitForText(member, 'polis', 'Kartan över området')
   const link = member.locator('[data-section="polis"] a', { hasText: 'Kartan över området' })
@@ -1265,6 +1264,8 @@ async function linkAttributes(browser) {
   assert(new URL(opened.url()).host === new URL(outside).host, `the link opened ${opened.url()}`)
   assert((await opened.evaluate(() => window.opener)) === null, 'the opened page has no window.opener')
   assert(member.url().endsWith(`/meetings/${MEETING}`), 'the protocol page stays where it was')
+  // And every page of the app is its own browsing context group.
+  assert(app.headers()['cross-origin-opener-policy'] === 'same-origin', 'the app sends Cross-Origin-Opener-Policy')
 }
 
 // ---- runner ------------------------------------------------------------------------------------
