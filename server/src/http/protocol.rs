@@ -652,8 +652,9 @@ pub async fn verify_form(State(app): State<AppState>, ip: ClientIp, request: Req
     result_page(report)
 }
 
-/// The answer as a page: 200 with the verdict, or the error's status
-/// (429, 413, ...) with what to do.
+/// The answer as a page: 200 with the verdict or with what to correct in
+/// the form; a limit's status (413, 408, 429, 503 with `Retry-After`) with
+/// what to do.
 fn result_page(report: Result<VerifyReport, ApiError>) -> Response {
     let title = match &report {
         Ok(r) => match r.status {
@@ -664,8 +665,13 @@ fn result_page(report: Result<VerifyReport, ApiError>) -> Response {
         Err(_) => "Kontrollera ett protokoll",
     };
     let (status, retry) = match &report {
-        Ok(_) => (axum::http::StatusCode::OK, None),
-        Err(e) => (e.status(), e.retry_after()),
+        Err(
+            e @ (ApiError::TooLarge(_)
+            | ApiError::BodyTimeout
+            | ApiError::Throttled(..)
+            | ApiError::Busy(..)),
+        ) => (e.status(), e.retry_after()),
+        _ => (axum::http::StatusCode::OK, None),
     };
     let mut response = (status, page(title, &result_html(report))).into_response();
     if let Some(retry) = retry {

@@ -77,8 +77,8 @@ pub use directory::{
 pub use postgres::PostgresStore;
 pub use protocols::{
     AuditActor, AuditEntry, ChangeRefused, Committed, KeyClaim, LockPlan, LockSnapshot,
-    NewRendition, ProtocolRecord, Protocols, SignerAccount, SignoffPlan, StoredKey,
-    StoredProtocol, StoredRendition, StoredSignature, StoredSignoff, now_seconds,
+    NewRendition, ProtocolRecord, Protocols, SignerAccount, SignoffPlan, StoredKey, StoredProtocol,
+    StoredRendition, StoredSignature, StoredSignoff, now_seconds,
 };
 pub use sqlite::SqliteStore;
 pub use writer::{CommitWriter, CommitWriterError};
