@@ -503,3 +503,68 @@ async fn the_verification_page_is_styled_under_the_apps_content_security_policy(
     let css = css.text().await.unwrap();
     assert!(css.contains(".app-bar") && css.contains(".bad"), "{css}");
 }
+
+/// `NAME: number` pairs between `start` and the first line that is `end`,
+/// read from a source file (comments and blank lines skipped).
+fn constants(
+    source: &str,
+    start: &str,
+    end: &str,
+    pair: fn(&str) -> Option<(String, u16)>,
+) -> std::collections::BTreeMap<String, u16> {
+    let block = source
+        .split_once(start)
+        .unwrap_or_else(|| panic!("{start:?} is in the file"))
+        .1;
+    block
+        .lines()
+        .map(str::trim)
+        .take_while(|l| *l != end)
+        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("/*"))
+        .map(|l| pair(l).unwrap_or_else(|| panic!("a close code: {l:?}")))
+        .collect()
+}
+
+/// The web app takes its close codes from one module, `web/src/close.ts`;
+/// it holds exactly the server's (`sync::peer::close_code`), name for name.
+#[test]
+fn the_web_apps_close_codes_are_the_servers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let server = constants(
+        &read("server/src/sync/peer.rs"),
+        "pub mod close_code {",
+        "}",
+        |l| {
+            let (name, value) = l.strip_prefix("pub const ")?.split_once(": u16 = ")?;
+            Some((name.to_owned(), value.strip_suffix(';')?.parse().ok()?))
+        },
+    );
+    let web = constants(
+        &read("web/src/close.ts"),
+        "export const CLOSE = {",
+        "} as const",
+        |l| {
+            let (name, value) = l.split_once(": ")?;
+            Some((name.to_owned(), value.strip_suffix(',')?.parse().ok()?))
+        },
+    );
+    // The server's file was read right: its parse agrees with the constants.
+    use protokoll::sync::peer::close_code;
+    for (name, code) in [
+        ("SERVICE_RESTART", close_code::SERVICE_RESTART),
+        ("UNAUTHORIZED", close_code::UNAUTHORIZED),
+        ("FORBIDDEN", close_code::FORBIDDEN),
+        ("TOO_LARGE", close_code::TOO_LARGE),
+        ("TOO_MANY", close_code::TOO_MANY),
+        ("PROTOCOL_LOCKED", close_code::PROTOCOL_LOCKED),
+    ] {
+        assert_eq!(server.get(name), Some(&code), "{name} in peer.rs");
+    }
+    assert_eq!(
+        web, server,
+        "web/src/close.ts has the close codes of server/src/sync/peer.rs"
+    );
+}

@@ -6,6 +6,7 @@ import * as encoding from 'lib0/encoding'
 import { writeSyncStep1 } from 'y-protocols/sync'
 import { WebsocketProvider, messageSync } from 'y-websocket'
 import * as Y from 'yjs'
+import { CLOSE } from './close'
 
 export type ConnectionState = 'connecting' | 'connected' | 'offline'
 
@@ -15,16 +16,6 @@ export type ConnectionState = 'connecting' | 'connected' | 'offline'
  * took well under a second in the browser tests.
  */
 const CHECK_TIMEOUT_MS = 4000
-
-/** Close codes the server uses (server/src/sync/peer.rs). */
-export const CLOSE = {
-  SERVICE_RESTART: 1012,
-  UNAUTHORIZED: 4401,
-  FORBIDDEN: 4403,
-  TOO_LARGE: 4413,
-  LOCKED: 4423,
-  TOO_MANY: 4429,
-} as const
 
 export interface SyncEvents {
   state(state: ConnectionState): void

@@ -16,7 +16,8 @@ import { clock, dateTime, longDate } from '../format'
 import { t } from '../i18n'
 import { type IconName, icon } from '../icons'
 import { Announcer, colourOf, describe, present } from '../presence'
-import { CLOSE, type ConnectionState, MeetingSync } from '../sync'
+import { CLOSE } from '../close'
+import { type ConnectionState, MeetingSync } from '../sync'
 import { secretaryConsole, type Console } from './console'
 import { type Editing, FinalisePanel } from './finalise'
 
@@ -302,7 +303,7 @@ class ProtocolPage {
         this.showAlert(c.refused)
         await this.restart()
         return
-      case CLOSE.LOCKED:
+      case CLOSE.PROTOCOL_LOCKED:
         // The server refused what was typed after the lock. Load the
         // locked protocol once, without it; a second refusal (a page that
         // still holds something the server will not take) ends there.
