@@ -335,7 +335,22 @@ pub struct ServerConfig {
     pub signing_key_file: Option<PathBuf>,
 }
 
+/// Why a node refuses `--redis-url` with SQLite.
+pub const REDIS_NEEDS_POSTGRES: &str = "--redis-url (PROTOKOLL_REDIS_URL) needs a Postgres \
+    database (--database-url postgres://...): several nodes share their documents through \
+    Postgres, and a SQLite file belongs to one node";
+
 impl ServerConfig {
+    /// Whether these settings can serve from a database that is (or is not)
+    /// Postgres: `--redis-url` makes this node one of several, and a SQLite
+    /// file belongs to one node ([`REDIS_NEEDS_POSTGRES`]).
+    pub fn check_database(&self, postgres: bool) -> Result<(), &'static str> {
+        if self.redis_url.is_some() && !postgres {
+            return Err(REDIS_NEEDS_POSTGRES);
+        }
+        Ok(())
+    }
+
     pub fn room_grace(&self) -> Duration {
         Duration::from_millis(self.room_grace_ms)
     }

@@ -4,15 +4,12 @@
 //! Information, so a newcomer has something real to open. Idempotent: an
 //! existing demo meeting is reused.
 
-use bytes::Bytes;
-use yrs::{Doc, ReadTxn, StateVector, Transact};
-
 use crate::{
     auth::password,
-    document::{AgendaEntry, write_agenda, write_paragraphs},
     meeting::{Meeting, MeetingDetails, MeetingTitle},
+    meetings::{Company, Creator, MeetingError, Meetings, NewMeeting},
     people::{NewPassword, Role, Section, SectionId, SectionOwner, Username, Voucher},
-    store::{AppendBatch, Database, NewUser, StoreError},
+    store::{Database, NewUser, StoreError},
 };
 
 /// An agenda item of the demo meeting with its initial text. `owner` is an
@@ -322,19 +319,7 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
     let hash = password::hash(NewPassword::parse(DEMO_PASSWORD).expect("valid demo password"))
         .await
         .map_err(|_| DemoError::Hash)?;
-    let meeting = db
-        .dir
-        .create_meeting(
-            MeetingTitle::parse(DEMO_TITLE).expect("valid literal title"),
-            MeetingDetails {
-                body: "Lokala Brå Hägersten-Liljeholmen".into(),
-                date: Some("2018-03-09".into()),
-                time: Some("09:00".into()),
-                place: "Besöksrum 1, plan 9, Telefonvägen 30".into(),
-            },
-            None,
-        )
-        .await?;
+    let mut people = Vec::new();
     for (username, name, agency, role, admin) in PEOPLE {
         let username = Username::parse(username).expect("valid demo username");
         let user = match db.dir.user_by_username(&username).await? {
@@ -353,52 +338,39 @@ pub async fn ensure_demo(db: &Database) -> Result<Meeting, DemoError> {
             }
         };
         if let Some(role) = role {
-            db.dir.set_participant(meeting.id, user.id, *role).await?;
+            people.push((user, *role));
         }
     }
+    let creator = Creator::operator();
+    let sections = SECTIONS
+        .iter()
+        .map(|s| {
+            let owner = match agency_id(s.owner) {
+                Some(agency_id) => SectionOwner::Agency { agency_id },
+                None => SectionOwner::Secretary,
+            };
+            let section = Section {
+                id: SectionId::parse(s.id).expect("valid demo section id"),
+                number: s.number.into(),
+                title: s.title.into(),
+                owner,
+            };
+            (section, s.paragraphs)
+        })
+        .collect();
+    let new = NewMeeting {
+        title: MeetingTitle::parse(DEMO_TITLE).expect("valid literal title"),
+        details: MeetingDetails {
+            body: "Lokala Brå Hägersten-Liljeholmen".into(),
+            date: Some("2018-03-09".into()),
+            time: Some("09:00".into()),
+            place: "Besöksrum 1, plan 9, Telefonvägen 30".into(),
+        },
+        company: Company::gather(&creator, people)?,
+        agenda: Some(sections),
+    };
+    let meeting = Meetings::offline(db).create(&creator, new).await?;
     grant_meeting_creators(db).await?;
-    let mut entries = Vec::new();
-    for s in SECTIONS {
-        let owner = match agency_id(s.owner) {
-            Some(agency_id) => SectionOwner::Agency { agency_id },
-            None => SectionOwner::Secretary,
-        };
-        let section = Section {
-            id: SectionId::parse(s.id).expect("valid demo section id"),
-            number: s.number.into(),
-            title: s.title.into(),
-            owner: owner.clone(),
-        };
-        db.dir.add_section(meeting.id, &section).await?;
-        entries.push(AgendaEntry {
-            id: s.id.into(),
-            number: s.number.into(),
-            title: s.title.into(),
-            owner: owner.label(),
-            owner_name: if matches!(owner, SectionOwner::Secretary) {
-                "Sekreterare".into()
-            } else {
-                s.owner.into()
-            },
-        });
-    }
-    let doc = Doc::new();
-    {
-        let mut txn = doc.transact_mut();
-        write_agenda(&mut txn, &entries);
-        for s in SECTIONS {
-            write_paragraphs(&mut txn, s.id, s.paragraphs);
-        }
-    }
-    let state = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    db.docs
-        .append_updates(&[AppendBatch {
-            meeting: meeting.id,
-            updates: vec![Bytes::from(state)],
-        }])
-        .await?;
     Ok(meeting)
 }
 
@@ -417,6 +389,8 @@ async fn grant_meeting_creators(db: &Database) -> Result<(), StoreError> {
 pub enum DemoError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Meeting(#[from] MeetingError),
     #[error("could not hash the demo password")]
     Hash,
 }

@@ -72,7 +72,10 @@ pub fn write_agenda(txn: &mut TransactionMut, entries: &[AgendaEntry]) {
 }
 
 /// Appends paragraphs of plain text to a section (one empty paragraph if
-/// there are none and the section is still empty).
+/// there are none and the section is still empty). An editor shows an
+/// empty section as one empty paragraph without writing it; if each client
+/// wrote its own on the first keystroke, two people starting at once would
+/// get two paragraphs. The server writes it once instead.
 pub fn write_paragraphs(txn: &mut TransactionMut, section_id: &str, paragraphs: &[&str]) {
     let fragment = txn.get_or_insert_xml_fragment(section_root(section_id).as_str());
     if paragraphs.is_empty() && fragment.len(txn) == 0 {
@@ -81,19 +84,6 @@ pub fn write_paragraphs(txn: &mut TransactionMut, section_id: &str, paragraphs: 
     for text in paragraphs {
         let paragraph = fragment.push_back(txn, XmlElementPrelim::empty("paragraph"));
         paragraph.push_back(txn, XmlTextPrelim::new(*text));
-    }
-}
-
-/// Gives every never-written section one empty paragraph. An editor shows
-/// an empty section as one empty paragraph without writing it; if each
-/// client wrote its own on the first keystroke, two people starting at once
-/// would get two paragraphs. The server writes it once instead.
-pub fn seed_empty_sections<'a>(
-    txn: &mut TransactionMut,
-    section_ids: impl IntoIterator<Item = &'a str>,
-) {
-    for id in section_ids {
-        write_paragraphs(txn, id, &[]);
     }
 }
 

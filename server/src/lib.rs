@@ -14,6 +14,7 @@ pub mod finalise;
 pub mod guard;
 pub mod http;
 pub mod meeting;
+pub mod meetings;
 pub mod people;
 pub mod store;
 pub mod sync;
@@ -32,11 +33,6 @@ use crate::{
     sync::{RoomConfig, RoomContext, Rooms},
 };
 
-/// Why a node refuses `--redis-url` with SQLite.
-pub const REDIS_NEEDS_POSTGRES: &str = "--redis-url (PROTOKOLL_REDIS_URL) needs a Postgres \
-    database (--database-url postgres://...): several nodes share their documents through \
-    Postgres, and a SQLite file belongs to one node";
-
 /// Serves until `shutdown` is cancelled, then stops accepting, closes every
 /// WebSocket with 1001, commits and snapshots what the rooms hold, and
 /// returns once everything accepted is on disk.
@@ -48,11 +44,11 @@ pub async fn run(
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
 
+    config
+        .check_database(db.docs.backend() == "postgres")
+        .map_err(std::io::Error::other)?;
     let cluster = match &config.redis_url {
         Some(url) => {
-            if db.docs.backend() != "postgres" {
-                return Err(std::io::Error::other(REDIS_NEEDS_POSTGRES));
-            }
             let client = cluster::redis_client(url.expose(), config.redis_ca_file.as_deref())
                 .map_err(std::io::Error::other)?;
             let cluster = cluster::Cluster::new(client, db.docs.clone(), db.dir.clone())

@@ -10,20 +10,19 @@ use protokoll::{
     cluster::AccountEvent,
     config::{DatabaseArgs, LogFormat, ServerConfig},
     demo,
-    document::{AgendaEntry, seed_empty_sections, write_agenda},
     finalise::{Actor, Format, Lifecycle, SignerSlot},
     meeting::{MeetingDetails, MeetingId, MeetingTitle},
+    meetings::{Company, Creator, Meetings, NewMeeting},
     people::{
         NewPassword, Role, Section, SectionId, SectionOwner, TokenId, Username, Voucher,
-        checked_text, first_clash, optional_name, parse_date, parse_name, parse_time,
+        parse_name, parse_section_number,
     },
-    store::{self, AppendBatch, Confirmation, Database, NewUser},
+    store::{self, Confirmation, Database, NewUser},
     sync::peer::close_code,
     telemetry,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 #[derive(Parser)]
 #[command(
@@ -294,12 +293,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(cli.log_format);
     let url = cli.database.resolve();
-    let serving = matches!(cli.command, None | Some(Command::Serve));
-    if serving
-        && cli.server.redis_url.is_some()
-        && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
-    {
-        bail!(protokoll::REDIS_NEEDS_POSTGRES);
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        // Before the database is touched: a SQLite file is not even made.
+        cli.server
+            .check_database(store::is_postgres(url.expose()))
+            .map_err(anyhow::Error::msg)?;
     }
     let db = store::connect(url.expose())
         .await
@@ -771,14 +769,15 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
         }
         MeetingCommand::Create(args) => {
             // The same checks as the API's, so that nothing the API would
-            // refuse gets in through the command line.
-            let details = MeetingDetails {
-                body: optional_name(&args.body)?,
-                date: args.date.as_deref().map(parse_date).transpose()?,
-                time: args.time.as_deref().map(parse_time).transpose()?,
-                place: optional_name(&args.place)?,
-            };
-            // Check everything before creating anything.
+            // refuse gets in through the command line. Everything is
+            // checked before anything is created.
+            let details = MeetingDetails::parse(
+                &args.body,
+                args.date.as_deref(),
+                args.time.as_deref(),
+                &args.place,
+            )?;
+            let creator = Creator::operator();
             let mut participants = Vec::new();
             for p in &args.participants {
                 let (username, role) = p
@@ -786,84 +785,44 @@ async fn plain_meeting_command(db: &Database, command: MeetingCommand) -> anyhow
                     .context("a participant is USERNAME=ROLE")?;
                 participants.push((find_user(db, username).await?, role.parse::<Role>()?));
             }
-            let mut names: Vec<&str> = Vec::new();
-            for (i, (user, _)) in participants.iter().enumerate() {
-                if !participants[..i].iter().any(|(u, _)| u.id == user.id) {
-                    names.push(&user.display_name);
-                }
-            }
-            if let Some((a, b)) = first_clash(&names) {
-                bail!("{a:?} and {b:?}: {}", protokoll::people::NAME_TAKEN);
-            }
+            let company = Company::gather(&creator, participants)?;
             let mut sections = Vec::new();
-            let mut entries = Vec::new();
             for raw in &args.sections {
                 let [number, title, owner] = raw.splitn(3, '|').collect::<Vec<_>>()[..] else {
                     bail!("a section is NUMBER|TITLE|OWNER, got {raw:?}");
                 };
-                let (owner, owner_name) = match owner.split_once(':') {
-                    _ if owner == "secretary" => {
-                        (SectionOwner::Secretary, "Sekreterare".to_owned())
-                    }
+                let owner = match owner.split_once(':') {
+                    _ if owner == "secretary" => SectionOwner::Secretary,
                     Some(("agency", name)) => {
                         let a = db
                             .dir
                             .agency_by_name(name)
                             .await?
                             .with_context(|| format!("no agency {name:?}"))?;
-                        (SectionOwner::Agency { agency_id: a.id }, a.name)
+                        SectionOwner::Agency { agency_id: a.id }
                     }
-                    Some(("user", name)) => {
-                        let u = find_user(db, name).await?;
-                        (SectionOwner::User { user_id: u.id }, u.display_name)
-                    }
+                    Some(("user", name)) => SectionOwner::User {
+                        user_id: find_user(db, name).await?.id,
+                    },
                     _ => bail!("a section owner is secretary, agency:NAME or user:USERNAME"),
                 };
                 let title = parse_name(title)?;
                 let section = Section {
                     id: SectionId::from_title(&title),
-                    number: checked_text(number, 16, "a § number is 1-16 characters")?,
+                    number: parse_section_number(number)?,
                     title,
                     owner,
                 };
-                entries.push(AgendaEntry {
-                    id: section.id.as_str().to_owned(),
-                    number: section.number.clone(),
-                    title: section.title.clone(),
-                    owner: section.owner.label(),
-                    owner_name,
-                });
-                sections.push(section);
+                sections.push((section, &[][..]));
             }
-            let meeting = db
-                .dir
-                .create_meeting(MeetingTitle::parse(&args.title)?, details, None)
-                .await?;
-            for (user, role) in participants {
-                db.dir.set_participant(meeting.id, user.id, role).await?;
-            }
-            for section in &sections {
-                db.dir.add_section(meeting.id, section).await?;
-            }
-            if !entries.is_empty() {
-                // A new meeting has no open room yet, so its first update can
-                // go straight into the log.
-                let doc = Doc::new();
-                {
-                    let mut txn = doc.transact_mut();
-                    write_agenda(&mut txn, &entries);
-                    seed_empty_sections(&mut txn, entries.iter().map(|e| e.id.as_str()));
-                }
-                let state = doc
-                    .transact()
-                    .encode_state_as_update_v1(&StateVector::default());
-                db.docs
-                    .append_updates(&[AppendBatch {
-                        meeting: meeting.id,
-                        updates: vec![state.into()],
-                    }])
-                    .await?;
-            }
+            let new = NewMeeting {
+                title: MeetingTitle::parse(&args.title)?,
+                details,
+                company,
+                // Without sections the document stays untouched.
+                agenda: (!sections.is_empty()).then_some(sections),
+            };
+            let meeting = Meetings::offline(db).create(&creator, new).await?;
             println!("{}", meeting.id);
         }
         _ => unreachable!("handled by meeting_command"),
@@ -907,9 +866,6 @@ async fn signing_key_command(db: &Database, command: SigningKeyCommand) -> anyho
 }
 
 async fn serve(config: ServerConfig, db: Database, url: &str) -> anyhow::Result<()> {
-    if config.redis_url.is_some() && db.docs.backend() != "postgres" {
-        bail!(protokoll::REDIS_NEEDS_POSTGRES);
-    }
     if config.demo {
         let meeting = demo::ensure_demo(&db).await?;
         info!(meeting_id = %meeting.id, "demo council ready");

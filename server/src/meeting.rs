@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::people::{InvalidInput, optional_name, parse_date, parse_time};
+
 /// Identifier of a meeting, and therefore of its Yjs document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -170,6 +172,25 @@ pub struct MeetingDetails {
     /// `HH:MM`.
     pub time: Option<String>,
     pub place: String,
+}
+
+impl MeetingDetails {
+    /// The header as typed: `body` and `place` optional one-line names,
+    /// `date` as `YYYY-MM-DD`, `time` as `HH:MM`. Checked in this order,
+    /// the first mistake is the one reported.
+    pub fn parse(
+        body: &str,
+        date: Option<&str>,
+        time: Option<&str>,
+        place: &str,
+    ) -> Result<Self, InvalidInput> {
+        Ok(Self {
+            body: optional_name(body)?,
+            date: date.map(parse_date).transpose()?,
+            time: time.map(parse_time).transpose()?,
+            place: optional_name(place)?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -281,6 +281,15 @@ pub fn first_clash<'a>(names: &[&'a str]) -> Option<(&'a str, &'a str)> {
     None
 }
 
+/// Whether `name` would pass for one of `others` (a newcomer beside a
+/// meeting's participants).
+pub fn reads_as_any<'a>(name: &str, others: impl IntoIterator<Item = &'a str>) -> bool {
+    let key = NameKey::of(name);
+    others
+        .into_iter()
+        .any(|other| NameKey::of(other).clashes(&key))
+}
+
 /// A new password. Long passphrases are encouraged; nothing else is imposed
 /// (NIST SP 800-63B).
 pub struct NewPassword(String);
@@ -507,6 +516,10 @@ pub enum SectionOwner {
 }
 
 impl SectionOwner {
+    /// The name shown for a section the secretary writes (the agenda in the
+    /// document, the protocol's items).
+    pub const SECRETARY_NAME: &'static str = "Sekreterare";
+
     /// The owner as the document's agenda shows it.
     pub fn label(&self) -> String {
         match self {
@@ -515,6 +528,12 @@ impl SectionOwner {
             SectionOwner::Secretary => "secretary".into(),
         }
     }
+}
+
+/// A section's § number as typed ("2", "2.1", "A"): a one-line text of at
+/// most 16 characters.
+pub fn parse_section_number(raw: &str) -> Result<String, InvalidInput> {
+    checked_text(raw, 16, "a § number is 1-16 characters")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,7 +10,10 @@ use axum::{
 use serde::Serialize;
 use tracing::error;
 
-use crate::store::StoreError;
+use crate::{
+    meetings::{LOCKED, MeetingError},
+    store::StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -137,10 +140,6 @@ impl From<crate::auth::password::HashError> for ApiError {
     }
 }
 
-/// Why a change to a locked meeting is refused, wherever it is caught.
-pub const LOCKED: &str = "the protocol is locked: its agenda, details, participants and \
-     invitations cannot change until it is reopened or rejected (and never once it is verified)";
-
 /// A write the database refused because the protocol is locked (a lock
 /// that slipped in after the API's own check).
 fn locked(e: &StoreError) -> bool {
@@ -201,6 +200,22 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<MeetingError> for ApiError {
+    fn from(e: MeetingError) -> Self {
+        match e {
+            MeetingError::NotFound(m) => ApiError::NotFound(m),
+            MeetingError::Forbidden(m) => ApiError::Forbidden(m),
+            MeetingError::Conflict(m) => ApiError::Conflict(m),
+            MeetingError::NamesClash(..) => ApiError::Conflict(crate::people::NAME_TAKEN),
+            MeetingError::Invalid(m) => ApiError::Invalid(m),
+            MeetingError::Unavailable => ApiError::Unavailable,
+            MeetingError::Refused(e) => store_error(e),
+            MeetingError::Store(e) => ApiError::Store(e),
+            MeetingError::Hash(e) => e.into(),
+        }
     }
 }
 

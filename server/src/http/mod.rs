@@ -6,12 +6,19 @@ mod auth;
 pub mod body;
 pub mod client;
 mod error;
-mod meetings;
 mod protocol;
 pub mod sockets;
 pub mod uploads;
 mod web;
 mod ws;
+
+// The JSON API's meeting resources, one file each; the rules are
+// `crate::meetings`'s.
+mod agenda;
+mod invitations;
+mod meetings;
+mod participants;
+mod people;
 
 use std::sync::Arc;
 
@@ -37,7 +44,6 @@ use crate::{
 };
 
 pub use error::ApiError;
-pub use meetings::sync_agenda;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -62,6 +68,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The meetings service, with this node's rooms and connections.
+    pub fn meetings(&self) -> crate::meetings::Meetings<'_> {
+        crate::meetings::Meetings::serving(&self.db, &self.rooms, self)
+    }
+
     /// Closes the connections an account event names, on this node and
     /// (with `--redis-url`) on every other. Returns how many were open
     /// here.
@@ -71,6 +82,12 @@ impl AppState {
             cluster.publish_account(event);
         }
         closed
+    }
+}
+
+impl crate::meetings::Connections for AppState {
+    fn close(&self, event: crate::cluster::AccountEvent) -> usize {
+        self.close_connections(event)
     }
 }
 
@@ -85,13 +102,13 @@ impl AppState {
         auth::login, auth::logout, auth::me, auth::create_token, auth::list_tokens, auth::revoke_token,
         admin::list_agencies, admin::create_agency, admin::list_users, admin::create_user,
         admin::reset_password, admin::issue_token, admin::revoke_any_token,
-        meetings::list, meetings::create, meetings::get, meetings::update, meetings::agenda,
-        meetings::add_section, meetings::change_section, meetings::reorder, meetings::participants,
-        meetings::set_participant, meetings::remove_participant, meetings::invite,
-        meetings::show_invitation, meetings::accept_invitation,
-        meetings::list_invitations, meetings::revoke_invitation,
+        meetings::list, meetings::create, meetings::get, meetings::update, agenda::agenda,
+        agenda::add_section, agenda::change_section, agenda::reorder, participants::participants,
+        participants::set_participant, participants::remove_participant, invitations::invite,
+        invitations::show_invitation, invitations::accept_invitation,
+        invitations::list_invitations, invitations::revoke_invitation,
         admin::update_user, admin::list_user_tokens, admin::confirm_user, admin::user_audit,
-        meetings::remove_section, meetings::people, meetings::agencies,
+        agenda::remove_section, people::people, people::agencies,
         protocol::status, protocol::lock, protocol::reopen, protocol::signoff, protocol::reject,
         protocol::audit, protocol::export_html, protocol::export_markdown, protocol::export_pdf,
         protocol::export_json, protocol::verify_file, protocol::verify_hash, protocol::signing_keys,
@@ -154,36 +171,39 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/meetings/{id}/agenda",
-            get(meetings::agenda).post(meetings::add_section),
+            get(agenda::agenda).post(agenda::add_section),
         )
-        .route("/api/meetings/{id}/agenda/order", put(meetings::reorder))
+        .route("/api/meetings/{id}/agenda/order", put(agenda::reorder))
         .route(
             "/api/meetings/{id}/agenda/{section}",
-            patch(meetings::change_section).delete(meetings::remove_section),
+            patch(agenda::change_section).delete(agenda::remove_section),
         )
         .route(
             "/api/meetings/{id}/participants",
-            get(meetings::participants),
+            get(participants::participants),
         )
         .route(
             "/api/meetings/{id}/participants/{user}",
-            put(meetings::set_participant).delete(meetings::remove_participant),
+            put(participants::set_participant).delete(participants::remove_participant),
         )
         .route(
             "/api/meetings/{id}/invitations",
-            get(meetings::list_invitations).post(meetings::invite),
+            get(invitations::list_invitations).post(invitations::invite),
         )
         .route(
             "/api/meetings/{id}/invitations/{invitation}",
-            delete(meetings::revoke_invitation),
+            delete(invitations::revoke_invitation),
         )
-        .route("/api/invitations/{secret}", get(meetings::show_invitation))
+        .route(
+            "/api/invitations/{secret}",
+            get(invitations::show_invitation),
+        )
         .route(
             "/api/invitations/{secret}/accept",
-            post(meetings::accept_invitation),
+            post(invitations::accept_invitation),
         )
-        .route("/api/people", get(meetings::people))
-        .route("/api/agencies", get(meetings::agencies))
+        .route("/api/people", get(people::people))
+        .route("/api/agencies", get(people::agencies))
         .route("/api/meetings/{id}/protocol", get(protocol::status))
         .route("/api/meetings/{id}/protocol/lock", post(protocol::lock))
         .route("/api/meetings/{id}/protocol/reopen", post(protocol::reopen))

@@ -18,7 +18,6 @@ use super::{
     auth::CurrentUser,
     client::ClientIp,
     error::{ApiError, json_rejection},
-    meetings::open,
     uploads,
 };
 use crate::{
@@ -80,7 +79,7 @@ fn lifecycle(app: &AppState) -> Lifecycle<'_> {
 /// The meeting (404 unless the caller may read it) and the caller as an
 /// actor in it.
 async fn actor(app: &AppState, me: CurrentUser, id: &str) -> Result<(MeetingId, Actor), ApiError> {
-    let (meeting, access) = open(app, &me, id).await?;
+    let (meeting, access) = app.meetings().open(&me.0.user, id).await?;
     Ok((
         meeting.id,
         Actor {

@@ -72,7 +72,7 @@ pub async fn sync(
     Path(meeting): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (meeting, access) = super::meetings::open(&app, &me, &meeting).await?;
+    let (meeting, access) = app.meetings().open(&me.0.user, &meeting).await?;
     let meeting = meeting.id;
     let CurrentUser(me) = me;
     let full = || {

@@ -20,8 +20,9 @@ use crate::{
     auth::secret::SecretHash,
     meeting::{Meeting, MeetingDetails, MeetingId, MeetingTitle, ProtocolState},
     people::{
-        Agency, AgencyId, ApiToken, InvitationId, NameKey, Participant, Role, Section, SectionId,
+        Agency, AgencyId, ApiToken, InvitationId, Participant, Role, Section, SectionId,
         SectionOwner, TokenId, User, UserId, Username, Vouch, Voucher, VouchingAdministrator,
+        reads_as_any,
     },
 };
 
@@ -339,10 +340,7 @@ macro_rules! participant_names {
 
 /// Whether `name` reads the same as one of `participants`' names.
 fn name_clashes(participants: &[(Uuid, String)], name: &str) -> bool {
-    let key = NameKey::of(name);
-    participants
-        .iter()
-        .any(|(_, other)| NameKey::of(other).clashes(&key))
+    reads_as_any(name, participants.iter().map(|(_, other)| other.as_str()))
 }
 
 impl Directory {

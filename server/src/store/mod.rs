@@ -285,12 +285,18 @@ impl Database {
     }
 }
 
+/// Whether `url` names a Postgres database (`postgres://` or
+/// `postgresql://`), the backend several nodes can share.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Opens the database named by `url` and applies its migrations.
 ///
 /// `sqlite:PATH` selects the embedded backend; `postgres://` or
 /// `postgresql://` selects Postgres.
 pub async fn connect(url: &str) -> Result<Database, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         let store = PostgresStore::connect(url).await?;
         let dir = Directory::new(Pool::Postgres(store.pool()));
         Ok(Database {

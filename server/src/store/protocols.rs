@@ -19,7 +19,7 @@ use super::{Pool, Seq, Snapshot, StoreError, StoredDocument};
 use crate::{
     auth::SignIn,
     meeting::MeetingId,
-    people::{UserId, Vouch},
+    people::{SectionOwner, UserId, Vouch},
 };
 
 #[derive(Clone)]
@@ -421,7 +421,7 @@ macro_rules! read_lock_snapshot {
             let owner: Option<String> = match kind.as_str() {
                 "agency" => r.try_get("agency")?,
                 "user" => r.try_get("person")?,
-                _ => Some("Sekreterare".to_owned()),
+                _ => Some(SectionOwner::SECRETARY_NAME.to_owned()),
             };
             Ok((
                 r.try_get("id")?,
