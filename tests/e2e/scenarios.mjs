@@ -1268,6 +1268,59 @@ async function linkAttributes(browser) {
   assert(app.headers()['cross-origin-opener-policy'] === 'same-origin', 'the app sends Cross-Origin-Opener-Policy')
 }
 
+// ---- switching language relabels the page and keeps its connection ----------------
+
+async function languageSwitch(browser) {
+  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
+  await signIn(secretary, 'sekreterare')
+  const sockets = []
+  let closed = 0
+  secretary.on('websocket', (ws) => {
+    sockets.push(ws.url())
+    ws.on('close', () => (closed += 1))
+  })
+  await openMeeting(secretary)
+  const member = await newPage(browser)
+  await signIn(member, 'ledamot')
+  await openMeeting(member)
+  const [mine] = await writableSections(secretary)
+  assert(mine, 'the secretary writes a section')
+  await caretAtEnd(secretary, mine)
+  await secretary.keyboard.type(' före bytet')
+  await waitForText(member, mine, ' före bytet')
+  assert(sockets.length === 1, `one socket before the switch (${sockets.length})`)
+  // The editor element is marked: the same one must be there afterwards.
+  await editor(secretary, mine).evaluate((el) => (el.dataset.before = 'switch'))
+
+  await secretary.getByRole('button', { name: 'English' }).click()
+  await secretary.waitForFunction(() => document.documentElement.lang === 'en')
+  await secretary.getByRole('heading', { name: 'Connected now' }).waitFor()
+  await secretary.locator('[data-connection-state="connected"]', { hasText: 'Connected – changes are saved at once' }).waitFor()
+  await secretary.locator(`[data-section="${mine}"] .badge`, { hasText: 'You can write here' }).waitFor()
+  // The toolbar shows while its section has the focus; named in English all the same.
+  await secretary.locator(`[data-section="${mine}"] [role="toolbar"][aria-label^="Formatting"] button[title="Bold"][aria-label="Bold"]`).waitFor({ state: 'attached' })
+  await secretary.getByRole('button', { name: 'Secretary tools' }).click()
+  await secretary.getByRole('heading', { name: 'Agenda items' }).waitFor()
+  await secretary.getByRole('button', { name: 'Svenska' }).waitFor()
+  assert((await secretary.title()).includes('Protokoll'), 'the title names the app')
+
+  // Same socket, same editor, nothing closed; typing goes on reaching the others.
+  assert(sockets.length === 1 && closed === 0, `no reconnect on the switch (${sockets.length} sockets, ${closed} closed)`)
+  assert((await editor(secretary, mine).getAttribute('data-before')) === 'switch', 'the editor is the one from before the switch')
+  assert((await textOf(secretary, mine)).includes(' före bytet'), 'what was typed is still there')
+  await caretAtEnd(secretary, mine)
+  await secretary.keyboard.type(' efter bytet')
+  await waitForText(member, mine, ' efter bytet')
+
+  await secretary.getByRole('button', { name: 'Svenska' }).click()
+  await secretary.waitForFunction(() => document.documentElement.lang === 'sv')
+  await secretary.getByRole('heading', { name: 'Anslutna nu' }).waitFor()
+  await secretary.locator(`[data-section="${mine}"] .badge`, { hasText: 'Du kan skriva här' }).waitFor()
+  await secretary.getByRole('button', { name: 'Sekreterarens verktyg' }).waitFor()
+  assert(sockets.length === 1 && closed === 0, `no reconnect on the switch back (${sockets.length} sockets, ${closed} closed)`)
+  figure('language_switch', { sockets: sockets.length, closed })
+}
+
 // ---- runner ------------------------------------------------------------------------------------
 
 const scenarios = {
@@ -1285,6 +1338,7 @@ const scenarios = {
   'lock-and-verify': lockAndVerify,
   'reopen-before-signoff': reopenBeforeSignoff,
   'link-attributes': linkAttributes,
+  'language-switch': languageSwitch,
 }
 
 const name = process.argv[2]

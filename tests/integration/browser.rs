@@ -196,6 +196,7 @@ sqlite_scenarios! {
     axe_finds_no_wcag_violations_and_screenshots_are_taken => "accessibility",
     reopening_before_anyone_signed_makes_every_page_a_draft_again_live => "reopen-before-signoff",
     a_link_written_with_target_and_rel_opener_opens_without_the_opener => "link-attributes",
+    switching_language_relabels_the_page_and_keeps_its_connection => "language-switch",
 }
 
 /// Issue 23, defect 1 in the browser: the police type offline, then come

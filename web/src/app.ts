@@ -12,6 +12,12 @@ export interface Page {
   destroy?: () => void
   /** Asks before leaving (unsynced edits). */
   confirmLeave?: () => boolean
+  /**
+   * Shows the page in the language just chosen, in place. A page without
+   * it is rendered afresh; the protocol page has it, so that a language
+   * switch keeps its connection, its editors and what is typed.
+   */
+  relabel?: () => void
 }
 
 export type Route = (app: App, path: string) => Promise<Page>
@@ -20,6 +26,7 @@ export class App {
   me: Me | null = null
   private page: Page | null = null
   private readonly bar = h('header', { class: 'app-bar' })
+  private readonly skipLink = h('a', { class: 'skip-link', href: '#main' })
   private readonly slot = h('div', { class: 'page' })
 
   constructor(
@@ -61,11 +68,8 @@ export class App {
     this.page = null
     this.renderBar()
     clear(this.slot, h('main', { id: 'main', tabindex: '-1' }, h('p', { role: 'status' }, t().loading)))
-    this.root.replaceChildren(
-      h('a', { class: 'skip-link', href: '#main' }, t().skipToContent),
-      this.bar,
-      this.slot,
-    )
+    this.skipLink.textContent = t().skipToContent
+    this.root.replaceChildren(this.skipLink, this.bar, this.slot)
     let page: Page
     try {
       page = await this.route(this, location.pathname)
@@ -88,9 +92,19 @@ export class App {
 
   private rendered = false
 
-  /** Re-renders the shell and the current page (after a language switch). */
+  /**
+   * After a language switch: the shell and the current page in the new
+   * language, the page in place when it can be (see `Page.relabel`), else
+   * rendered afresh. Focus goes to the page's main region either way.
+   */
   refresh(): Promise<void> {
-    return this.render()
+    const page = this.page
+    if (!page?.relabel) return this.render()
+    this.renderBar()
+    this.skipLink.textContent = t().skipToContent
+    page.relabel()
+    page.el.focus({ preventScroll: true })
+    return Promise.resolve()
   }
 
   private renderBar(): void {

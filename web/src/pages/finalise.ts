@@ -55,6 +55,21 @@ export class FinalisePanel {
     this.buildDialog()
   }
 
+  /**
+   * The language changed: the dialog, the lock box and the banner are
+   * drawn again in it (a reason being written for "Avvisa" is kept).
+   */
+  relabel(): void {
+    this.labelDialog()
+    clear(this.lockBox)
+    this.status.textContent = ''
+    this.actionError.textContent = ''
+    const reason = this.banner.querySelector('textarea')?.value
+    this.render()
+    const field = this.banner.querySelector('textarea')
+    if (field && reason) field.value = reason
+  }
+
   /** The dialog lives in the page's main region. */
   get dialogEl(): HTMLDialogElement {
     return this.dialog
@@ -104,6 +119,12 @@ export class FinalisePanel {
   // ---- the secretary's lock ----------------------------------------------
 
   private buildDialog(): void {
+    this.labelDialog()
+    this.listenDialog()
+  }
+
+  /** The dialog's content, in the language now chosen. */
+  private labelDialog(): void {
     const c = t()
     const cancel = h('button', { type: 'button', onclick: () => this.dialog.close() }, c.cancel)
     const confirm = h('button', { type: 'button', class: 'primary danger', onclick: () => void this.lock(confirm) }, c.lockNow)
@@ -118,6 +139,9 @@ export class FinalisePanel {
       this.dialogError,
       h('div', { class: 'dialog-actions' }, confirm, cancel),
     )
+  }
+
+  private listenDialog(): void {
     // Escape closes a modal <dialog> by itself (the "cancel" event) and the
     // rest of the page is inert while it is open; Tab and Shift+Tab wrap
     // around inside it rather than leaving for the browser's own controls.

@@ -13,7 +13,7 @@ import { type App, type Page, notFoundPage } from '../app'
 import { clear, h } from '../dom'
 import { type EditorLabels, createSectionEditor } from '../editor'
 import { clock, dateTime, longDate } from '../format'
-import { t } from '../i18n'
+import { type Catalogue, t } from '../i18n'
 import { type IconName, icon } from '../icons'
 import { Announcer, colourOf, describe, present } from '../presence'
 import { CLOSE } from '../close'
@@ -41,6 +41,8 @@ interface SectionView {
   ownerLine: HTMLElement
   hereLine: HTMLElement
   toolbarSlot: HTMLElement
+  /** The item as last shown, to show it again in another language. */
+  item: AgendaItem
   editor: Editor
   labels: EditorLabels
   writable: boolean
@@ -89,6 +91,12 @@ class ProtocolPage {
   private readonly presenceList = h('ul', { class: 'people' })
   private readonly mineEl = h('div', { class: 'mine' })
   private readonly consoleSlot = h('div')
+  /** Labels set once, in page(): set again by relabel(). */
+  private readonly agendaHeading = h('h2', { class: 'visually-hidden', id: 'agenda-h' })
+  private readonly presenceHeading = h('h2', { id: 'presence-h' })
+  private readonly aside = h('aside', { class: 'side' })
+  /** Shows the alert or notice on screen again (in the language now chosen). */
+  private alertAgain: (() => void) | null = null
 
   constructor(
     private readonly app: App,
@@ -107,30 +115,23 @@ class ProtocolPage {
   }
 
   page(): Page {
-    const c = t()
-    document.title = `${this.view.title} – ${c.appName}`
+    this.labelPage()
     const article = h(
       'article',
       { class: 'protocol', 'aria-labelledby': 'protocol-title' },
       this.headerEl,
       this.attendanceEl,
-      h('h2', { class: 'visually-hidden', id: 'agenda-h' }, c.agenda),
+      this.agendaHeading,
       this.itemsEl,
       this.footerEl,
     )
-    const aside = h(
-      'aside',
-      { class: 'side', 'aria-label': c.connection },
+    const aside = this.aside
+    aside.append(
       this.connectionEl,
       this.pendingEl,
       this.mineEl,
       this.finalise.lockBox,
-      h(
-        'section',
-        { class: 'presence', 'aria-labelledby': 'presence-h' },
-        h('h2', { id: 'presence-h' }, c.presenceTitle),
-        this.presenceList,
-      ),
+      h('section', { class: 'presence', 'aria-labelledby': 'presence-h' }, this.presenceHeading, this.presenceList),
       this.consoleSlot,
       this.announcer.el,
     )
@@ -152,7 +153,40 @@ class ProtocolPage {
       el,
       destroy: () => this.destroy(),
       confirmLeave: () => !this.sync.hasUnsentEdits() || window.confirm(t().unsyncedEdits),
+      relabel: () => this.relabel(),
     }
+  }
+
+  /** The title and the labels page() sets once. */
+  private labelPage(): void {
+    const c = t()
+    document.title = `${this.view.title} – ${c.appName}`
+    this.agendaHeading.textContent = c.agenda
+    this.presenceHeading.textContent = c.presenceTitle
+    this.aside.setAttribute('aria-label', c.connection)
+  }
+
+  /**
+   * The language changed: every label on the page is set again in place.
+   * The connection, the editors (and what is typed in them, and where the
+   * caret is) stay as they are.
+   */
+  private relabel(): void {
+    const c = t()
+    this.labelPage()
+    const loading = this.itemsEl.querySelector<HTMLElement>(':scope > p.loading')
+    if (loading) loading.textContent = c.documentLoading
+    if (!this.pendingEl.hidden) this.pendingEl.textContent = c.unsyncedEdits
+    if (this.alertEl.firstChild) this.alertAgain?.()
+    this.renderStatic()
+    this.finalise.relabel()
+    for (const s of this.sections.values()) {
+      const bar = s.toolbarSlot.firstElementChild
+      if (bar instanceof HTMLElement) relabelToolbar(bar, itemLabel(s.item))
+    }
+    if (this.live) this.renderItems()
+    this.schedulePresence()
+    if (this.console) void this.mountConsole()
   }
 
   private get locked(): boolean {
@@ -258,8 +292,9 @@ class ProtocolPage {
     if (this.connectionEl.textContent !== text) this.connectionEl.textContent = text
   }
 
-  private showAlert(message: string, action?: { label: string; run: () => void }): void {
+  private showAlert(message: (c: Catalogue) => string, action?: { label: (c: Catalogue) => string; run: () => void }): void {
     const c = t()
+    this.alertAgain = () => this.showAlert(message, action)
     const close = h('button', { type: 'button', class: 'link-button', onclick: () => clear(this.alertEl) }, c.dismiss)
     const act = action
       ? h(
@@ -271,14 +306,13 @@ class ProtocolPage {
               action.run()
             },
           },
-          action.label,
+          action.label(c),
         )
       : null
-    clear(this.alertEl, h('div', { class: 'alert' }, h('p', null, message), h('div', { class: 'alert-actions' }, act, close)))
+    clear(this.alertEl, h('div', { class: 'alert' }, h('p', null, message(c)), h('div', { class: 'alert-actions' }, act, close)))
   }
 
   private async onTerminal(code: number, reason: string): Promise<void> {
-    const c = t()
     const notForbidden = reason.includes('writes as another client') || reason.includes('never received')
     if (code === CLOSE.FORBIDDEN && notForbidden && this.clientIdRetries < CLIENT_ID_RETRIES) {
       // Not a forbidden edit: the server still holds our previous
@@ -300,7 +334,7 @@ class ProtocolPage {
       case CLOSE.FORBIDDEN:
         // The document holds a change the server refused: throw it away
         // and load the meeting afresh.
-        this.showAlert(c.refused)
+        this.showAlert((c) => c.refused)
         await this.restart()
         return
       case CLOSE.PROTOCOL_LOCKED:
@@ -310,28 +344,28 @@ class ProtocolPage {
         this.lockedCloses += 1
         if (this.view.state === 'draft' || !this.view.state) this.view = { ...this.view, state: 'locked' }
         if (this.lockedCloses > 1) {
-          this.showAlert(c.lockedStill)
+          this.showAlert((c) => c.lockedStill)
           this.showConnection('offline')
           return
         }
-        this.showAlert(c.lockedClose)
+        this.showAlert((c) => c.lockedClose)
         await this.restart()
         return
       case CLOSE.TOO_LARGE:
         // Over a size limit: the document holds a change that would have
         // taken the protocol past its size cap. Like a refused edit, it
         // goes, and the meeting is loaded afresh.
-        this.showAlert(c.tooLarge)
+        this.showAlert((c) => c.tooLarge)
         await this.restart()
         return
       case CLOSE.TOO_MANY:
-        this.showAlert(reason.includes('meeting already has') ? c.meetingFull : c.tooManyConnections, {
-          label: c.retry,
+        this.showAlert((c) => (reason.includes('meeting already has') ? c.meetingFull : c.tooManyConnections), {
+          label: (c) => c.retry,
           run: () => this.sync.reconnect(),
         })
         return
       default:
-        this.showAlert(c.genericError, { label: c.retry, run: () => this.sync.reconnect() })
+        this.showAlert((c) => c.genericError, { label: (c) => c.retry, run: () => this.sync.reconnect() })
     }
   }
 
@@ -345,7 +379,7 @@ class ProtocolPage {
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         clear(this.itemsEl)
-        this.showAlert(t().accessLost)
+        this.showAlert((c) => c.accessLost)
         this.showConnection('offline')
         return
       }
@@ -388,7 +422,6 @@ class ProtocolPage {
 
   /** Shows a protocol status; `own` when it answers this person's action. */
   private async applyStatus(status: ProtocolStatus, own: boolean): Promise<void> {
-    const c = t()
     const signed = status.locked?.required.filter((r) => r.signed_at).length ?? 0
     const next = { state: status.state, hash: status.locked?.hash ?? null, signed }
     const prev = this.shownState
@@ -416,21 +449,25 @@ class ProtocolPage {
     if (prev && prev.state !== next.state && !own) {
       const lock = audit?.filter((e) => e.action === 'lock').pop()
       // After a refused keystroke (4423) the page has said more already.
-      if (status.state === 'locked' && prev.state === 'draft' && this.lockedCloses === 0) this.showNotice(c.lockedLive(lock?.actor_name ?? status.locked?.locked_by ?? ''))
-      else if (status.state === 'verified') this.showNotice(c.verifiedLive)
-      else if (status.state === 'draft') this.showNotice(c.backToDraftLive)
+      if (status.state === 'locked' && prev.state === 'draft' && this.lockedCloses === 0) {
+        const by = lock?.actor_name ?? status.locked?.locked_by ?? ''
+        this.showNotice((c) => c.lockedLive(by))
+      } else if (status.state === 'verified') this.showNotice((c) => c.verifiedLive)
+      else if (status.state === 'draft') this.showNotice((c) => c.backToDraftLive)
     }
   }
 
   /** A live change of state, said once to everyone (and to screen readers). */
-  private showNotice(message: string): void {
+  private showNotice(message: (c: Catalogue) => string): void {
+    const c = t()
+    this.alertAgain = () => this.showNotice(message)
     clear(
       this.alertEl,
       h(
         'div',
         { class: 'alert notice' },
-        h('p', null, message),
-        h('div', { class: 'alert-actions' }, h('button', { type: 'button', class: 'link-button', onclick: () => clear(this.alertEl) }, t().dismiss)),
+        h('p', null, message(c)),
+        h('div', { class: 'alert-actions' }, h('button', { type: 'button', class: 'link-button', onclick: () => clear(this.alertEl) }, c.dismiss)),
       ),
     )
   }
@@ -558,7 +595,7 @@ class ProtocolPage {
     const el = h('section', { class: 'item', 'data-section': item.id, id: `section-${item.id}`, 'aria-labelledby': headingId }, heading, ownerLine, toolbarSlot, host, hereLine)
     const writable = this.mayWrite(item)
     const editor = this.bindEditor(host, item.id, writable, labels)
-    const s: SectionView = { id: item.id, el, heading, host, ownerLine, hereLine, toolbarSlot, editor, labels, writable }
+    const s: SectionView = { id: item.id, el, heading, host, ownerLine, hereLine, toolbarSlot, item, editor, labels, writable }
     if (writable) clear(toolbarSlot, toolbar(editor, itemLabel(item)))
     return s
   }
@@ -575,6 +612,7 @@ class ProtocolPage {
 
   private updateSection(s: SectionView, item: AgendaItem, sub: boolean): void {
     const c = t()
+    s.item = item
     const level = sub ? 'H3' : 'H2'
     if (s.heading.tagName !== level) {
       const replacement = h(sub ? 'h3' : 'h2', { id: s.heading.id })
@@ -750,46 +788,46 @@ function signature(name: string, role: string, note: string | null = null, signe
   )
 }
 
+/** The toolbar's buttons, each named by its catalogue entry. */
+type ToolName = 'bold' | 'italic' | 'heading' | 'bulletList' | 'orderedList' | 'link' | 'undo' | 'redo'
+
 function toolbar(editor: Editor, section: string): HTMLElement {
-  const c = t()
   // Each button's face is an icon (no text) or its own name ("Länk"), so
   // what a person sees is what speech input and screen readers call it
   // (WCAG 2.5.3); the tooltip says the name for everyone else.
-  type Item = { label: string; face: IconName | null; run: () => void; active?: () => boolean }
+  type Item = { name: ToolName; face: IconName | null; run: () => void; active?: () => boolean }
   const items: Item[] = [
-    { label: c.bold, face: 'bold', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
-    { label: c.italic, face: 'italic', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
-    { label: c.heading, face: 'heading', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
-    { label: c.bulletList, face: 'bulletList', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
-    { label: c.orderedList, face: 'orderedList', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
+    { name: 'bold', face: 'bold', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
+    { name: 'italic', face: 'italic', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
+    { name: 'heading', face: 'heading', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
+    { name: 'bulletList', face: 'bulletList', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
+    { name: 'orderedList', face: 'orderedList', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
     {
-      label: c.link,
+      name: 'link',
       face: null,
       run: () => {
         const previous = (editor.getAttributes('link').href as string | undefined) ?? ''
-        const url = window.prompt(c.linkPrompt, previous)
+        const url = window.prompt(t().linkPrompt, previous)
         if (url === null) return
         if (url.trim() === '') editor.chain().focus().extendMarkRange('link').unsetLink().run()
         else editor.chain().focus().extendMarkRange('link').setLink({ href: url.trim() }).run()
       },
       active: () => editor.isActive('link'),
     },
-    { label: c.undo, face: 'undo', run: () => editor.commands.undo() },
-    { label: c.redo, face: 'redo', run: () => editor.commands.redo() },
+    { name: 'undo', face: 'undo', run: () => editor.commands.undo() },
+    { name: 'redo', face: 'redo', run: () => editor.commands.redo() },
   ]
   const buttons = items.map((item) => {
     const b = h(
       'button',
       {
         type: 'button',
-        title: item.label,
-        // A text face is the name itself; an icon needs one.
-        'aria-label': item.face ? item.label : null,
+        'data-tool': item.name,
         'aria-pressed': item.active ? 'false' : null,
         onmousedown: (e: Event) => e.preventDefault(),
         onclick: () => item.run(),
       },
-      item.face ? icon(item.face) : item.label,
+      item.face ? icon(item.face) : null,
     )
     return { b, item }
   })
@@ -797,5 +835,20 @@ function toolbar(editor: Editor, section: string): HTMLElement {
     for (const { b, item } of buttons) if (item.active) b.setAttribute('aria-pressed', String(item.active()))
   }
   editor.on('transaction', refresh)
-  return h('div', { role: 'toolbar', 'aria-label': c.formatting(section), class: 'format-bar' }, buttons.map((x) => x.b))
+  const bar = h('div', { role: 'toolbar', class: 'format-bar' }, buttons.map((x) => x.b))
+  relabelToolbar(bar, section)
+  return bar
+}
+
+/** Names a toolbar's buttons (and the toolbar) in the language now chosen. */
+function relabelToolbar(bar: HTMLElement, section: string): void {
+  const c = t()
+  bar.setAttribute('aria-label', c.formatting(section))
+  for (const b of bar.querySelectorAll<HTMLButtonElement>('button[data-tool]')) {
+    const label = c[b.dataset.tool as ToolName]
+    b.title = label
+    // A text face is the name itself; an icon needs one.
+    if (b.querySelector('svg')) b.setAttribute('aria-label', label)
+    else b.textContent = label
+  }
 }
