@@ -8,18 +8,18 @@
 
 import type { Editor } from '@tiptap/core'
 import { type AgendaItem, itemLabel, readAgenda } from '../agenda'
-import { ApiError, type MeetingView, type Participant, type ProtocolStatus, api, mayWrite, parseOwnerLabel } from '../api'
+import { ApiError, type MeetingView, type ProtocolStatus, api, mayWrite, parseOwnerLabel } from '../api'
 import { type App, type Page, notFoundPage } from '../app'
 import { clear, h } from '../dom'
 import { type EditorLabels, createSectionEditor } from '../editor'
-import { clock, dateTime, longDate } from '../format'
 import { type Catalogue, t } from '../i18n'
-import { type IconName, icon } from '../icons'
 import { Announcer, colourOf, describe, present } from '../presence'
 import { CLOSE } from '../close'
 import { type ConnectionState, MeetingSync } from '../sync'
 import { secretaryConsole, type Console } from './console'
 import { type Editing, FinalisePanel } from './finalise'
+import { attendance, protocolHead, signatures } from './paper'
+import { relabelToolbar, toolbar } from './toolbar'
 
 /** About two minutes of retries: longer than the server's ping timeout. */
 const CLIENT_ID_RETRIES = 12
@@ -490,55 +490,16 @@ class ProtocolPage {
   // ---- the protocol ---------------------------------------------------------
 
   private renderStatic(): void {
-    const c = t()
-    const v = this.view
-    const state = v.state ?? 'draft'
-    const meta: Array<[string, string]> = []
-    if (v.date) meta.push([c.dateLabel, longDate(v.date)])
-    if (v.time) meta.push([c.timeLabel, clock(v.time)])
-    if (v.place) meta.push([c.placeLabel, v.place])
-    clear(
-      this.headerEl,
-      v.body ? h('p', { class: 'body-name' }, v.body) : null,
-      h('p', { class: 'doc-kind' }, c.protocol, ' ', h('span', { class: `state state-${state}` }, c.states[state] ?? state)),
-      h('h1', { id: 'protocol-title' }, v.title),
-      meta.length ? h('dl', { class: 'meta' }, meta.map(([k, val]) => h('div', null, h('dt', null, k), h('dd', null, val)))) : null,
-    )
-    clear(this.attendanceEl, h('h2', { id: 'present-h' }, c.present), attendance(v.participants))
+    clear(this.headerEl, protocolHead(this.view))
+    clear(this.attendanceEl, attendance(this.view.participants))
     this.renderSignatures()
     this.renderConnection()
   }
 
   /** The footer: the secretary, and the chair and justerare with their sign-offs once locked. */
   private renderSignatures(): void {
-    const c = t()
-    const v = this.view
-    const state = v.state ?? 'draft'
-    const locked = state === 'draft' ? null : (this.finalise.state?.locked ?? null)
-    const secretaries = v.participants.filter((p) => p.role === 'secretary')
-    const verifiers = v.participants.filter((p) => p.role === 'chair').concat(v.participants.filter((p) => p.role === 'justerare'))
-    clear(
-      this.footerEl,
-      h('h2', { id: 'signatures-h', class: 'visually-hidden' }, c.signatures),
-      h(
-        'div',
-        { class: 'signature-block' },
-        h('p', { class: 'signature-head' }, c.atTheProtocol),
-        secretaries.length
-          ? secretaries.map((p) => signature(p.user.display_name, c.roles.secretary ?? ''))
-          : h('p', { class: 'muted' }, c.noSecretary),
-      ),
-      verifiers.length || locked
-        ? h(
-            'div',
-            { class: 'signature-block' },
-            h('p', { class: 'signature-head' }, c.verifiedBy),
-            locked
-              ? locked.required.map((r) => signature(r.name, c.roles[r.role] ?? r.role, r.signed_at ? c.signedAt(dateTime(r.signed_at)) : c.notSigned, !!r.signed_at))
-              : verifiers.map((p) => signature(p.user.display_name, c.roles[p.role] ?? p.role, c.notSigned)),
-          )
-        : null,
-    )
+    const state = this.view.state ?? 'draft'
+    clear(this.footerEl, signatures(this.view.participants, state === 'draft' ? null : (this.finalise.state?.locked ?? null)))
   }
 
   private mayWrite(item: AgendaItem): boolean {
@@ -749,106 +710,4 @@ function swatch(colour: string): HTMLElement {
   const el = h('span', { class: 'swatch', 'aria-hidden': 'true' })
   el.style.backgroundColor = colour
   return el
-}
-
-function attendance(participants: Participant[]): HTMLElement {
-  const c = t()
-  if (participants.length === 0) return h('p', { class: 'muted' }, c.noParticipants)
-  const groups = new Map<string, Participant[]>()
-  for (const p of participants) {
-    const key = p.user.agency?.name ?? c.otherParticipants
-    groups.set(key, [...(groups.get(key) ?? []), p])
-  }
-  const names = [...groups.keys()].sort((a, b) =>
-    a === c.otherParticipants ? 1 : b === c.otherParticipants ? -1 : a.localeCompare(b, c.locale),
-  )
-  return h(
-    'dl',
-    { class: 'present' },
-    names.map((agency) =>
-      h(
-        'div',
-        null,
-        h('dt', null, agency),
-        (groups.get(agency) ?? []).map((p) =>
-          h('dd', null, p.user.display_name, p.role !== 'member' ? h('span', { class: 'role' }, `, ${(c.roles[p.role] ?? p.role).toLowerCase()}`) : null),
-        ),
-      ),
-    ),
-  )
-}
-
-function signature(name: string, role: string, note: string | null = null, signed = false): HTMLElement {
-  return h(
-    'div',
-    { class: signed ? 'signature signed' : 'signature' },
-    h('div', { class: 'signature-line', 'aria-hidden': 'true' }),
-    h('p', { class: 'signature-name' }, name),
-    h('p', { class: 'signature-role' }, role, note ? ` · ${note}` : ''),
-  )
-}
-
-/** The toolbar's buttons, each named by its catalogue entry. */
-type ToolName = 'bold' | 'italic' | 'heading' | 'bulletList' | 'orderedList' | 'link' | 'undo' | 'redo'
-
-function toolbar(editor: Editor, section: string): HTMLElement {
-  // Each button's face is an icon (no text) or its own name ("Länk"), so
-  // what a person sees is what speech input and screen readers call it
-  // (WCAG 2.5.3); the tooltip says the name for everyone else.
-  type Item = { name: ToolName; face: IconName | null; run: () => void; active?: () => boolean }
-  const items: Item[] = [
-    { name: 'bold', face: 'bold', run: () => editor.chain().focus().toggleBold().run(), active: () => editor.isActive('bold') },
-    { name: 'italic', face: 'italic', run: () => editor.chain().focus().toggleItalic().run(), active: () => editor.isActive('italic') },
-    { name: 'heading', face: 'heading', run: () => editor.chain().focus().toggleHeading({ level: 3 }).run(), active: () => editor.isActive('heading') },
-    { name: 'bulletList', face: 'bulletList', run: () => editor.chain().focus().toggleBulletList().run(), active: () => editor.isActive('bulletList') },
-    { name: 'orderedList', face: 'orderedList', run: () => editor.chain().focus().toggleOrderedList().run(), active: () => editor.isActive('orderedList') },
-    {
-      name: 'link',
-      face: null,
-      run: () => {
-        const previous = (editor.getAttributes('link').href as string | undefined) ?? ''
-        const url = window.prompt(t().linkPrompt, previous)
-        if (url === null) return
-        if (url.trim() === '') editor.chain().focus().extendMarkRange('link').unsetLink().run()
-        else editor.chain().focus().extendMarkRange('link').setLink({ href: url.trim() }).run()
-      },
-      active: () => editor.isActive('link'),
-    },
-    { name: 'undo', face: 'undo', run: () => editor.commands.undo() },
-    { name: 'redo', face: 'redo', run: () => editor.commands.redo() },
-  ]
-  const buttons = items.map((item) => {
-    const b = h(
-      'button',
-      {
-        type: 'button',
-        'data-tool': item.name,
-        'aria-pressed': item.active ? 'false' : null,
-        onmousedown: (e: Event) => e.preventDefault(),
-        onclick: () => item.run(),
-      },
-      item.face ? icon(item.face) : null,
-    )
-    return { b, item }
-  })
-  const refresh = () => {
-    for (const { b, item } of buttons) if (item.active) b.setAttribute('aria-pressed', String(item.active()))
-  }
-  editor.on('transaction', refresh)
-  const bar = h('div', { role: 'toolbar', class: 'format-bar' }, buttons.map((x) => x.b))
-  relabelToolbar(bar, section)
-  return bar
-}
-
-/** Names a toolbar's buttons (and the toolbar) in the language now chosen. */
-function relabelToolbar(bar: HTMLElement, section: string): void {
-  const c = t()
-  bar.setAttribute('aria-label', c.formatting(section))
-  for (const b of bar.querySelectorAll<HTMLButtonElement>('button[data-tool]')) {
-    const label = c[b.dataset.tool as ToolName]
-    b.title = label
-    // A text face is the name itself; an icon needs one.
-    if (b.querySelector('svg')) b.setAttribute('aria-label', label)
-    else b.textContent = label
-  }
 }
