@@ -1,62 +1,18 @@
 //! Durable storage: meetings, each document's append-only update log, and
 //! snapshots that compact the log.
 //!
-//! One async trait, one implementation per backend (SQLite embedded by
-//! default, Postgres in production), chosen by the URL scheme. Each backend
-//! has its own migrations folder under `migrations/`. An `append_updates` call
-//! returns only after the rows are committed and fsynced: callers rely on that
-//! to broadcast an update only once it can no longer be lost.
-
-/// Opens a transaction that holds the meeting against concurrent changes
-/// and appends, and reads its state (None: no such meeting).
-macro_rules! begin_on_meeting {
-    ($self:ident, $meeting:expr, |$tx:ident, $state:ident| $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite(p) => {
-                // IMMEDIATE: the write lock from the start, so that nothing
-                // commits between reading and writing.
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let $state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1")
-                        .bind($meeting.as_uuid())
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                let $state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM meetings WHERE id = $1 FOR UPDATE")
-                        .bind($meeting.as_uuid())
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                $body
-            }
-        }
-    };
-}
-
-/// Opens a transaction that will write, on `$self.pool`: on SQLite with
-/// `BEGIN IMMEDIATE`, so that one that reads before it writes waits for
-/// another writer instead of failing with "database is locked" when it
-/// tries to write.
-macro_rules! begin_write {
-    ($self:ident, |$tx:ident| $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                $body
-            }
-        }
-    };
-}
+//! One async trait for the log (`Store`), one implementation per backend
+//! (SQLite embedded by default, Postgres in production), chosen by the URL
+//! scheme. Each backend has its own migrations folder under `migrations/`.
+//! An `append_updates` call returns only after the rows are committed and
+//! fsynced: callers rely on that to broadcast an update only once it can no
+//! longer be lost. The rows beside the log are written once for both
+//! backends over one `Pool` (`pool.rs`): people and meetings
+//! (`directory/`), locked protocols (`protocols/`) and the cluster keys.
 
 mod cluster_keys;
 mod directory;
+mod pool;
 mod postgres;
 mod protocols;
 mod sqlite;
@@ -72,8 +28,9 @@ use crate::meeting::MeetingId;
 pub use cluster_keys::{ClusterKey, ClusterKeys, KeyInfo, KeySecret, Rotation};
 pub use directory::{
     Acceptance, AccountAuditEntry, Confirmation, Directory, Invitation, InvitationCreator, NewUser,
-    PendingInvitation, Pool,
+    PendingInvitation,
 };
+pub use pool::Pool;
 pub use postgres::PostgresStore;
 pub use protocols::{
     AuditActor, AuditEntry, ChangeRefused, Committed, KeyClaim, LockPlan, LockSnapshot,
@@ -280,6 +237,16 @@ pub struct Database {
 }
 
 impl Database {
+    /// The directory and the protocols on `pool`, the documents in `docs`
+    /// (a backend over the same database).
+    fn over(pool: Pool, docs: DynStore) -> Self {
+        Database {
+            dir: Directory::new(pool.clone()),
+            protocols: Protocols::new(pool),
+            docs,
+        }
+    }
+
     pub async fn close(&self) {
         self.docs.close().await;
     }
@@ -298,23 +265,16 @@ pub fn is_postgres(url: &str) -> bool {
 pub async fn connect(url: &str) -> Result<Database, StoreError> {
     if is_postgres(url) {
         let store = PostgresStore::connect(url).await?;
-        let dir = Directory::new(Pool::Postgres(store.pool()));
-        Ok(Database {
-            protocols: Protocols::new(Pool::Postgres(store.pool())),
-            docs: Arc::new(store),
-            dir,
-        })
+        Ok(Database::over(
+            Pool::Postgres(store.pool()),
+            Arc::new(store),
+        ))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or(url.strip_prefix("sqlite:"))
     {
         let store = SqliteStore::open(path).await?;
-        let dir = Directory::new(Pool::Sqlite(store.pool()));
-        Ok(Database {
-            protocols: Protocols::new(Pool::Sqlite(store.pool())),
-            docs: Arc::new(store),
-            dir,
-        })
+        Ok(Database::over(Pool::Sqlite(store.pool()), Arc::new(store)))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

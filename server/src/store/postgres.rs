@@ -11,7 +11,7 @@ use sqlx::{PgPool, Row, postgres::PgPoolOptions};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AppendBatch, Appended, Seq, Snapshot, Store, StoreError, StoredDocument};
+use super::{AppendBatch, Appended, Seq, Store, StoreError, StoredDocument, pool::read_document};
 use crate::meeting::MeetingId;
 
 pub struct PostgresStore {
@@ -136,6 +136,15 @@ fn snapshot_lock_key(id: MeetingId) -> i64 {
     i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"))
 }
 
+/// Takes the advisory lock of a meeting's snapshots and compaction for the
+/// rest of `tx`, unless another node holds it (false).
+async fn snapshot_lock(tx: &mut sqlx::PgConnection, id: MeetingId) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(snapshot_lock_key(id))
+        .fetch_one(&mut *tx)
+        .await?)
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -161,33 +170,9 @@ impl Store for PostgresStore {
             .await?;
         // The snapshot is needed only if it covers more than the reader
         // has: the rows it covers may be gone.
-        let snapshot = sqlx::query(
-            "SELECT state, upto FROM doc_snapshots WHERE meeting_id = $1 AND upto > $2",
-        )
-        .bind(id.as_uuid())
-        .bind(after)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| -> Result<Snapshot, sqlx::Error> {
-            Ok(Snapshot {
-                state: row.try_get("state")?,
-                upto: row.try_get("upto")?,
-            })
-        })
-        .transpose()?;
-        let after = snapshot.as_ref().map_or(after, |s| s.upto);
-        let updates = sqlx::query(
-            "SELECT mseq, data FROM doc_updates WHERE meeting_id = $1 AND mseq > $2 ORDER BY mseq",
-        )
-        .bind(id.as_uuid())
-        .bind(after)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| Ok((row.try_get("mseq")?, row.try_get("data")?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let stored = read_document!(tx, id, after: Some(after), seq: "mseq");
         tx.commit().await?;
-        Ok(StoredDocument { snapshot, updates })
+        Ok(stored)
     }
 
     async fn log_after(
@@ -260,11 +245,7 @@ impl Store for PostgresStore {
         // One node at a time snapshots a meeting; one that finds another
         // at it leaves it the work (the log keeps every row meanwhile).
         let mut tx = self.pool.begin().await?;
-        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(snapshot_lock_key(id))
-            .fetch_one(&mut *tx)
-            .await?;
-        if !ours {
+        if !snapshot_lock(&mut tx, id).await? {
             return Ok(());
         }
         // A snapshot holds only what the log holds: positions past the
@@ -299,11 +280,7 @@ impl Store for PostgresStore {
         // Only rows the stored snapshot covers go, whatever the caller
         // believes: the snapshot may be another node's, covering less.
         let mut tx = self.pool.begin().await?;
-        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(snapshot_lock_key(id))
-            .fetch_one(&mut *tx)
-            .await?;
-        if !ours {
+        if !snapshot_lock(&mut tx, id).await? {
             return Ok(());
         }
         sqlx::query(

@@ -6,12 +6,12 @@ use std::{collections::HashSet, path::Path, str::FromStr, time::Duration};
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{
-    QueryBuilder, Row, SqlitePool,
+    QueryBuilder, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use tracing::instrument;
 
-use super::{AppendBatch, Appended, Seq, Snapshot, Store, StoreError, StoredDocument};
+use super::{AppendBatch, Appended, Seq, Store, StoreError, StoredDocument, pool::read_document};
 use crate::meeting::MeetingId;
 
 /// SQLite caps bound parameters per statement; two per update row.
@@ -146,30 +146,9 @@ impl Store for SqliteStore {
     async fn load_document(&self, id: MeetingId) -> Result<StoredDocument, StoreError> {
         // One read transaction, so the snapshot and the log tail agree.
         let mut tx = self.pool.begin().await?;
-        let snapshot = sqlx::query("SELECT state, upto FROM doc_snapshots WHERE meeting_id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| -> Result<Snapshot, sqlx::Error> {
-                Ok(Snapshot {
-                    state: row.try_get("state")?,
-                    upto: row.try_get("upto")?,
-                })
-            })
-            .transpose()?;
-        let after = snapshot.as_ref().map_or(0, |s| s.upto);
-        let updates = sqlx::query(
-            "SELECT seq, data FROM doc_updates WHERE meeting_id = ? AND seq > ? ORDER BY seq",
-        )
-        .bind(id.as_uuid())
-        .bind(after)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| Ok((row.try_get("seq")?, row.try_get("data")?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let stored = read_document!(tx, id, after: None, seq: "seq");
         tx.commit().await?;
-        Ok(StoredDocument { snapshot, updates })
+        Ok(stored)
     }
 
     #[instrument(skip_all, fields(batches = batches.len()))]

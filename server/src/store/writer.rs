@@ -82,16 +82,11 @@ impl CommitWriter {
         meeting: MeetingId,
         updates: Vec<Bytes>,
     ) -> Result<Seq, CommitWriterError> {
-        let (done, wait) = oneshot::channel();
-        let job = Job::Append {
+        self.submit(|done| Job::Append {
             batch: AppendBatch { meeting, updates },
             done,
-        };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| CommitWriterError::Stopped)?;
-        wait.await.map_err(|_| CommitWriterError::Stopped)?
+        })
+        .await
     }
 
     /// Writes a snapshot covering the log up to `upto` (already committed).
@@ -102,15 +97,26 @@ impl CommitWriter {
         state: Vec<u8>,
         upto: Seq,
     ) -> Result<(), CommitWriterError> {
+        self.submit(|done| {
+            Job::Snapshot(SnapshotJob {
+                meeting,
+                state,
+                upto,
+                done,
+            })
+        })
+        .await
+    }
+
+    /// Queues the job `job` makes around its answer's sender, and waits
+    /// for the answer.
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, CommitWriterError>>) -> Job,
+    ) -> Result<T, CommitWriterError> {
         let (done, wait) = oneshot::channel();
-        let job = Job::Snapshot(SnapshotJob {
-            meeting,
-            state,
-            upto,
-            done,
-        });
         self.jobs
-            .send(job)
+            .send(job(done))
             .await
             .map_err(|_| CommitWriterError::Stopped)?;
         wait.await.map_err(|_| CommitWriterError::Stopped)?

@@ -1,0 +1,48 @@
+//! Agencies: the organisations whose people write sections.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use super::{Directory, conflict};
+use crate::{
+    people::{Agency, AgencyId},
+    store::{
+        StoreError,
+        pool::{execute, with_pool},
+    },
+};
+
+impl Directory {
+    pub async fn create_agency(&self, name: &str) -> Result<Agency, StoreError> {
+        let agency = Agency {
+            id: AgencyId::new(),
+            name: name.to_owned(),
+        };
+        execute!(
+            self,
+            map_err(conflict),
+            "INSERT INTO agencies (id, name, created_at) VALUES ($1, $2, $3)",
+            agency.id.0,
+            &agency.name,
+            Utc::now()
+        );
+        Ok(agency)
+    }
+
+    pub async fn list_agencies(&self) -> Result<Vec<Agency>, StoreError> {
+        with_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, name FROM agencies ORDER BY name").fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(Agency { id: AgencyId(r.try_get("id")?), name: r.try_get("name")? }))
+                .collect()
+        })
+    }
+
+    pub async fn agency_by_name(&self, name: &str) -> Result<Option<Agency>, StoreError> {
+        Ok(self
+            .list_agencies()
+            .await?
+            .into_iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name)))
+    }
+}
