@@ -8,7 +8,7 @@ use crate::{
     people::{Agency, AgencyId},
     store::{
         StoreError,
-        pool::{execute, with_pool},
+        pool::{execute, fetch_all},
     },
 };
 
@@ -30,12 +30,15 @@ impl Directory {
     }
 
     pub async fn list_agencies(&self) -> Result<Vec<Agency>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query("SELECT id, name FROM agencies ORDER BY name").fetch_all(p).await?;
-            rows.iter()
-                .map(|r| Ok(Agency { id: AgencyId(r.try_get("id")?), name: r.try_get("name")? }))
-                .collect()
-        })
+        Ok(fetch_all!(
+            self,
+            "SELECT id, name FROM agencies ORDER BY name",
+            [],
+            |r| Agency {
+                id: AgencyId(r.try_get("id")?),
+                name: r.try_get("name")?
+            }
+        ))
     }
 
     pub async fn agency_by_name(&self, name: &str) -> Result<Option<Agency>, StoreError> {

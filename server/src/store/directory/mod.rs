@@ -42,7 +42,7 @@ macro_rules! in_batches {
      |$query:ident, $item:pat_param| $bind:expr, |$row:ident| $each:block) => {
         for chunk in $items.chunks(BATCH_PARAMETERS / $width) {
             let sql = format!($sql, placeholders(chunk.len(), $width));
-            with_pool!($self, p => {
+            $crate::store::pool::with_pool!($self, p => {
                 let mut $query = sqlx::query(&sql);
                 for $item in chunk {
                     $query = $bind;

@@ -13,7 +13,7 @@ use crate::{
     people::{ApiToken, TokenId, User, UserId},
     store::{
         StoreError,
-        pool::{execute, fetch_optional, with_pool},
+        pool::{execute, fetch_all, fetch_optional},
     },
 };
 
@@ -143,34 +143,27 @@ impl Directory {
     }
 
     pub async fn list_tokens(&self, user: UserId) -> Result<Vec<ApiToken>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY created_at")
-                .bind(user.0)
-                .fetch_all(p)
-                .await?;
-            rows.iter()
-                .map(|r| Ok(ApiToken {
-                    id: TokenId(r.try_get("id")?),
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                }))
-                .collect()
-        })
+        Ok(fetch_all!(
+            self,
+            "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY created_at",
+            [user.0],
+            |r| ApiToken {
+                id: TokenId(r.try_get("id")?),
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            }
+        ))
     }
 
     /// Revokes every live token of a user; returns their ids.
     pub async fn revoke_tokens_of(&self, user: UserId) -> Result<Vec<TokenId>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id")
-                .bind(Utc::now())
-                .bind(user.0)
-                .fetch_all(p)
-                .await?;
-            rows.iter().map(|r| Ok(TokenId(r.try_get("id")?))).collect()
-        })
+        Ok(fetch_all!(
+            self,
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+            [Utc::now(), user.0],
+            |r| TokenId(r.try_get("id")?)
+        ))
     }
 
     /// Revokes a token; with `owner`, only if it belongs to that user.

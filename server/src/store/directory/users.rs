@@ -12,7 +12,7 @@ use crate::{
     people::{AgencyId, User, UserId, Username, Voucher},
     store::{
         StoreError,
-        pool::{begin_write, execute, fetch_all, fetch_optional, with_pool},
+        pool::{begin_write, execute, fetch_all, fetch_optional},
     },
 };
 
@@ -216,27 +216,22 @@ impl Directory {
 
     /// An account's audit log, oldest first.
     pub async fn account_audit(&self, user: UserId) -> Result<Vec<AccountAuditEntry>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT id, at, actor_id, actor_name, action, via FROM account_audit
-                 WHERE user_id = $1 ORDER BY id")
-                .bind(user.0)
-                .fetch_all(p)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let actor: Option<Uuid> = r.try_get("actor_id")?;
-                    Ok(AccountAuditEntry {
-                        id: r.try_get("id")?,
-                        at: r.try_get("at")?,
-                        actor_id: actor.map(UserId),
-                        actor_name: r.try_get("actor_name")?,
-                        action: r.try_get("action")?,
-                        via: r.try_get("via")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(StoreError::from)
-        })
+        Ok(fetch_all!(
+            self,
+            "SELECT id, at, actor_id, actor_name, action, via FROM account_audit
+                 WHERE user_id = $1 ORDER BY id",
+            [user.0],
+            |r| {
+                let actor: Option<Uuid> = r.try_get("actor_id")?;
+                AccountAuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor_id: actor.map(UserId),
+                    actor_name: r.try_get("actor_name")?,
+                    action: r.try_get("action")?,
+                    via: r.try_get("via")?,
+                }
+            }
+        ))
     }
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::Protocols;
 use crate::store::{
     StoreError,
-    pool::{begin_write, execute, with_pool},
+    pool::{begin_write, execute, fetch_all},
 };
 
 /// A signing key as stored.
@@ -45,17 +45,12 @@ fn conflict_or_database(e: sqlx::Error) -> StoreError {
         _ => StoreError::Database(e),
     }
 }
+
 impl Protocols {
     /// Every key, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT key_id, public_key, secret_key, created_at, in_use IS NOT NULL AS in_use, retired_at
-                 FROM signing_keys ORDER BY created_at, key_id")
-                .fetch_all(p)
-                .await?;
-            rows.iter()
-                .map(|r| Ok(StoredKey {
+        Ok(fetch_all!(self, "SELECT key_id, public_key, secret_key, created_at, in_use IS NOT NULL AS in_use, retired_at
+                 FROM signing_keys ORDER BY created_at, key_id", [], |r| StoredKey {
                     key_id: r.try_get("key_id")?,
                     public_key: r.try_get("public_key")?,
                     secret_key: r.try_get("secret_key")?,
@@ -63,9 +58,6 @@ impl Protocols {
                     in_use: r.try_get("in_use")?,
                     retired_at: r.try_get("retired_at")?,
                 }))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(StoreError::from)
-        })
     }
 
     /// Records `key_id` as the key in use (adding it first if it is new),

@@ -11,7 +11,7 @@ use crate::{
     people::UserId,
     store::{
         StoreError,
-        pool::{fetch_optional, with_pool},
+        pool::{fetch_all, fetch_optional, with_pool},
     },
 };
 
@@ -93,29 +93,24 @@ impl Protocols {
     }
 
     pub async fn audit(&self, meeting: MeetingId) -> Result<Vec<AuditEntry>, StoreError> {
-        with_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT id, at, actor_id, actor_name, action, reason, hash, via FROM audit
-                 WHERE meeting_id = $1 ORDER BY id")
-                .bind(meeting.as_uuid())
-                .fetch_all(p)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let actor: Option<Uuid> = r.try_get("actor_id")?;
-                    Ok(AuditEntry {
-                        id: r.try_get("id")?,
-                        at: r.try_get("at")?,
-                        actor_id: actor.map(UserId),
-                        actor_name: r.try_get("actor_name")?,
-                        action: r.try_get("action")?,
-                        reason: r.try_get("reason")?,
-                        hash: r.try_get("hash")?,
-                        via: r.try_get("via")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(StoreError::from)
-        })
+        Ok(fetch_all!(
+            self,
+            "SELECT id, at, actor_id, actor_name, action, reason, hash, via FROM audit
+                 WHERE meeting_id = $1 ORDER BY id",
+            [meeting.as_uuid()],
+            |r| {
+                let actor: Option<Uuid> = r.try_get("actor_id")?;
+                AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor_id: actor.map(UserId),
+                    actor_name: r.try_get("actor_name")?,
+                    action: r.try_get("action")?,
+                    reason: r.try_get("reason")?,
+                    hash: r.try_get("hash")?,
+                    via: r.try_get("via")?,
+                }
+            }
+        ))
     }
 }
