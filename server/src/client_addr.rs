@@ -167,32 +167,27 @@ mod tests {
     #[test]
     fn the_right_most_untrusted_hop_is_the_client() {
         let p = proxies(&["127.0.0.1", "10.0.0.0/8"]);
-        // The client claims to be 1.2.3.4; nginx appends what it saw.
-        let headers = xff(&["1.2.3.4, 203.0.113.9", "10.1.2.3"]);
-        assert_eq!(p.client_ip(ip("127.0.0.1"), &headers), ip("203.0.113.9"));
-        // Only the proxy: the peer is the client.
-        assert_eq!(
-            p.client_ip(ip("127.0.0.1"), &HeaderMap::new()),
-            ip("127.0.0.1")
-        );
-        // Everyone trusted: the left-most hop.
-        assert_eq!(
-            p.client_ip(ip("127.0.0.1"), &xff(&["10.9.9.9, 10.1.1.1"])),
-            ip("10.9.9.9")
-        );
-        // Garbage the client wrote stops the walk at the last known hop.
-        assert_eq!(
-            p.client_ip(ip("127.0.0.1"), &xff(&["10.9.9.9, nonsense"])),
-            ip("127.0.0.1")
-        );
-        assert_eq!(
-            p.client_ip(ip("127.0.0.1"), &xff(&["[2001:db8::7]:4711"])),
-            ip("2001:db8::7")
-        );
-        assert_eq!(
-            p.client_ip(ip("::ffff:127.0.0.1"), &xff(&["::ffff:203.0.113.9"])),
-            ip("203.0.113.9")
-        );
+        // (peer, X-Forwarded-For headers, the client)
+        let cases: [(&str, &[&str], &str); 6] = [
+            // The client claims to be 1.2.3.4; nginx appends what it saw.
+            (
+                "127.0.0.1",
+                &["1.2.3.4, 203.0.113.9", "10.1.2.3"],
+                "203.0.113.9",
+            ),
+            // Only the proxy: the peer is the client.
+            ("127.0.0.1", &[], "127.0.0.1"),
+            // Everyone trusted: the left-most hop.
+            ("127.0.0.1", &["10.9.9.9, 10.1.1.1"], "10.9.9.9"),
+            // Garbage the client wrote stops the walk at the last known hop.
+            ("127.0.0.1", &["10.9.9.9, nonsense"], "127.0.0.1"),
+            ("127.0.0.1", &["[2001:db8::7]:4711"], "2001:db8::7"),
+            ("::ffff:127.0.0.1", &["::ffff:203.0.113.9"], "203.0.113.9"),
+        ];
+        for (peer, headers, client) in cases {
+            let found = p.client_ip(ip(peer), &xff(headers));
+            assert_eq!(found, ip(client), "from {peer} with {headers:?}");
+        }
     }
 
     #[test]

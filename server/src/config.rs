@@ -1,14 +1,40 @@
-//! Configuration from flags and `PROTOKOLL_*` environment variables.
+//! Configuration from flags and `PROTOKOLL_*` environment variables, with
+//! every default written once (`defaults`) and the limits they set (`Limits`).
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LogFormat {
-    #[default]
-    Human,
-    Json,
+/// The flag `--log-format` chooses how logs are written (`telemetry`).
+pub use crate::telemetry::LogFormat;
+
+/// Every default, written once: the flags below, [`ServerConfig::default`]
+/// and [`Limits::default`] all take them from here.
+pub mod defaults {
+    pub const BIND: &str = "127.0.0.1:8080";
+    pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+    pub const OUTBOUND_QUEUE: usize = 1024;
+    pub const OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+    pub const ROOM_GRACE_MS: u64 = 5_000;
+    pub const SNAPSHOT_EVERY: u64 = 1_000;
+    pub const PING_INTERVAL_SECS: u64 = 30;
+    pub const SESSION_TTL_SECS: u64 = 12 * 3600;
+    pub const SECTION_GUARD: bool = true;
+    pub const MAX_SOCKETS_PER_USER: usize = 20;
+    pub const MAX_SOCKETS_PER_ADDRESS: usize = 500;
+    pub const REQUEST_BODY_TIMEOUT_SECS: u64 = 60;
+    // The limits (`Limits`).
+    pub const MAX_DOCUMENT_BYTES: u64 = 8 * 1024 * 1024;
+    pub const UPDATE_RATE: f64 = 200.0;
+    pub const UPDATE_BURST: f64 = 5_000.0;
+    pub const UPDATE_BYTES_RATE: f64 = 1024.0 * 1024.0;
+    pub const UPDATE_BYTES_BURST: f64 = 16.0 * 1024.0 * 1024.0;
+    pub const PRESENCE_INTERVAL_MS: u64 = 100;
+    pub const PRESENCE_RATE: f64 = 1_000.0;
+    pub const PRESENCE_BURST: f64 = 5_000.0;
+    pub const MAX_PRESENCE_BYTES: usize = 8 * 1024;
+    pub const MAX_PRESENCE_CLIENTS: usize = 4;
+    pub const MAX_CONNECTIONS_PER_MEETING: usize = 1_000;
 }
 
 /// A database URL. Its `Debug`/`Display` hide any password so that the URL
@@ -97,14 +123,14 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_BIND",
-        default_value = "127.0.0.1:8080",
+        default_value = defaults::BIND,
         global = true
     )]
     pub bind: SocketAddr,
 
     /// Largest WebSocket message accepted, in bytes. Larger ones close the
     /// connection with code 1009.
-    #[arg(long, env = "PROTOKOLL_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
+    #[arg(long, env = "PROTOKOLL_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES, global = true)]
     pub max_message_bytes: usize,
 
     /// Messages that may wait for one slow client before it is disconnected
@@ -112,14 +138,14 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_OUTBOUND_QUEUE",
-        default_value_t = 1024,
+        default_value_t = defaults::OUTBOUND_QUEUE,
         global = true
     )]
     pub outbound_queue: usize,
 
     /// Bytes that may wait for one slow client before it is disconnected
     /// the same way.
-    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
+    #[arg(long, env = "PROTOKOLL_OUTBOUND_QUEUE_BYTES", default_value_t = defaults::OUTBOUND_QUEUE_BYTES, global = true)]
     pub outbound_queue_bytes: usize,
 
     /// How long a meeting's document stays in memory after its last client
@@ -127,7 +153,7 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_ROOM_GRACE_MS",
-        default_value_t = 5_000,
+        default_value_t = defaults::ROOM_GRACE_MS,
         global = true
     )]
     pub room_grace_ms: u64,
@@ -136,7 +162,7 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_SNAPSHOT_EVERY",
-        default_value_t = 1_000,
+        default_value_t = defaults::SNAPSHOT_EVERY,
         global = true
     )]
     pub snapshot_every: u64,
@@ -146,7 +172,7 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_PING_INTERVAL_SECS",
-        default_value_t = 30,
+        default_value_t = defaults::PING_INTERVAL_SECS,
         global = true
     )]
     pub ping_interval_secs: u64,
@@ -158,7 +184,7 @@ pub struct ServerConfig {
 
     /// How long a sign-in lasts, in seconds. Open connections are closed
     /// when their session expires.
-    #[arg(long, env = "PROTOKOLL_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
+    #[arg(long, env = "PROTOKOLL_SESSION_TTL_SECS", default_value_t = defaults::SESSION_TTL_SECS, global = true)]
     pub session_ttl_secs: u64,
 
     /// Mark the session cookie `Secure` (serve over HTTPS).
@@ -179,7 +205,7 @@ pub struct ServerConfig {
     /// Check every document update against section ownership. Turning it
     /// off lets anyone who may open a meeting write anywhere in it: only for
     /// measuring what the guard costs.
-    #[arg(long, env = "PROTOKOLL_SECTION_GUARD", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "PROTOKOLL_SECTION_GUARD", default_value_t = defaults::SECTION_GUARD, action = clap::ArgAction::Set, global = true)]
     pub section_guard: bool,
 
     /// Create the demo council (agencies, users, and a meeting from the
@@ -205,7 +231,7 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_MAX_SOCKETS_PER_USER",
-        default_value_t = 20,
+        default_value_t = defaults::MAX_SOCKETS_PER_USER,
         global = true
     )]
     pub max_sockets_per_user: usize,
@@ -216,7 +242,7 @@ pub struct ServerConfig {
     #[arg(
         long,
         env = "PROTOKOLL_MAX_SOCKETS_PER_ADDRESS",
-        default_value_t = 500,
+        default_value_t = defaults::MAX_SOCKETS_PER_ADDRESS,
         global = true
     )]
     pub max_sockets_per_address: usize,
@@ -224,7 +250,7 @@ pub struct ServerConfig {
     /// Largest encoded size of one meeting's document, in bytes. An update
     /// that would take it past this is refused as a whole (close 4413);
     /// the server's own edits (agenda, lock) always go through.
-    #[arg(long, global = true, env = "PROTOKOLL_MAX_DOCUMENT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, global = true, env = "PROTOKOLL_MAX_DOCUMENT_BYTES", default_value_t = defaults::MAX_DOCUMENT_BYTES)]
     pub max_document_bytes: u64,
 
     /// Document messages (sync, updates, query-awareness) one connection
@@ -234,7 +260,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_UPDATE_RATE",
-        default_value_t = 200.0
+        default_value_t = defaults::UPDATE_RATE
     )]
     pub update_rate: f64,
 
@@ -244,18 +270,18 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_UPDATE_BURST",
-        default_value_t = 5_000.0
+        default_value_t = defaults::UPDATE_BURST
     )]
     pub update_burst: f64,
 
     /// Bytes per second (all messages, presence included) one connection
     /// may send on average; faster senders are slowed down. 0: no limit.
-    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_RATE", default_value_t = 1024.0 * 1024.0)]
+    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_RATE", default_value_t = defaults::UPDATE_BYTES_RATE)]
     pub update_bytes_rate: f64,
 
     /// Bytes one connection may send at once before `--update-bytes-rate`
     /// applies.
-    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_BURST", default_value_t = 16.0 * 1024.0 * 1024.0)]
+    #[arg(long, global = true, env = "PROTOKOLL_UPDATE_BYTES_BURST", default_value_t = defaults::UPDATE_BYTES_BURST)]
     pub update_bytes_burst: f64,
 
     /// A connection's presence (awareness) is passed on at most once per
@@ -265,7 +291,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_PRESENCE_INTERVAL_MS",
-        default_value_t = 100
+        default_value_t = defaults::PRESENCE_INTERVAL_MS
     )]
     pub presence_interval_ms: u64,
 
@@ -277,7 +303,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_PRESENCE_RATE",
-        default_value_t = 1_000.0
+        default_value_t = defaults::PRESENCE_RATE
     )]
     pub presence_rate: f64,
 
@@ -287,13 +313,13 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_PRESENCE_BURST",
-        default_value_t = 5_000.0
+        default_value_t = defaults::PRESENCE_BURST
     )]
     pub presence_burst: f64,
 
     /// Largest presence (awareness) state of one client, in bytes of JSON;
     /// a larger one closes the connection with 4413.
-    #[arg(long, global = true, env = "PROTOKOLL_MAX_PRESENCE_BYTES", default_value_t = 8 * 1024)]
+    #[arg(long, global = true, env = "PROTOKOLL_MAX_PRESENCE_BYTES", default_value_t = defaults::MAX_PRESENCE_BYTES)]
     pub max_presence_bytes: usize,
 
     /// Presence client ids one connection may speak for (a y-websocket
@@ -302,7 +328,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_MAX_PRESENCE_CLIENTS",
-        default_value_t = 4
+        default_value_t = defaults::MAX_PRESENCE_CLIENTS
     )]
     pub max_presence_clients: usize,
 
@@ -312,7 +338,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_MAX_CONNECTIONS_PER_MEETING",
-        default_value_t = 1_000
+        default_value_t = defaults::MAX_CONNECTIONS_PER_MEETING
     )]
     pub max_connections_per_meeting: usize,
 
@@ -324,7 +350,7 @@ pub struct ServerConfig {
         long,
         global = true,
         env = "PROTOKOLL_REQUEST_BODY_TIMEOUT_SECS",
-        default_value_t = 60
+        default_value_t = defaults::REQUEST_BODY_TIMEOUT_SECS
     )]
     pub request_body_timeout_secs: u64,
 
@@ -367,8 +393,8 @@ impl ServerConfig {
         Duration::from_secs(self.request_body_timeout_secs.max(1))
     }
 
-    pub fn limits(&self) -> crate::sync::Limits {
-        crate::sync::Limits {
+    pub fn limits(&self) -> Limits {
+        Limits {
             max_document_bytes: self.max_document_bytes,
             update_rate: self.update_rate,
             update_burst: self.update_burst,
@@ -387,38 +413,72 @@ impl ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            bind: "127.0.0.1:8080".parse().expect("literal address"),
-            max_message_bytes: 1024 * 1024,
-            outbound_queue: 1024,
-            outbound_queue_bytes: 8 * 1024 * 1024,
-            room_grace_ms: 5_000,
-            snapshot_every: 1_000,
-            ping_interval_secs: 30,
+            bind: defaults::BIND.parse().expect("literal address"),
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            outbound_queue: defaults::OUTBOUND_QUEUE,
+            outbound_queue_bytes: defaults::OUTBOUND_QUEUE_BYTES,
+            room_grace_ms: defaults::ROOM_GRACE_MS,
+            snapshot_every: defaults::SNAPSHOT_EVERY,
+            ping_interval_secs: defaults::PING_INTERVAL_SECS,
             web_dir: None,
-            session_ttl_secs: 12 * 3600,
+            session_ttl_secs: defaults::SESSION_TTL_SECS,
             secure_cookies: false,
             public_origins: Vec::new(),
-            section_guard: true,
+            section_guard: defaults::SECTION_GUARD,
             demo: false,
             trusted_proxies: Vec::new(),
-            max_sockets_per_user: 20,
-            max_sockets_per_address: 500,
-            max_document_bytes: 8 * 1024 * 1024,
-            update_rate: 200.0,
-            update_burst: 5_000.0,
-            update_bytes_rate: 1024.0 * 1024.0,
-            update_bytes_burst: 16.0 * 1024.0 * 1024.0,
-            presence_interval_ms: 100,
-            presence_rate: 1_000.0,
-            presence_burst: 5_000.0,
-            max_presence_bytes: 8 * 1024,
-            max_presence_clients: 4,
-            max_connections_per_meeting: 1_000,
-            request_body_timeout_secs: 60,
+            max_sockets_per_user: defaults::MAX_SOCKETS_PER_USER,
+            max_sockets_per_address: defaults::MAX_SOCKETS_PER_ADDRESS,
+            max_document_bytes: defaults::MAX_DOCUMENT_BYTES,
+            update_rate: defaults::UPDATE_RATE,
+            update_burst: defaults::UPDATE_BURST,
+            update_bytes_rate: defaults::UPDATE_BYTES_RATE,
+            update_bytes_burst: defaults::UPDATE_BYTES_BURST,
+            presence_interval_ms: defaults::PRESENCE_INTERVAL_MS,
+            presence_rate: defaults::PRESENCE_RATE,
+            presence_burst: defaults::PRESENCE_BURST,
+            max_presence_bytes: defaults::MAX_PRESENCE_BYTES,
+            max_presence_clients: defaults::MAX_PRESENCE_CLIENTS,
+            max_connections_per_meeting: defaults::MAX_CONNECTIONS_PER_MEETING,
+            request_body_timeout_secs: defaults::REQUEST_BODY_TIMEOUT_SECS,
             signing_key_file: None,
             redis_url: None,
             redis_ca_file: None,
         }
+    }
+}
+
+/// The per-connection and per-meeting limits (`sync::limits` enforces
+/// them), from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest encoded size of a meeting's document (see `Room`).
+    pub max_document_bytes: u64,
+    /// Document messages (sync and query-awareness) per second, and how many
+    /// may come at once.
+    pub update_rate: f64,
+    pub update_burst: f64,
+    /// Bytes per second of everything a connection sends, and how many may
+    /// come at once.
+    pub update_bytes_rate: f64,
+    pub update_bytes_burst: f64,
+    /// At most one presence batch per connection per this interval.
+    pub presence_interval: Duration,
+    /// Presence messages per second, and how many may come at once.
+    pub presence_rate: f64,
+    pub presence_burst: f64,
+    /// Largest awareness state (JSON) of one client id.
+    pub max_presence_bytes: usize,
+    /// Presence client ids one connection may speak for.
+    pub max_presence_clients: usize,
+    /// Connections one meeting's room accepts (on this server node).
+    pub max_connections_per_meeting: usize,
+}
+
+impl Default for Limits {
+    /// The limits of the default configuration.
+    fn default() -> Self {
+        ServerConfig::default().limits()
     }
 }
 
@@ -453,10 +513,7 @@ mod tests {
         let parsed = Cli::parse_from(["protokoll"]).server.limits();
         let default = ServerConfig::default().limits();
         assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
-        assert_eq!(
-            format!("{default:?}"),
-            format!("{:?}", crate::sync::Limits::default())
-        );
+        assert_eq!(format!("{default:?}"), format!("{:?}", Limits::default()));
     }
 
     #[test]

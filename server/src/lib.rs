@@ -13,6 +13,7 @@ pub mod document;
 pub mod finalise;
 pub mod guard;
 pub mod http;
+pub mod live;
 pub mod meeting;
 pub mod meetings;
 pub mod people;
@@ -117,9 +118,18 @@ pub async fn run(
         tracker.clone(),
         shutdown.clone(),
     );
-    let live: Arc<sync::LiveConnections> = Default::default();
+    let live: Arc<live::LiveConnections> = Default::default();
     if let Some(cluster) = &cluster {
-        cluster.start(rooms.clone(), live.clone(), shutdown.clone());
+        let to_rooms = rooms.clone();
+        let deliver = cluster::Deliver {
+            remote: Box::new(
+                move |meeting: meeting::MeetingId, remote: cluster::Remote| {
+                    to_rooms.notify(meeting, remote)
+                },
+            ),
+            account: Box::new(live::account::remote(db.dir.clone(), live.clone())),
+        };
+        cluster.start(deliver, shutdown.clone());
         info!(node = %cluster.node(), "serving as one of several nodes (Redis)");
     }
     tracker.spawn(sync::state_check::run(
@@ -127,7 +137,7 @@ pub async fn run(
         db.dir.clone(),
         shutdown.clone(),
     ));
-    tracker.spawn(sync::recheck::run(
+    tracker.spawn(live::recheck::run(
         db.dir.clone(),
         live.clone(),
         cluster.clone(),
@@ -163,6 +173,8 @@ pub async fn run(
     info!("no longer accepting connections; closing sockets and flushing");
     tracker.close();
     tracker.wait().await;
+    // The closures the cluster was given hold the rooms (and with them the
+    // commit writer): let go of them, so that the writer ends.
     if let Some(cluster) = &cluster {
         cluster.detach();
     }

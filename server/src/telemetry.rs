@@ -7,7 +7,14 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::config::LogFormat;
+/// How log lines are written (`--log-format`): for people, or as JSON
+/// lines for a log collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
 
 /// Metric names, in one place so dashboards and code agree.
 pub mod metric {
@@ -112,28 +119,16 @@ pub fn prometheus() -> PrometheusHandle {
                 8_388_608.0,
                 16_777_216.0,
             ];
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(metric::STORE_COMMIT_SECONDS.into()),
-                    &latency_buckets,
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(metric::ROOM_LOAD_SECONDS.into()),
-                        &latency_buckets,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(metric::STORE_COMMIT_UPDATES.into()),
-                        &size_buckets,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(metric::DOCUMENT_BYTES.into()),
-                        &document_buckets,
-                    )
+            let buckets: [(&str, &[f64]); 4] = [
+                (metric::STORE_COMMIT_SECONDS, &latency_buckets),
+                (metric::ROOM_LOAD_SECONDS, &latency_buckets),
+                (metric::STORE_COMMIT_UPDATES, &size_buckets),
+                (metric::DOCUMENT_BYTES, &document_buckets),
+            ];
+            let recorder = buckets
+                .into_iter()
+                .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
+                    builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
                 })
                 .expect("static bucket lists are non-empty")
                 .build_recorder();

@@ -284,18 +284,23 @@ mod tests {
         assert!(throttle.begin(Some(&anna), None, t0).is_ok());
     }
 
-    #[test]
-    fn many_failures_from_one_address_block_it() {
+    /// A throttle after `MAX_FAILURES_PER_IP` failed sign-ins from
+    /// 192.0.2.7 at `t0`, the `i`th with the name `name(i)`.
+    fn address_used_up(
+        name: impl Fn(usize) -> Option<Username>,
+    ) -> (LoginThrottle, IpAddr, Instant) {
         let throttle = LoginThrottle::default();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let t0 = Instant::now();
         for i in 0..MAX_FAILURES_PER_IP {
-            drop(
-                throttle
-                    .begin(Some(&user(&format!("user{i}"))), Some(ip), t0)
-                    .unwrap(),
-            );
+            drop(throttle.begin(name(i).as_ref(), Some(ip), t0).unwrap());
         }
+        (throttle, ip, t0)
+    }
+
+    #[test]
+    fn many_failures_from_one_address_block_it() {
+        let (throttle, ip, t0) = address_used_up(|i| Some(user(&format!("user{i}"))));
         let new = user("someone-new");
         assert!(throttle.begin(Some(&new), Some(ip), t0).is_err());
         assert!(
@@ -307,12 +312,7 @@ mod tests {
 
     #[test]
     fn invalid_names_count_against_the_address_only() {
-        let throttle = LoginThrottle::default();
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let t0 = Instant::now();
-        for _ in 0..MAX_FAILURES_PER_IP {
-            drop(throttle.begin(None, Some(ip), t0).unwrap());
-        }
+        let (throttle, ip, t0) = address_used_up(|_| None);
         assert!(throttle.begin(None, Some(ip), t0).is_err());
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         assert!(throttle.begin(None, Some(other), t0).is_ok());

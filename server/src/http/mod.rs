@@ -36,11 +36,8 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::{
-    auth::throttle::LoginThrottle,
-    client_addr::TrustedProxies,
-    config::ServerConfig,
-    store::Database,
-    sync::{LiveConnections, Rooms},
+    auth::throttle::LoginThrottle, client_addr::TrustedProxies, config::ServerConfig,
+    live::LiveConnections, store::Database, sync::Rooms,
 };
 
 pub use error::ApiError;
@@ -77,7 +74,7 @@ impl AppState {
     /// (with `--redis-url`) on every other. Returns how many were open
     /// here.
     pub fn close_connections(&self, event: crate::cluster::AccountEvent) -> usize {
-        let closed = event.apply(&self.live);
+        let closed = self.live.apply(&event);
         if let Some(cluster) = &self.cluster {
             cluster.publish_account(event);
         }

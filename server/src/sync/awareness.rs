@@ -108,27 +108,30 @@ impl AwarenessState {
     }
 }
 
+/// An awareness update that holds one client's state (for the tests here
+/// and in `limits`).
+#[cfg(test)]
+pub(super) fn one_client(client: u64, clock: u32, json: &str) -> AwarenessUpdate {
+    AwarenessUpdate {
+        clients: HashMap::from([(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        )]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn update(client: u64, clock: u32, json: &str) -> AwarenessUpdate {
-        AwarenessUpdate {
-            clients: HashMap::from([(
-                ClientID::new(client),
-                AwarenessUpdateEntry {
-                    clock,
-                    json: json.into(),
-                },
-            )]),
-        }
-    }
-
     #[test]
     fn newer_clock_wins_and_older_is_ignored() {
         let mut state = AwarenessState::default();
-        assert_eq!(state.apply(&update(1, 2, r#"{"a":2}"#)).len(), 1);
-        assert!(state.apply(&update(1, 1, r#"{"a":1}"#)).is_empty());
+        assert_eq!(state.apply(&one_client(1, 2, r#"{"a":2}"#)).len(), 1);
+        assert!(state.apply(&one_client(1, 1, r#"{"a":1}"#)).is_empty());
         let live = state.live().unwrap();
         assert_eq!(&*live.clients[&ClientID::new(1)].json, r#"{"a":2}"#);
     }
@@ -136,14 +139,14 @@ mod tests {
     #[test]
     fn removal_bumps_the_clock_and_hides_the_client() {
         let mut state = AwarenessState::default();
-        state.apply(&update(1, 5, r#"{"user":"x"}"#));
+        state.apply(&one_client(1, 5, r#"{"user":"x"}"#));
         let removal = state.remove([ClientID::new(1)]).unwrap();
         let entry = &removal.clients[&ClientID::new(1)];
         assert_eq!((entry.clock, &*entry.json), (6, "null"));
         assert!(state.live().is_none());
         assert!(state.remove([ClientID::new(1)]).is_none(), "already gone");
         assert!(
-            state.apply(&update(1, 6, r#"{"user":"x"}"#)).is_empty(),
+            state.apply(&one_client(1, 6, r#"{"user":"x"}"#)).is_empty(),
             "stale revive"
         );
     }
@@ -151,8 +154,8 @@ mod tests {
     #[test]
     fn equal_clock_null_removes() {
         let mut state = AwarenessState::default();
-        state.apply(&update(3, 1, "{}"));
-        assert_eq!(state.apply(&update(3, 1, "null")).len(), 1);
+        state.apply(&one_client(3, 1, "{}"));
+        assert_eq!(state.apply(&one_client(3, 1, "null")).len(), 1);
         assert!(state.live().is_none());
     }
 }

@@ -54,49 +54,9 @@ pub fn count_trip(name: &'static str) {
     metrics::counter!(crate::telemetry::metric::LIMIT_TRIPS, "limit" => name).increment(1);
 }
 
-/// The per-connection and per-meeting limits, from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest encoded size of a meeting's document (see `Room`).
-    pub max_document_bytes: u64,
-    /// Document messages (sync and query-awareness) per second, and how many
-    /// may come at once.
-    pub update_rate: f64,
-    pub update_burst: f64,
-    /// Bytes per second of everything a connection sends, and how many may
-    /// come at once.
-    pub update_bytes_rate: f64,
-    pub update_bytes_burst: f64,
-    /// At most one presence batch per connection per this interval.
-    pub presence_interval: Duration,
-    /// Presence messages per second, and how many may come at once.
-    pub presence_rate: f64,
-    pub presence_burst: f64,
-    /// Largest awareness state (JSON) of one client id.
-    pub max_presence_bytes: usize,
-    /// Presence client ids one connection may speak for.
-    pub max_presence_clients: usize,
-    /// Connections one meeting's room accepts (on this server node).
-    pub max_connections_per_meeting: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_document_bytes: 8 * 1024 * 1024,
-            update_rate: 200.0,
-            update_burst: 5_000.0,
-            update_bytes_rate: 1024.0 * 1024.0,
-            update_bytes_burst: 16.0 * 1024.0 * 1024.0,
-            presence_interval: Duration::from_millis(100),
-            presence_rate: 1_000.0,
-            presence_burst: 5_000.0,
-            max_presence_bytes: 8 * 1024,
-            max_presence_clients: 4,
-            max_connections_per_meeting: 1_000,
-        }
-    }
-}
+/// The per-connection and per-meeting limits, from the configuration
+/// (where their defaults are written).
+pub use crate::config::Limits;
 
 /// A token bucket that may go into debt: a message costing more than the
 /// tokens left is still taken (it has been read already), and the caller
@@ -238,18 +198,7 @@ impl PresenceGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn state(client: u64, clock: u32, json: &str) -> AwarenessUpdate {
-        AwarenessUpdate {
-            clients: HashMap::from([(
-                ClientID::new(client),
-                AwarenessUpdateEntry {
-                    clock,
-                    json: json.into(),
-                },
-            )]),
-        }
-    }
+    use crate::sync::awareness::one_client;
 
     #[test]
     fn bucket_lets_a_burst_through_and_then_paces() {
@@ -299,11 +248,11 @@ mod tests {
     fn gate_passes_the_first_state_at_once_and_coalesces_the_rest() {
         let t0 = Instant::now();
         let mut gate = PresenceGate::new(Duration::from_millis(100));
-        assert!(gate.offer(state(7, 1, "{\"a\":1}"), t0).is_some());
+        assert!(gate.offer(one_client(7, 1, "{\"a\":1}"), t0).is_some());
         assert!(gate.deadline().is_none());
         for clock in 2..=1_000 {
             let at = t0 + Duration::from_micros(clock as u64);
-            assert!(gate.offer(state(7, clock, "{}"), at).is_none());
+            assert!(gate.offer(one_client(7, clock, "{}"), at).is_none());
         }
         assert_eq!(gate.deadline(), Some(t0 + Duration::from_millis(100)));
         assert!(gate.due(t0 + Duration::from_millis(99)).is_none());
@@ -318,10 +267,10 @@ mod tests {
     fn gate_keeps_the_newest_clock_and_a_removal() {
         let t0 = Instant::now();
         let mut gate = PresenceGate::new(Duration::from_millis(100));
-        gate.offer(state(1, 1, "{}"), t0);
-        gate.offer(state(1, 5, "{\"x\":5}"), t0);
-        gate.offer(state(1, 4, "{\"x\":4}"), t0);
-        gate.offer(state(1, 5, "null"), t0);
+        gate.offer(one_client(1, 1, "{}"), t0);
+        gate.offer(one_client(1, 5, "{\"x\":5}"), t0);
+        gate.offer(one_client(1, 4, "{\"x\":4}"), t0);
+        gate.offer(one_client(1, 5, "null"), t0);
         let batch = gate.due(t0 + Duration::from_millis(100)).unwrap();
         let entry = &batch.clients[&ClientID::new(1)];
         assert_eq!((entry.clock, &*entry.json), (5, "null"));
@@ -331,9 +280,9 @@ mod tests {
     fn gate_passes_again_once_an_interval_has_passed() {
         let t0 = Instant::now();
         let mut gate = PresenceGate::new(Duration::from_millis(100));
-        assert!(gate.offer(state(1, 1, "{}"), t0).is_some());
+        assert!(gate.offer(one_client(1, 1, "{}"), t0).is_some());
         assert!(
-            gate.offer(state(1, 2, "{}"), t0 + Duration::from_millis(150))
+            gate.offer(one_client(1, 2, "{}"), t0 + Duration::from_millis(150))
                 .is_some()
         );
     }

@@ -7,10 +7,8 @@
 mod awareness;
 pub mod guarded;
 pub mod limits;
-pub mod live;
 pub mod peer;
 pub mod protocol;
-pub mod recheck;
 mod room;
 pub mod state_check;
 pub mod waiting;
@@ -27,7 +25,6 @@ use tracing::{Instrument, error, info_span};
 use crate::{access::Principal, guard::Ownership, meeting::MeetingId, telemetry::metric};
 pub use guarded::{Applied, GuardedDoc, Rejected};
 pub use limits::Limits;
-pub use live::LiveConnections;
 pub use peer::{CloseReason, Closer, PeerId, PeerSocket};
 pub use room::{
     LOCKED_REASON, LockedFlag, RoomConfig, RoomContext, RoomMsg, ServerEdit, Transition,
@@ -111,14 +108,7 @@ impl Rooms {
     /// protocol in another state (`RoomMsg::StateElsewhere`); never waits.
     /// A room too busy to take it is told again at the next check.
     pub fn state_elsewhere(&self, meeting: MeetingId) {
-        let handle = self
-            .inner
-            .map
-            .lock()
-            .expect("rooms lock")
-            .get(&meeting)
-            .cloned();
-        if let Some(handle) = handle {
+        if let Some(handle) = self.room_if_open(meeting) {
             let _ = handle.tx.try_send(RoomMsg::StateElsewhere);
         }
     }
@@ -220,14 +210,7 @@ impl Rooms {
     /// node holds it; never waits. A room too busy to take it reads the
     /// log instead once it gets to it.
     pub fn notify(&self, meeting: MeetingId, remote: crate::cluster::Remote) {
-        let handle = self
-            .inner
-            .map
-            .lock()
-            .expect("rooms lock")
-            .get(&meeting)
-            .cloned();
-        let Some(handle) = handle else {
+        let Some(handle) = self.room_if_open(meeting) else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(RoomMsg::Remote(remote))
@@ -238,6 +221,12 @@ impl Rooms {
                 let _ = handle.tx.send(RoomMsg::Remote(catch_up)).await;
             });
         }
+    }
+
+    /// `meeting`'s room, if it is open; never opens one.
+    fn room_if_open(&self, meeting: MeetingId) -> Option<RoomHandle> {
+        let map = self.inner.map.lock().expect("rooms lock");
+        map.get(&meeting).cloned()
     }
 
     fn get_or_open(&self, meeting: MeetingId) -> RoomHandle {

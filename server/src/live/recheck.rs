@@ -8,7 +8,7 @@
 //! makes this node check the connections it names (`named`), so that a
 //! replayed or stale event costs a query and closes nothing that is still
 //! valid. Revocations made on this node close their sockets at once
-//! (`LiveConnections`); this bounds how long the other nodes take.
+//! (`LiveConnections::apply`); this bounds how long the other nodes take.
 //!
 //! It must never query per connection, and a failing database must close
 //! nothing: it is logged once per round and the round is skipped.
@@ -19,8 +19,13 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CloseReason, LiveConnections, live::Named, peer::close_code};
-use crate::{auth, cluster::Cluster, store::Directory, store::StoreError};
+use super::{LiveConnections, Named};
+use crate::{
+    auth,
+    cluster::Cluster,
+    store::{Directory, StoreError},
+    sync::{CloseReason, peer::close_code},
+};
 
 /// The reasons a recheck closes with, unless the event that asked for it
 /// gave a more precise one for the same code.
@@ -113,16 +118,18 @@ pub async fn check(
         _ => CloseReason::new(code, default.to_owned()),
     };
     Ok(Closed {
-        credentials: live.close_credentials_of(
+        credentials: live.close_where(named, reason(close_code::UNAUTHORIZED, SIGNED_OUT), |e| {
+            invalid.contains(&e.credential)
+        }),
+        // Administrators may open every meeting, participants or not.
+        participations: live.close_where(named, reason(close_code::FORBIDDEN, REMOVED), |e| {
+            !e.is_admin && !roles.contains_key(&(e.meeting, e.user))
+        }),
+        // An administrator may have no role.
+        roles: live.close_where(
             named,
-            &invalid,
-            reason(close_code::UNAUTHORIZED, SIGNED_OUT),
-        ),
-        participations: live.close_removed(named, &roles, reason(close_code::FORBIDDEN, REMOVED)),
-        roles: live.close_role_changed(
-            named,
-            &roles,
             reason(close_code::SERVICE_RESTART, ROLE_CHANGED),
+            |e| roles.get(&(e.meeting, e.user)).copied() != e.role,
         ),
     })
 }

@@ -1,6 +1,15 @@
 //! Open connections by who opened them, so that revoking a credential or
-//! removing a participant closes their sockets at once, and so that one
-//! node-level task (`auth::recheck`) can check them all in a few queries.
+//! removing a participant closes their sockets at once (`account`), and so
+//! that one node-level task (`recheck`) can check them all in a few
+//! queries.
+//!
+//! In the layers it sits above `sync` (it closes connections through
+//! `sync::Closer`) and `cluster` (whose account events it applies), below
+//! the HTTP layer that registers every socket here. The cluster reaches it
+//! only through the closure `lib.rs` gives it ([`account::remote`]).
+
+pub mod account;
+pub mod recheck;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,12 +18,13 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use super::{CloseReason, Closer};
 use crate::{
     access::Principal,
     auth::{Credential, CredentialKey},
+    cluster::Whom,
     meeting::MeetingId,
     people::{Role, UserId},
+    sync::{CloseReason, Closer},
 };
 
 struct Entry {
@@ -48,6 +58,16 @@ pub enum Named {
     Credential(CredentialKey),
     User(UserId),
     Participant(MeetingId, UserId),
+}
+
+impl From<Whom> for Named {
+    fn from(whom: Whom) -> Self {
+        match whom {
+            Whom::Credential(key) => Named::Credential(key),
+            Whom::User(user) => Named::User(user),
+            Whom::Participant(meeting, user) => Named::Participant(meeting, user),
+        }
+    }
 }
 
 impl Named {
@@ -123,52 +143,25 @@ impl LiveConnections {
         held
     }
 
-    /// Closes the connections `named` whose credential is in `credentials`.
-    pub fn close_credentials_of(
-        &self,
-        named: Named,
-        credentials: &HashSet<CredentialKey>,
-        reason: CloseReason,
-    ) -> usize {
-        self.close_where(reason, |e| {
-            named.matches(e) && credentials.contains(&e.credential)
-        })
+    /// Closes the connections `named`.
+    pub fn close(&self, named: Named, reason: CloseReason) -> usize {
+        self.close_where(named, reason, |_| true)
     }
 
-    /// Closes the connections `named` of non-administrators who are no
-    /// longer in their meeting (`roles` holds everyone who is, with the
-    /// role they have now).
-    pub fn close_removed(
+    /// Closes the connections `named` for which `pred` holds (the
+    /// recheck's rules: see `recheck::check`).
+    fn close_where(
         &self,
         named: Named,
-        roles: &HashMap<(MeetingId, UserId), Role>,
         reason: CloseReason,
+        pred: impl Fn(&Entry) -> bool,
     ) -> usize {
-        self.close_where(reason, |e| {
-            named.matches(e) && !e.is_admin && !roles.contains_key(&(e.meeting, e.user))
-        })
-    }
-
-    /// Closes the connections `named` opened with another role than the
-    /// person has now (`roles`; an administrator may have none).
-    pub fn close_role_changed(
-        &self,
-        named: Named,
-        roles: &HashMap<(MeetingId, UserId), Role>,
-        reason: CloseReason,
-    ) -> usize {
-        self.close_where(reason, |e| {
-            named.matches(e) && roles.get(&(e.meeting, e.user)).copied() != e.role
-        })
-    }
-
-    fn close_where(&self, reason: CloseReason, pred: impl Fn(&Entry) -> bool) -> usize {
         let closers: Vec<_> = self
             .entries
             .lock()
             .expect("live lock")
             .values()
-            .filter(|e| pred(e))
+            .filter(|e| named.matches(e) && pred(e))
             .filter_map(|e| e.closer.upgrade())
             // Closed already (its first reason is the one it gets).
             .filter(|c| c.reason().is_none())
@@ -177,22 +170,5 @@ impl LiveConnections {
             closer.close(reason.clone());
         }
         closers.len()
-    }
-
-    pub fn close_credential(&self, credential: CredentialKey, reason: CloseReason) -> usize {
-        self.close_where(reason, |e| e.credential == credential)
-    }
-
-    pub fn close_user(&self, user: UserId, reason: CloseReason) -> usize {
-        self.close_where(reason, |e| e.user == user)
-    }
-
-    pub fn close_participant(
-        &self,
-        meeting: MeetingId,
-        user: UserId,
-        reason: CloseReason,
-    ) -> usize {
-        self.close_where(reason, |e| e.meeting == meeting && e.user == user)
     }
 }
