@@ -58,6 +58,17 @@ fn utf16_doc(client: u64) -> Doc {
     })
 }
 
+/// A client's document (`utf16_doc`) that has applied `updates`.
+fn synced(client: u64, updates: &[Vec<u8>]) -> Doc {
+    let doc = utf16_doc(client);
+    for u in updates {
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(u).unwrap())
+            .unwrap();
+    }
+    doc
+}
+
 fn typing(n: usize) -> Workload {
     let mut setup = Vec::new();
     for (i, section) in SECTIONS.iter().enumerate() {
@@ -67,13 +78,7 @@ fn typing(n: usize) -> Workload {
         text.insert(&mut txn, 0, &"Rapport från förvaltningen. ".repeat(100));
         setup.push(txn.encode_update_v1());
     }
-    let police = utf16_doc(7);
-    for u in &setup {
-        police
-            .transact_mut()
-            .apply_update(Update::decode_v1(u).unwrap())
-            .unwrap();
-    }
+    let police = synced(7, &setup);
     let text = police.get_or_insert_text("section:polis");
     let updates = (0..n)
         .map(|i| {
@@ -94,13 +99,7 @@ fn typing(n: usize) -> Workload {
 
 fn paste(n: usize, bytes: usize) -> Workload {
     let mut w = typing(0);
-    let police = utf16_doc(8);
-    for u in &w.setup {
-        police
-            .transact_mut()
-            .apply_update(Update::decode_v1(u).unwrap())
-            .unwrap();
-    }
+    let police = synced(8, &w.setup);
     let text = police.get_or_insert_text("section:polis");
     let chunk = "Inbrott ökar i hela staden. ".repeat(bytes / 28);
     w.updates = (0..n)
@@ -133,13 +132,7 @@ fn typing_in_paragraphs(n: usize) -> Workload {
         }
         setup.push(txn.encode_update_v1());
     }
-    let police = utf16_doc(9);
-    for u in &setup {
-        police
-            .transact_mut()
-            .apply_update(Update::decode_v1(u).unwrap())
-            .unwrap();
-    }
+    let police = synced(9, &setup);
     let fragment = police.get_or_insert_xml_fragment("section:polis");
     let mut updates = Vec::with_capacity(n);
     let mut paragraph = None;

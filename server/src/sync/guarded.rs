@@ -160,61 +160,6 @@ impl GuardedDoc {
         self.doc.transact().encode_state_as_update_v1(sv)
     }
 
-    /// A block whose right neighbour does not come after its left one in
-    /// the document (or is the same item): no Yjs client writes that (the
-    /// right origin is the item that followed the left one), and yrs and
-    /// Yjs resolve the conflict it makes differently, placing the block in
-    /// different spots. Positions come from the document (live length up to
-    /// an item); neighbours new in the same update are followed to the
-    /// nearest known one. Positions are asked for only when the guard's
-    /// index does not show the order already (`SectionIndex::shows_order`):
-    /// yrs finds a position by walking its sequence from the start.
-    fn misordered(&self, structure: &Decoded) -> Option<Refusal> {
-        use yrs::{Assoc, ID, StickyIndex};
-        // Most insertions have no right neighbour (typing at the end) or
-        // neighbours whose order the index shows: no transaction for those.
-        let mut unshown = structure.blocks.iter().filter_map(|b| match &b.kind {
-            guard::Kind::Item {
-                left: Some(l),
-                right: Some(r),
-                ..
-            } if !self.index.shows_order(*l, *r, structure) => Some((*l, *r)),
-            _ => None,
-        });
-        let first = unshown.next()?;
-        // The neighbours of the new block that holds `id`, if one does.
-        let local = |id| structure.item_at(id).map(|(_, _, l, r)| (l, r));
-        let txn = self.doc.transact();
-        // Live length before the character `id` (`Assoc::After`), or up
-        // to and including it (`Assoc::Before`, for a left neighbour).
-        let position = |id: (u64, u32), assoc: Assoc| {
-            StickyIndex::from_id(ID::new(yrs::ClientID::new(id.0), id.1), assoc)
-                .get_offset(&txn)
-                .map(|o| o.index)
-        };
-        // The nearest position known to the document, following a new
-        // block's own neighbours on one side.
-        let known = |mut id: (u64, u32), side: usize| {
-            let assoc = [Assoc::Before, Assoc::After][side];
-            for _ in 0..64 {
-                if let Some(at) = position(id, assoc) {
-                    return Some(at);
-                }
-                let (l, r) = local(id)?;
-                id = [l, r][side]?;
-            }
-            None
-        };
-        for (l, r) in std::iter::once(first).chain(unshown) {
-            if let (Some(l), Some(r)) = (known(l, 0), known(r, 1))
-                && r < l
-            {
-                return Some(Refusal::Neighbours);
-            }
-        }
-        None
-    }
-
     /// Checks a client's update (when `guard` is on) and applies it.
     /// `owner_of` says which person holds each client id.
     pub fn apply_client(
@@ -232,10 +177,12 @@ impl GuardedDoc {
             let verdict = self
                 .index
                 .check(who, ownership, structure, owner_of)
-                .and_then(|accepted| match self.misordered(structure) {
-                    Some(refusal) => Err(refusal),
-                    None => Ok(accepted),
-                });
+                .and_then(
+                    |accepted| match self.index.misordered(&self.doc, structure) {
+                        Some(refusal) => Err(refusal),
+                        None => Ok(accepted),
+                    },
+                );
             if let Some(started) = started {
                 self.guard_seconds.record(started.elapsed().as_secs_f64());
             }

@@ -181,39 +181,19 @@ fn client_id(cursor: &mut Cursor, what: &'static str) -> Result<ClientID, Protoc
 
 /// A state vector: (client, clock) pairs; nothing may follow.
 fn decode_state_vector(buf: &[u8]) -> Result<StateVector, ProtocolError> {
-    const WHAT: &str = "sync step 1";
-    let mut cursor = Cursor::new(buf);
-    let n: u32 = cursor
-        .read_var()
-        .map_err(|_| ProtocolError::Malformed(WHAT))?;
     let mut sv = StateVector::default();
-    for _ in 0..n {
-        let client = client_id(&mut cursor, WHAT)?;
-        let clock: u32 = cursor
-            .read_var()
-            .map_err(|_| ProtocolError::Malformed(WHAT))?;
+    decode_entries(buf, "sync step 1", |client, clock, _| {
         sv.set_max(client, clock);
-    }
-    if cursor.has_content() {
-        return Err(ProtocolError::Malformed(WHAT));
-    }
+        Ok(())
+    })?;
     Ok(sv)
 }
 
 /// An awareness update: (client, clock, JSON state) triples; nothing may
 /// follow.
 fn decode_awareness(buf: &[u8]) -> Result<AwarenessUpdate, ProtocolError> {
-    const WHAT: &str = "awareness";
-    let mut cursor = Cursor::new(buf);
-    let n: u32 = cursor
-        .read_var()
-        .map_err(|_| ProtocolError::Malformed(WHAT))?;
     let mut clients = std::collections::HashMap::new();
-    for _ in 0..n {
-        let client = client_id(&mut cursor, WHAT)?;
-        let clock: u32 = cursor
-            .read_var()
-            .map_err(|_| ProtocolError::Malformed(WHAT))?;
+    decode_entries(buf, "awareness", |client, clock, cursor| {
         let json = cursor
             .read_string()
             .map_err(|_| ProtocolError::UndecodableAwareness)?;
@@ -224,11 +204,35 @@ fn decode_awareness(buf: &[u8]) -> Result<AwarenessUpdate, ProtocolError> {
                 json: json.into(),
             },
         );
+        Ok(())
+    })?;
+    Ok(AwarenessUpdate { clients })
+}
+
+/// What a state vector and an awareness update are both made of: a count,
+/// then that many entries, each a client id and a clock followed by what
+/// `entry` reads of it; nothing may follow. `what` names the message in
+/// errors.
+fn decode_entries(
+    buf: &[u8],
+    what: &'static str,
+    mut entry: impl FnMut(ClientID, u32, &mut Cursor) -> Result<(), ProtocolError>,
+) -> Result<(), ProtocolError> {
+    let mut cursor = Cursor::new(buf);
+    let n: u32 = cursor
+        .read_var()
+        .map_err(|_| ProtocolError::Malformed(what))?;
+    for _ in 0..n {
+        let client = client_id(&mut cursor, what)?;
+        let clock: u32 = cursor
+            .read_var()
+            .map_err(|_| ProtocolError::Malformed(what))?;
+        entry(client, clock, &mut cursor)?;
     }
     if cursor.has_content() {
-        return Err(ProtocolError::Malformed(WHAT));
+        return Err(ProtocolError::Malformed(what));
     }
-    Ok(AwarenessUpdate { clients })
+    Ok(())
 }
 
 fn put_var(buf: &mut BytesMut, mut n: u64) {

@@ -9,12 +9,13 @@ use tracing::{error, info, warn};
 use yrs::{StateVector, sync::awareness::AwarenessUpdate};
 
 use super::{
-    Room, Staged, Target, broadcast_frames, load, load_ownership,
+    Room, Target,
+    commit::{Staged, broadcast_frames},
+    load::{load, load_ownership, read_after},
     protocol::{self, Inbound},
 };
 use crate::{
     cluster::{HOLE_WAIT, Remote, RemoteUpdates},
-    store::StoredDocument,
     sync::peer::{PeerId, SERVER_PEER},
     telemetry::metric,
 };
@@ -280,17 +281,7 @@ impl Room {
         let read_state =
             cluster.connected() || node.state_read.is_none_or(|at| at.elapsed() >= STATE_EVERY);
         let (id, after) = (self.id, self.last_seq);
-        let store = &self.ctx.store;
-        let read = tokio::time::timeout(READ_TIMEOUT, async {
-            match store.log_after(id, after).await? {
-                Some(updates) => Ok(StoredDocument {
-                    snapshot: None,
-                    updates,
-                }),
-                None => store.load_after(id, after).await,
-            }
-        });
-        let stored = match read.await {
+        let stored = match read_after(&self.ctx.store, id, after).await {
             Ok(Ok(stored)) => stored,
             Ok(Err(e)) => {
                 warn!(meeting_id = %self.id, error = %e, "catching up from the store failed; trying again");
