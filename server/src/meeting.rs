@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::people::{InvalidInput, optional_name, parse_date, parse_time};
+use crate::people::{InvalidInput, by_name, optional_name, parse_date, parse_time};
 
 /// Identifier of a meeting, and therefore of its Yjs document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -140,6 +140,13 @@ pub enum ProtocolState {
 }
 
 impl ProtocolState {
+    /// Every state, in the order of a protocol's life.
+    pub const ALL: [ProtocolState; 3] = [
+        ProtocolState::Draft,
+        ProtocolState::Locked,
+        ProtocolState::Verified,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ProtocolState::Draft => "draft",
@@ -152,13 +159,9 @@ impl ProtocolState {
 impl FromStr for ProtocolState {
     type Err = InvalidMeetingId;
 
+    /// The inverse of [`ProtocolState::as_str`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "draft" => Ok(ProtocolState::Draft),
-            "locked" => Ok(ProtocolState::Locked),
-            "verified" => Ok(ProtocolState::Verified),
-            _ => Err(InvalidMeetingId),
-        }
+        by_name(&Self::ALL, Self::as_str, s).ok_or(InvalidMeetingId)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{State, rejection::JsonRejection},
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::{
     AppState,
     auth::{CurrentUser, IssuedToken, NewToken, UserView, issue_token_for, revoke},
+    call::Call,
     error::{ApiError, json_rejection, store_error},
 };
 use crate::{
     auth::password,
     cluster::AccountEvent,
     people::{
-        Agency, AgencyId, ApiToken, NewPassword, TokenId, UserId, Username, Voucher, parse_name,
+        Agency, AgencyId, ApiToken, NewPassword, TokenId, User, UserId, Username, Voucher,
+        parse_name,
     },
     store::{AccountAuditEntry, Confirmation, NewUser},
     sync::peer::close_code,
@@ -34,6 +36,20 @@ fn require_admin(me: &CurrentUser) -> Result<(), ApiError> {
 
 fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::Invalid(e.to_string())
+}
+
+/// A user id from the path; one that does not parse names no user (404).
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("no such user"))
+}
+
+/// The user with this id, or 404.
+async fn existing_user(app: &AppState, id: UserId) -> Result<User, ApiError> {
+    app.db
+        .dir
+        .user(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))
 }
 
 /// List agencies.
@@ -74,15 +90,8 @@ pub async fn list_users(
     me: CurrentUser,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     require_admin(&me)?;
-    Ok(Json(
-        app.db
-            .dir
-            .list_users()
-            .await?
-            .into_iter()
-            .map(UserView::from)
-            .collect(),
-    ))
+    let users = app.db.dir.list_users().await?;
+    Ok(Json(users.into_iter().map(UserView::from).collect()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -145,25 +154,18 @@ pub struct UserChange {
 #[utoipa::path(patch, path = "/api/admin/users/{id}", tag = "admin", request_body = UserChange,
     responses((status = 200, body = UserView), (status = 403), (status = 404)))]
 pub async fn update_user(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<Json<UserView>, ApiError> {
-    require_admin(&me)?;
+    require_admin(&call.me)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    let id = user_id(&call.path)?;
     if let Some(allowed) = body.can_create_meetings {
-        if !app.db.dir.set_can_create_meetings(id, allowed).await? {
+        if !call.app.db.dir.set_can_create_meetings(id, allowed).await? {
             return Err(ApiError::NotFound("no such user"));
         }
     }
-    let user = app
-        .db
-        .dir
-        .user(id)
-        .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
+    let user = existing_user(&call.app, id).await?;
     Ok(Json(user.into()))
 }
 
@@ -174,21 +176,18 @@ pub async fn update_user(
 /// vouched for already is 409.
 #[utoipa::path(post, path = "/api/admin/users/{id}/confirm", tag = "admin",
     responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409)))]
-pub async fn confirm_user(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
-    require_admin(&me)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
-    match app
+pub async fn confirm_user(call: Call) -> Result<Json<UserView>, ApiError> {
+    require_admin(&call.me)?;
+    let id = user_id(&call.path)?;
+    match call
+        .app
         .db
         .dir
-        .confirm_user(id, Voucher::Administrator(me.0.user.id))
+        .confirm_user(id, Voucher::Administrator(call.user().id))
         .await?
     {
         Confirmation::Confirmed => {
-            tracing::info!(user = %id, by = %me.0.user.id, "account confirmed");
+            tracing::info!(user = %id, by = %call.user().id, "account confirmed");
         }
         Confirmation::AlreadyVouched => {
             return Err(ApiError::Conflict(
@@ -197,12 +196,7 @@ pub async fn confirm_user(
         }
         Confirmation::NoSuchUser => return Err(ApiError::NotFound("no such user")),
     }
-    let user = app
-        .db
-        .dir
-        .user(id)
-        .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
+    let user = existing_user(&call.app, id).await?;
     Ok(Json(user.into()))
 }
 
@@ -210,17 +204,11 @@ pub async fn confirm_user(
 /// line, the demo, or by accepting an invitation) and its confirmation.
 #[utoipa::path(get, path = "/api/admin/users/{id}/audit", tag = "admin",
     responses((status = 200, body = Vec<AccountAuditEntry>), (status = 403), (status = 404)))]
-pub async fn user_audit(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<AccountAuditEntry>>, ApiError> {
-    require_admin(&me)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
-    if app.db.dir.user(id).await?.is_none() {
-        return Err(ApiError::NotFound("no such user"));
-    }
-    Ok(Json(app.db.dir.account_audit(id).await?))
+pub async fn user_audit(call: Call) -> Result<Json<Vec<AccountAuditEntry>>, ApiError> {
+    require_admin(&call.me)?;
+    let id = user_id(&call.path)?;
+    existing_user(&call.app, id).await?;
+    Ok(Json(call.app.db.dir.account_audit(id).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -248,22 +236,20 @@ pub struct ResetOutcome {
 #[utoipa::path(post, path = "/api/admin/users/{id}/password", tag = "admin", request_body = PasswordReset,
     responses((status = 200, body = ResetOutcome), (status = 403), (status = 404)))]
 pub async fn reset_password(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<PasswordReset>, JsonRejection>,
 ) -> Result<Json<ResetOutcome>, ApiError> {
-    require_admin(&me)?;
+    require_admin(&call.me)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
+    let id = user_id(&call.path)?;
     let password = NewPassword::parse(&body.password).map_err(invalid)?;
     let hash = password::hash(password).await?;
-    if !app.db.dir.set_password_hash(id, &hash).await? {
+    if !call.app.db.dir.set_password_hash(id, &hash).await? {
         return Err(ApiError::NotFound("no such user"));
     }
-    let sessions_ended = app.db.dir.delete_sessions_of(id).await?;
-    let tokens_revoked = app.db.dir.revoke_tokens_of(id).await?.len();
-    let connections_closed = app.close_connections(AccountEvent::user(
+    let sessions_ended = call.app.db.dir.delete_sessions_of(id).await?;
+    let tokens_revoked = call.app.db.dir.revoke_tokens_of(id).await?.len();
+    let connections_closed = call.app.close_connections(AccountEvent::user(
         id,
         close_code::UNAUTHORIZED,
         "password changed",
@@ -278,53 +264,37 @@ pub async fn reset_password(
 /// List a user's API tokens, revoked ones too (never their secrets).
 #[utoipa::path(get, path = "/api/admin/users/{id}/tokens", tag = "admin",
     responses((status = 200), (status = 403), (status = 404)))]
-pub async fn list_user_tokens(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<ApiToken>>, ApiError> {
-    require_admin(&me)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
-    if app.db.dir.user(id).await?.is_none() {
-        return Err(ApiError::NotFound("no such user"));
-    }
-    Ok(Json(app.db.dir.list_tokens(id).await?))
+pub async fn list_user_tokens(call: Call) -> Result<Json<Vec<ApiToken>>, ApiError> {
+    require_admin(&call.me)?;
+    let id = user_id(&call.path)?;
+    existing_user(&call.app, id).await?;
+    Ok(Json(call.app.db.dir.list_tokens(id).await?))
 }
 
 /// Issue an API token for a user (for scripts and integrations).
 #[utoipa::path(post, path = "/api/admin/users/{id}/tokens", tag = "admin", request_body = NewToken,
     responses((status = 201, body = IssuedToken), (status = 403), (status = 404)))]
 pub async fn issue_token(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    require_admin(&me)?;
+    require_admin(&call.me)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound("no such user"))?;
-    let user = app
-        .db
-        .dir
-        .user(id)
-        .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
+    let id = user_id(&call.path)?;
+    let user = existing_user(&call.app, id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(issue_token_for(&app, &user, &body.name).await?),
+        Json(issue_token_for(&call.app, &user, &body.name).await?),
     ))
 }
 
 /// Revoke any API token.
 #[utoipa::path(delete, path = "/api/admin/tokens/{id}", tag = "admin", responses((status = 204), (status = 403), (status = 404)))]
-pub async fn revoke_any_token(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    require_admin(&me)?;
-    let id: TokenId = id
+pub async fn revoke_any_token(call: Call) -> Result<StatusCode, ApiError> {
+    require_admin(&call.me)?;
+    let id: TokenId = call
+        .path
         .parse()
         .map_err(|_| ApiError::NotFound("no such token"))?;
-    revoke(&app, id, None).await
+    revoke(&call.app, id, None).await
 }

@@ -2,18 +2,10 @@
 //! change it, and how it reaches the document, is `crate::meetings`'s;
 //! this module maps requests and answers.
 
-use axum::{
-    Json,
-    extract::{Path, State, rejection::JsonRejection},
-    http::StatusCode,
-};
+use axum::{Json, extract::rejection::JsonRejection, http::StatusCode};
 use serde::Deserialize;
 
-use super::{
-    AppState,
-    auth::CurrentUser,
-    error::{ApiError, json_rejection},
-};
+use super::{call::Call, error::ApiError};
 use crate::{
     meetings::{NewSection, SectionChange},
     people::Section,
@@ -21,26 +13,20 @@ use crate::{
 
 /// The agenda, in order.
 #[utoipa::path(get, path = "/api/meetings/{id}/agenda", tag = "agenda", responses((status = 200), (status = 404)))]
-pub async fn agenda(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<Section>>, ApiError> {
-    Ok(Json(app.meetings().agenda(&me.0.user, &id).await?))
+pub async fn agenda(call: Call) -> Result<Json<Vec<Section>>, ApiError> {
+    Ok(Json(
+        call.app.meetings().agenda(call.user(), &call.path).await?,
+    ))
 }
 
 /// Add a section at the end of the agenda.
 #[utoipa::path(post, path = "/api/meetings/{id}/agenda", tag = "agenda", request_body = NewSection,
     responses((status = 201), (status = 403), (status = 404), (status = 409)))]
 pub async fn add_section(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<NewSection>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Section>), ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let (meetings, draft, body) = call.draft(body).await?;
     let section = meetings.add_section(&draft, body).await?;
     Ok((StatusCode::CREATED, Json(section)))
 }
@@ -49,29 +35,21 @@ pub async fn add_section(
 #[utoipa::path(patch, path = "/api/meetings/{id}/agenda/{section}", tag = "agenda", request_body = SectionChange,
     responses((status = 200), (status = 403), (status = 404)))]
 pub async fn change_section(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path((id, section)): Path<(String, String)>,
+    call: Call<(String, String)>,
     body: Result<Json<SectionChange>, JsonRejection>,
 ) -> Result<Json<Section>, ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
-    Ok(Json(meetings.change_section(&draft, &section, body).await?))
+    let (meetings, draft, body) = call.draft(body).await?;
+    let section = &call.path.1;
+    Ok(Json(meetings.change_section(&draft, section, body).await?))
 }
 
 /// Remove a section from the agenda. Its text stays in the document but is
 /// no longer shown, and nobody may write it.
 #[utoipa::path(delete, path = "/api/meetings/{id}/agenda/{section}", tag = "agenda",
     responses((status = 204), (status = 403), (status = 404)))]
-pub async fn remove_section(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path((id, section)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let meetings = app.meetings();
-    let managed = meetings.manage(&me.0.user, &id).await?;
-    meetings.remove_section(&managed, &section).await?;
+pub async fn remove_section(call: Call<(String, String)>) -> Result<StatusCode, ApiError> {
+    let (meetings, managed) = call.manage().await?;
+    meetings.remove_section(&managed, &call.path.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,13 +64,9 @@ pub struct AgendaOrder {
 #[utoipa::path(put, path = "/api/meetings/{id}/agenda/order", tag = "agenda", request_body = AgendaOrder,
     responses((status = 200), (status = 403), (status = 404), (status = 422)))]
 pub async fn reorder(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<AgendaOrder>, JsonRejection>,
 ) -> Result<Json<Vec<Section>>, ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let (meetings, draft, body) = call.draft(body).await?;
     Ok(Json(meetings.reorder(&draft, &body.sections).await?))
 }

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AppState,
-    auth::{CurrentUser, UserView, signed_in},
+    auth::{UserView, signed_in},
+    call::Call,
     error::{ApiError, json_rejection},
 };
 use crate::{
@@ -48,14 +49,10 @@ pub struct IssuedInvitation {
         (status = 409, description = "the protocol is locked, or a participant's name reads the same"),
         (status = 422)))]
 pub async fn invite(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<InvitationInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedInvitation>), ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let (meetings, draft, body) = call.draft(body).await?;
     let issued = meetings.invite(&draft, body).await?;
     Ok((
         StatusCode::CREATED,
@@ -71,27 +68,17 @@ pub async fn invite(
 /// The meeting's pending invitations (not used, revoked or expired).
 #[utoipa::path(get, path = "/api/meetings/{id}/invitations", tag = "participants",
     responses((status = 200, body = Vec<PendingInvitation>), (status = 403), (status = 404)))]
-pub async fn list_invitations(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<PendingInvitation>>, ApiError> {
-    let meetings = app.meetings();
-    let managed = meetings.manage(&me.0.user, &id).await?;
+pub async fn list_invitations(call: Call) -> Result<Json<Vec<PendingInvitation>>, ApiError> {
+    let (meetings, managed) = call.manage().await?;
     Ok(Json(meetings.invitations(&managed).await?))
 }
 
 /// Revoke a pending invitation: its link stops working.
 #[utoipa::path(delete, path = "/api/meetings/{id}/invitations/{invitation}", tag = "participants",
     responses((status = 204), (status = 403), (status = 404)))]
-pub async fn revoke_invitation(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path((id, invitation)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let meetings = app.meetings();
-    let managed = meetings.manage(&me.0.user, &id).await?;
-    meetings.revoke_invitation(&managed, &invitation).await?;
+pub async fn revoke_invitation(call: Call<(String, String)>) -> Result<StatusCode, ApiError> {
+    let (meetings, managed) = call.manage().await?;
+    meetings.revoke_invitation(&managed, &call.path.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{State, rejection::JsonRejection},
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     AppState,
     auth::CurrentUser,
+    call::Call,
     error::{ApiError, json_rejection},
     participants::ParticipantView,
 };
@@ -141,19 +142,19 @@ pub struct MeetingView {
 /// A meeting with its agenda and participants.
 #[utoipa::path(get, path = "/api/meetings/{id}", tag = "meetings",
     responses((status = 200, body = MeetingView), (status = 401), (status = 404)))]
-pub async fn get(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<MeetingView>, ApiError> {
-    let overview = app.meetings().overview(&me.0.user, &id).await?;
+pub async fn get(call: Call) -> Result<Json<MeetingView>, ApiError> {
+    let overview = call
+        .app
+        .meetings()
+        .overview(call.user(), &call.path)
+        .await?;
     Ok(Json(MeetingView {
         meeting: overview.meeting,
         your_role: overview.your_role,
         agenda: overview.agenda,
         participants: overview.participants.into_iter().map(Into::into).collect(),
         document_bytes: overview.document_bytes,
-        document_limit_bytes: app.config.max_document_bytes,
+        document_limit_bytes: call.app.config.max_document_bytes,
     }))
 }
 
@@ -161,14 +162,10 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/meetings/{id}", tag = "meetings", request_body = MeetingInput,
     responses((status = 200), (status = 403), (status = 404)))]
 pub async fn update(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
+    call: Call,
     body: Result<Json<MeetingInput>, JsonRejection>,
 ) -> Result<Json<Meeting>, ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let (meetings, draft, body) = call.draft(body).await?;
     let (title, details) = body.parse()?;
     Ok(Json(meetings.update(draft, title, details).await?))
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 pub mod body;
+mod call;
 pub mod client;
 mod error;
 mod protocol;

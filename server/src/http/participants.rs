@@ -3,18 +3,10 @@
 //! connections, is `crate::meetings`'s; this module maps requests and
 //! answers.
 
-use axum::{
-    Json,
-    extract::{Path, State, rejection::JsonRejection},
-    http::StatusCode,
-};
+use axum::{Json, extract::rejection::JsonRejection, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AppState,
-    auth::{CurrentUser, UserView},
-    error::{ApiError, json_rejection},
-};
+use super::{auth::UserView, call::Call, error::ApiError};
 use crate::people::{Participant, Role};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -35,12 +27,12 @@ impl From<Participant> for ParticipantView {
 
 /// The participants and their roles.
 #[utoipa::path(get, path = "/api/meetings/{id}/participants", tag = "participants", responses((status = 200), (status = 404)))]
-pub async fn participants(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<ParticipantView>>, ApiError> {
-    let participants = app.meetings().participants(&me.0.user, &id).await?;
+pub async fn participants(call: Call) -> Result<Json<Vec<ParticipantView>>, ApiError> {
+    let participants = call
+        .app
+        .meetings()
+        .participants(call.user(), &call.path)
+        .await?;
     Ok(Json(participants.into_iter().map(Into::into).collect()))
 }
 
@@ -58,28 +50,23 @@ pub struct RoleInput {
         (status = 409, description = "the protocol is locked, or a participant's name reads the same"),
         (status = 422)))]
 pub async fn set_participant(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path((id, user)): Path<(String, String)>,
+    call: Call<(String, String)>,
     body: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    let Json(body) = body.map_err(json_rejection)?;
-    meetings.set_participant(&draft, &user, body.role).await?;
+    let (meetings, draft, body) = call.draft(body).await?;
+    meetings
+        .set_participant(&draft, &call.path.1, body.role)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Remove a participant; their open connections to the meeting close.
 #[utoipa::path(delete, path = "/api/meetings/{id}/participants/{user}", tag = "participants",
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "the protocol is locked")))]
-pub async fn remove_participant(
-    State(app): State<AppState>,
-    me: CurrentUser,
-    Path((id, user)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let meetings = app.meetings();
-    let draft = meetings.manage_draft(&me.0.user, &id).await?;
-    meetings.remove_participant(&draft, &user).await?;
+pub async fn remove_participant(call: Call<(String, String)>) -> Result<StatusCode, ApiError> {
+    let (id, user) = &call.path;
+    let meetings = call.app.meetings();
+    let draft = meetings.manage_draft(call.user(), id).await?;
+    meetings.remove_participant(&draft, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

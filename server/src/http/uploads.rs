@@ -5,7 +5,7 @@
 //! Anyone may verify a protocol without signing in, so these routes are
 //! what a stranger can make the server do: read a file of up to 32 MiB and
 //! hash it, or look a hash up in the database. The file is hashed as it
-//! arrives and never held whole (see `protocol::presented`); the body
+//! arrives and never held whole (see `protocol::verify::presented`); the body
 //! must have arrived within the request body deadline (`body_deadline`);
 //! and this gate bounds the rest. Addresses count by
 //! [`client_addr::limit_key`] (an IPv6 client by its /64), behind trusted

@@ -1,7 +1,9 @@
 //! `GET /sync/{meetingId}`: the WebSocket endpoint. It only pumps frames:
 //! binary frames in are decoded and handed to the meeting's room; frames the
 //! room queues for this connection are written out. It also keeps the
-//! connection honest: size limits, pings, and closing with a reason.
+//! connection honest: size limits, pings, and closing with a reason; how
+//! fast a client may send is decided by `sync::inflow`, this file only
+//! stops reading for as long as it says.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,9 +32,9 @@ use crate::{
     meeting::MeetingId,
     sync::{
         CloseReason, Closer, JoinError, PeerSocket, RoomMsg,
-        limits::{PresenceGate, TokenBucket, count_trip, limit},
+        inflow::Inflow,
         peer::close_code,
-        protocol::{Inbound, IncomingAwareness, decode_frame},
+        protocol::{Inbound, decode_frame},
     },
     telemetry::metric,
 };
@@ -196,19 +198,11 @@ async fn serve(
     let writer = tokio::spawn(write_loop(sink, socket, ping_every).in_current_span());
 
     let limit = app.config.max_message_bytes;
-    // Flood control (see `sync::limits`): document messages and bytes go
-    // through token buckets, and a client that outruns them is not read
-    // from until they have refilled; presence is coalesced.
-    let limits = app.config.limits();
-    let started = std::time::Instant::now();
-    let mut messages_bucket = TokenBucket::new(limits.update_rate, limits.update_burst, started);
-    let mut bytes_bucket =
-        TokenBucket::new(limits.update_bytes_rate, limits.update_bytes_burst, started);
-    let mut presence_bucket =
-        TokenBucket::new(limits.presence_rate, limits.presence_burst, started);
-    let mut presence = PresenceGate::new(limits.presence_interval);
+    // Flood control (see `sync::inflow`): a client that outruns its
+    // buckets is not read from until they have refilled; presence is
+    // coalesced.
+    let mut inflow = Inflow::new(&app.config.limits(), std::time::Instant::now());
     let mut resume_at: Option<tokio::time::Instant> = None;
-    let mut slowed_before = false;
     // A client that sends nothing, not even a pong, for two ping intervals
     // is gone.
     let silence = ping_every * 2;
@@ -227,7 +221,9 @@ async fn serve(
     // connection broke, its answer to our close frame is waited for.
     let mut client_open = true;
     loop {
-        let presence_at = presence.deadline().map(tokio::time::Instant::from_std);
+        let presence_at = inflow
+            .presence_deadline()
+            .map(tokio::time::Instant::from_std);
         let next = tokio::select! {
             _ = &mut closed => break,
             _ = sleep_until_some(resume_at), if resume_at.is_some() => {
@@ -237,11 +233,10 @@ async fn serve(
                 continue;
             }
             _ = sleep_until_some(presence_at), if presence_at.is_some() => {
-                let Some(batch) = presence.due(std::time::Instant::now()) else {
+                let Some(batch) = inflow.presence_due(std::time::Instant::now()) else {
                     continue;
                 };
-                let messages = vec![Inbound::Awareness(IncomingAwareness { update: batch })];
-                match forward(&room, peer, messages, &closer, closed.as_mut()).await {
+                match forward(&room, peer, vec![batch], &closer, closed.as_mut()).await {
                     Forwarded::Yes => continue,
                     Forwarded::Closed => break,
                 }
@@ -308,65 +303,22 @@ async fn serve(
             }
         };
         let now = std::time::Instant::now();
-        let mut document_messages = 0usize;
-        let mut presence_messages = 0usize;
-        let mut held = 0u64;
-        let mut passed = Vec::with_capacity(messages.len());
-        for message in messages {
-            match message {
-                Inbound::Awareness(incoming) => {
-                    presence_messages += 1;
-                    match presence.offer(incoming.update, now) {
-                        Some(batch) => {
-                            passed.push(Inbound::Awareness(IncomingAwareness { update: batch }))
-                        }
-                        None => held += 1,
-                    }
-                }
-                other => {
-                    document_messages += 1;
-                    passed.push(other);
-                }
-            }
-        }
-        if held > 0 {
-            metrics::counter!(metric::PRESENCE_COALESCED).increment(held);
-        }
+        let (passed, cost) = inflow.sort(messages, now);
         if !passed.is_empty() {
             match forward(&room, peer, passed, &closer, closed.as_mut()).await {
                 Forwarded::Yes => {}
                 Forwarded::Closed => break,
             }
         }
-        let waits = [
-            (
-                messages_bucket.take(document_messages as f64, now),
-                limit::UPDATE_RATE,
-            ),
-            (
-                presence_bucket.take(presence_messages as f64, now),
-                limit::PRESENCE_RATE,
-            ),
-            (
-                bytes_bucket.take(frame.len() as f64, now),
-                limit::UPDATE_BYTES,
-            ),
-        ];
-        let (wait, which) = waits
-            .into_iter()
-            .max_by_key(|(wait, _)| *wait)
-            .expect("three buckets");
-        if !wait.is_zero() {
-            count_trip(which);
-            if !slowed_before {
-                slowed_before = true;
+        if let Some(slow) = inflow.charge(cost, frame.len(), now) {
+            if slow.first {
                 info!(
-                    limit = which,
-                    wait_ms = wait.as_millis() as u64,
+                    limit = slow.limit,
+                    wait_ms = slow.wait.as_millis() as u64,
                     "slowing a connection down: it sends faster than allowed"
                 );
             }
-            resume_at = Some(tokio::time::Instant::from_std(now) + wait);
+            resume_at = Some(tokio::time::Instant::from_std(now) + slow.wait);
         }
     }
     let _ = room.send(RoomMsg::Leave { peer }).await;

@@ -18,7 +18,7 @@ use crate::{
     guard::Ownership,
     meeting::MeetingId,
     people::{Section, SectionId, SectionOwner, parse_name, parse_section_number},
-    store::AppendBatch,
+    store::{AppendBatch, StoreError},
 };
 
 // A section to add at the end of the agenda (no doc comment: it would change
@@ -115,6 +115,17 @@ impl Meetings<'_> {
             .map_err(|_| MeetingError::Unavailable)
     }
 
+    /// Mirrors a change to the sections once the store has taken it; one
+    /// it refused (a clash) is the caller's error, and nothing is mirrored.
+    async fn mirror_stored<T>(
+        &self,
+        meeting: MeetingId,
+        stored: Result<T, StoreError>,
+    ) -> Result<(), MeetingError> {
+        stored.map_err(MeetingError::refused)?;
+        self.mirror_agenda(meeting).await
+    }
+
     /// The first state of a new meeting's document: its agenda, and the
     /// sections' first text (`text` by section id). Through the room on a
     /// server; straight into the log otherwise, which only a meeting just
@@ -190,12 +201,8 @@ impl Meetings<'_> {
             title,
             owner: new.owner,
         };
-        self.db
-            .dir
-            .add_section(draft.id(), &section)
-            .await
-            .map_err(MeetingError::refused)?;
-        self.mirror_agenda(draft.id()).await?;
+        let stored = self.db.dir.add_section(draft.id(), &section).await;
+        self.mirror_stored(draft.id(), stored).await?;
         Ok(section)
     }
 
@@ -223,12 +230,8 @@ impl Meetings<'_> {
         if let Some(owner) = change.owner {
             current.owner = owner;
         }
-        self.db
-            .dir
-            .update_section(draft.id(), &current)
-            .await
-            .map_err(MeetingError::refused)?;
-        self.mirror_agenda(draft.id()).await?;
+        let stored = self.db.dir.update_section(draft.id(), &current).await;
+        self.mirror_stored(draft.id(), stored).await?;
         Ok(current)
     }
 

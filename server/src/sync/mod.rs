@@ -6,6 +6,7 @@
 
 mod awareness;
 pub mod guarded;
+pub mod inflow;
 pub mod limits;
 pub mod peer;
 pub mod protocol;
