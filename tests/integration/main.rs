@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod architecture;
 mod accounts;
 mod api;
 mod bad_input;
@@ -25,3 +26,4 @@ mod recheck;
 mod security;
 mod slow_consumer;
 mod web_app;
+mod web_types;

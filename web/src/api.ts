@@ -74,6 +74,8 @@ export interface InvitationView {
 }
 
 export interface IssuedInvitation {
+  /** Identifies the invitation to list or revoke it. */
+  id: string
   url: string
   secret: string
   expires_at: string
@@ -83,7 +85,10 @@ export interface PendingInvitation {
   id: string
   username: string
   display_name: string
+  agency?: Agency | null
   role: Role
+  created_by: { id: string; display_name: string }
+  created_at: string
   expires_at: string
 }
 
@@ -113,7 +118,7 @@ export interface LockedProtocol {
   locked_at: string
   locked_by: string
   required: RequiredSignoff[]
-  signature: { key_id: string; algorithm: string; verified_at: string } | null
+  signature: { key_id: string; algorithm: string; record: string; signature: string; verified_at: string } | null
   exports: { html: string; markdown: string; pdf: string; json: string }
 }
 
