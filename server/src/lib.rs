@@ -16,6 +16,7 @@ pub mod http;
 pub mod meeting;
 pub mod meetings;
 pub mod people;
+pub mod secrecy;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
