@@ -17,6 +17,7 @@ pub mod live;
 pub mod meeting;
 pub mod meetings;
 pub mod people;
+pub mod secrecy;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
