@@ -18,7 +18,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["main", "cli", "demo", "lib"]),
     ("http", &["http"]),
     ("services", &["meetings", "finalise"]),
-    ("live sync", &["sync", "live"]),
+    ("live connections", &["live"]),
+    ("live sync", &["sync"]),
     ("cluster", &["cluster"]),
     ("guard", &["guard"]),
     ("storage", &["store"]),
@@ -33,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "telemetry",
             "client_addr",
+            "secrecy",
         ],
     ),
 ];

@@ -4,9 +4,9 @@
 mod helpers;
 
 mod access;
-mod architecture;
 mod accounts;
 mod api;
+mod architecture;
 mod bad_input;
 mod browser;
 mod cli;

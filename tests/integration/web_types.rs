@@ -205,7 +205,10 @@ struct Shape {
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
-        Some(r) => resolve(doc, &doc["components"]["schemas"][r.rsplit('/').next().unwrap()]),
+        Some(r) => resolve(
+            doc,
+            &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        ),
         None => schema,
     }
 }
@@ -275,7 +278,9 @@ fn compare(
     if strict_required {
         for name in &shape.required {
             if !ty.fields.contains_key(name) {
-                wrong.push(format!("{at}: the server always sends `{name}`, the app's type lacks it"));
+                wrong.push(format!(
+                    "{at}: the server always sends `{name}`, the app's type lacks it"
+                ));
             }
         }
     }
@@ -332,12 +337,15 @@ async fn the_web_apps_api_types_match_the_openapi_document() {
         .json()
         .await
         .unwrap();
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src/api.ts"))
-        .unwrap();
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src/api.ts")).unwrap();
     let source = without_comments(&source);
     let named = interfaces(&source);
     let calls = calls(&source);
-    assert!(calls.len() >= 30 && named.contains_key("MeetingView"), "{calls:?}");
+    assert!(
+        calls.len() >= 30 && named.contains_key("MeetingView"),
+        "{calls:?}"
+    );
 
     let mut wrong = Vec::new();
     for call in &calls {
@@ -359,9 +367,9 @@ async fn the_web_apps_api_types_match_the_openapi_document() {
                 None => wrong.push(format!("{at}: the server answers no object")),
             },
             (Some(_), None) => wrong.push(format!("{at}: the server documents no JSON answer")),
-            (None, Some(_)) if call.response == "void" => {
-                wrong.push(format!("{at}: the app expects no body, the server sends one"))
-            }
+            (None, Some(_)) if call.response == "void" => wrong.push(format!(
+                "{at}: the app expects no body, the server sends one"
+            )),
             (None, _) => {}
         }
         // What the app sends must be what the route takes.
@@ -384,7 +392,15 @@ async fn the_web_apps_api_types_match_the_openapi_document() {
             match (ty, schema) {
                 (Some(ty), Some(schema)) => {
                     let object = object_schema(&doc, schema).unwrap();
-                    compare(&doc, &format!("{at} body"), &ty, object, &named, false, &mut wrong)
+                    compare(
+                        &doc,
+                        &format!("{at} body"),
+                        &ty,
+                        object,
+                        &named,
+                        false,
+                        &mut wrong,
+                    )
                 }
                 (_, None) => wrong.push(format!("{at}: the route takes no JSON body")),
                 (None, _) => {}
@@ -435,7 +451,14 @@ fn the_reader_understands_the_forms_api_ts_uses() {
     let calls = calls(&source);
     let seen: Vec<_> = calls
         .iter()
-        .map(|c| (c.name.as_str(), c.method.as_str(), c.path.as_str(), c.response.as_str()))
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.method.as_str(),
+                c.path.as_str(),
+                c.response.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,

@@ -358,7 +358,13 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_not_personnummer() {
-        for nine in ["811318987", "810230987", "810431123", "810100123", "810192123"] {
+        for nine in [
+            "811318987",
+            "810230987",
+            "810431123",
+            "810100123",
+            "810192123",
+        ] {
             let ten = with_check(nine);
             assert!(findings(&ten).is_empty(), "{ten}");
         }
