@@ -51,6 +51,14 @@ export async function signIn(page, username) {
   if (!response.ok()) throw new Error(`sign-in as ${username} failed: ${response.status()}`)
 }
 
+/** A new page (see `newPage`) signed in as `username`, showing the meeting. */
+export async function signedInPage(browser, username, options) {
+  const page = await newPage(browser, options)
+  await signIn(page, username)
+  await openMeeting(page)
+  return page
+}
+
 export async function openMeeting(page, meeting = MEETING) {
   await page.goto(`/meetings/${meeting}`)
   await connected(page)

@@ -25,6 +25,7 @@ import {
   percentile,
   sectionOrder,
   signIn,
+  signedInPage,
   textOf,
   until,
   waitForText,
@@ -68,15 +69,9 @@ async function fitsWidth(page, what) {
 // ---- 1. two agencies type at once; a member watches ---------------------------
 
 async function liveTyping(browser) {
-  const member = await newPage(browser)
-  await signIn(member, 'ledamot')
-  await openMeeting(member)
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
-  const skola = await newPage(browser)
-  await signIn(skola, 'skola')
-  await openMeeting(skola)
+  const member = await signedInPage(browser, 'ledamot')
+  const polis = await signedInPage(browser, 'polis')
+  const skola = await signedInPage(browser, 'skola')
 
   assert(JSON.stringify(await writableSections(polis)) === '["polis"]', 'the police write only their section')
   assert(JSON.stringify(await writableSections(skola)) === '["skola"]', 'the school writes only its section')
@@ -232,12 +227,8 @@ async function readOnlyIsQuiet(browser) {
 // ---- 2. an edit forced into another agency's section --------------------------------
 
 async function forbiddenEdit(browser) {
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
-  const skola = await newPage(browser)
-  await signIn(skola, 'skola')
-  await openMeeting(skola)
+  const polis = await signedInPage(browser, 'polis')
+  const skola = await signedInPage(browser, 'skola')
 
   // Through the interface: the school's section is not editable for the police.
   const schoolText = await textOf(polis, 'skola')
@@ -314,15 +305,9 @@ async function openConsole(page) {
 }
 
 async function secretaryReassigns(browser) {
-  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
-  await signIn(secretary, 'sekreterare')
-  await openMeeting(secretary)
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
-  const skola = await newPage(browser)
-  await signIn(skola, 'skola')
-  await openMeeting(skola)
+  const secretary = await signedInPage(browser, 'sekreterare', { viewport: { width: 1400, height: 1000 } })
+  const polis = await signedInPage(browser, 'polis')
+  const skola = await signedInPage(browser, 'skola')
   // Joins are announced once, politely, to screen readers on the other pages.
   await polis.locator('[aria-live="polite"]').filter({ hasText: 'Sara Lund (Skola) anslöt.' }).waitFor({ state: 'attached' })
   await openConsole(secretary)
@@ -449,12 +434,8 @@ async function proxy(target, { stallMs = 0 } = {}) {
 async function offline(browser) {
   const link = await proxy(new URL(BASE))
   try {
-    const polis = await newPage(browser, { base: link.url })
-    await signIn(polis, 'polis')
-    await openMeeting(polis)
-    const member = await newPage(browser)
-    await signIn(member, 'ledamot')
-    await openMeeting(member)
+    const polis = await signedInPage(browser, 'polis', { base: link.url })
+    const member = await signedInPage(browser, 'ledamot')
 
     link.cut()
     await polis.context().setOffline(true)
@@ -496,12 +477,8 @@ async function offline(browser) {
 async function offlineThenTypingThroughTheReconnect(browser) {
   const link = await proxy(new URL(BASE), { stallMs: 400 })
   try {
-    const polis = await newPage(browser, { base: link.url })
-    await signIn(polis, 'polis')
-    await openMeeting(polis)
-    const member = await newPage(browser)
-    await signIn(member, 'ledamot')
-    await openMeeting(member)
+    const polis = await signedInPage(browser, 'polis', { base: link.url })
+    const member = await signedInPage(browser, 'ledamot')
     const refusals = async () => (await metrics(member.request))['protokoll_updates_rejected_total'] ?? 0
     const refusedBefore = await refusals()
 
@@ -553,12 +530,8 @@ async function recordStates(page) {
 async function networkBlip(browser) {
   const link = await proxy(new URL(BASE))
   try {
-    const polis = await newPage(browser, { base: link.url })
-    await signIn(polis, 'polis')
-    await openMeeting(polis)
-    const member = await newPage(browser)
-    await signIn(member, 'ledamot')
-    await openMeeting(member)
+    const polis = await signedInPage(browser, 'polis', { base: link.url })
+    const member = await signedInPage(browser, 'ledamot')
     await recordStates(polis)
     const unsent = () => polis.evaluate(() => !document.querySelector('.pending').hidden)
 
@@ -931,9 +904,7 @@ async function accessibility(browser) {
   await polis.getByRole('heading', { name: 'Dina sammanträden' }).waitFor()
   await axe(polis, 'meeting list')
 
-  const skola = await newPage(browser)
-  await signIn(skola, 'skola')
-  await openMeeting(skola)
+  const skola = await signedInPage(browser, 'skola')
   await openMeeting(polis)
   // Someone else is writing, so the page shows a caret and presence.
   await caretAtEnd(skola, 'skola')
@@ -962,9 +933,7 @@ async function accessibility(browser) {
   await fitsWidth(polis, 'protocol page at tablet width')
   await polis.setViewportSize({ width: 1440, height: 1000 })
 
-  const secretary = await newPage(browser, { viewport: { width: 1440, height: 1000 } })
-  await signIn(secretary, 'sekreterare')
-  await openMeeting(secretary)
+  const secretary = await signedInPage(browser, 'sekreterare', { viewport: { width: 1440, height: 1000 } })
   // "Eva Lindqvist (Stadsdelsförvaltningen) (du)" is longer than the panel is wide.
   await secretary.waitForFunction(() => document.querySelectorAll('.people li:not(.muted)').length >= 3)
   await dotsBesideNames(secretary, 'presence (secretary)')
@@ -1020,15 +989,9 @@ async function showsLocked(page) {
 }
 
 async function lockAndVerify(browser) {
-  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
-  await signIn(secretary, 'sekreterare')
-  await openMeeting(secretary)
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
-  const skola = await newPage(browser)
-  await signIn(skola, 'skola')
-  await openMeeting(skola)
+  const secretary = await signedInPage(browser, 'sekreterare', { viewport: { width: 1400, height: 1000 } })
+  const polis = await signedInPage(browser, 'polis')
+  const skola = await signedInPage(browser, 'skola')
   for (const page of [secretary, polis, skola]) {
     assert((await page.locator('.protocol-head .state').textContent()) === 'Utkast', 'the protocol starts as a draft')
     // Set on the page: a reload would lose it.
@@ -1116,12 +1079,8 @@ async function lockAndVerify(browser) {
   await shot(polis, 'protocol-locked')
 
   // The chair and the justerare, each in their own browser.
-  const chair = await newPage(browser, { viewport: { width: 1280, height: 1000 } })
-  await signIn(chair, 'ordforande')
-  await openMeeting(chair)
-  const justerare = await newPage(browser)
-  await signIn(justerare, 'justerare')
-  await openMeeting(justerare)
+  const chair = await signedInPage(browser, 'ordforande', { viewport: { width: 1280, height: 1000 } })
+  const justerare = await signedInPage(browser, 'justerare')
   assert((await showsLocked(chair)) === hash, 'the chair is shown the hash')
 
   // A rejection needs a reason: the form refuses an empty one.
@@ -1193,12 +1152,8 @@ async function lockAndVerify(browser) {
 // ---- 9. reopening before anyone signed: the pages are drafts again, live -------------------------
 
 async function reopenBeforeSignoff(browser) {
-  const secretary = await newPage(browser, { viewport: { width: 1400, height: 1000 } })
-  await signIn(secretary, 'sekreterare')
-  await openMeeting(secretary)
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
+  const secretary = await signedInPage(browser, 'sekreterare', { viewport: { width: 1400, height: 1000 } })
+  const polis = await signedInPage(browser, 'polis')
   await polis.evaluate(() => {
     window.__sameDocument = true
   })
@@ -1223,9 +1178,7 @@ async function reopenBeforeSignoff(browser) {
 async function linkAttributes(browser) {
   // Another origin than the app's: the same server under another name.
   const outside = `${BASE.replace('127.0.0.1', 'localhost')}/verify`
-  const polis = await newPage(browser)
-  await signIn(polis, 'polis')
-  await openMeeting(polis)
+  const polis = await signedInPage(browser, 'polis')
   // Written into the police's own section through the shared document, as
   // a script on an agency's page (or any Yjs client) could: a link mark
   // with attributes of its own.
@@ -1280,9 +1233,7 @@ async function languageSwitch(browser) {
     ws.on('close', () => (closed += 1))
   })
   await openMeeting(secretary)
-  const member = await newPage(browser)
-  await signIn(member, 'ledamot')
-  await openMeeting(member)
+  const member = await signedInPage(browser, 'ledamot')
   const [mine] = await writableSections(secretary)
   assert(mine, 'the secretary writes a section')
   await caretAtEnd(secretary, mine)

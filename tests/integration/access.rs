@@ -1,16 +1,13 @@
 //! People, sign-in and meetings: who may open what, over real sockets.
 
-use std::collections::HashMap;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
-use crate::helpers::*;
+use crate::{fixture::*, helpers::*};
 use protokoll::{
     config::ServerConfig,
-    meeting::Meeting,
-    people::{AgencyId, NewPassword, Role, Section, SectionId, SectionOwner, User, Username},
+    people::{NewPassword, Role, User, Username},
     store::NewUser,
 };
 
@@ -24,97 +21,24 @@ const ROLES: [&str; 7] = [
     "anonymous",
 ];
 
-/// A council: agencies, one user per meeting role plus an outsider (an
-/// agency user not in the meeting), each with an API token.
-struct Council {
-    server: TestServer,
-    meeting: Meeting,
-    tokens: HashMap<&'static str, String>,
-    users: HashMap<&'static str, User>,
-    polis: AgencyId,
-}
+/// A council: agencies, one user per meeting role plus an outsider (not in
+/// the meeting), each with an API token; the Polis agency writes "polis".
+const PLAN: Plan = Plan {
+    title: "Lokala Brå",
+    writable: false,
+    agencies: &["Polis", "Skola"],
+    sections: &[("polis", "2.1", "Polis", Some("Polis"))],
+    people: &[
+        Person::new("secretary", Some(Role::Secretary)),
+        Person::new("chair", Some(Role::Chair)),
+        Person::new("justerare", Some(Role::Justerare)),
+        Person::new("member", Some(Role::Member)),
+        Person::new("outsider", None),
+    ],
+};
 
-impl Council {
-    fn client(&self, who: &str) -> reqwest::Client {
-        match self.tokens.get(who) {
-            Some(token) => bearer_client(token),
-            None => reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        self.server
-            .http(&path.replace("{m}", &self.meeting.id.to_string()))
-    }
-
-    fn ws_url(&self, who: &str) -> String {
-        match self.tokens.get(who) {
-            Some(token) => sync_url(self.server.addr, self.meeting.id, token),
-            None => format!("ws://{}/sync/{}", self.server.addr, self.meeting.id),
-        }
-    }
-}
-
-async fn council(backend: Backend, config: ServerConfig) -> (TestDb, Council) {
-    let db = TestDb::new(backend).await;
-    let server = TestServer::start_with(&db, config).await;
-    let dir = &server.db.dir;
-    let polis = dir.create_agency("Polis").await.unwrap();
-    let skola = dir.create_agency("Skola").await.unwrap();
-    let meeting = create_meeting(&server.db, "Lokala Brå").await;
-    let mut tokens = HashMap::new();
-    let mut users = HashMap::new();
-    tokens.insert("admin", server.admin_token.clone());
-    for (who, role) in [
-        ("secretary", Some(Role::Secretary)),
-        ("chair", Some(Role::Chair)),
-        ("justerare", Some(Role::Justerare)),
-        ("member", Some(Role::Member)),
-        ("outsider", None),
-    ] {
-        let (user, token) = user_with_token(&server.db, who, false).await;
-        let agency = if who == "outsider" {
-            skola.id
-        } else {
-            polis.id
-        };
-        // Agency membership is set directly: the helper makes agency-less users.
-        let user = User {
-            agency: Some(protokoll::people::Agency {
-                id: agency,
-                name: String::new(),
-            }),
-            ..user
-        };
-        if let Some(role) = role {
-            dir.set_participant(meeting.id, user.id, role)
-                .await
-                .unwrap();
-        }
-        tokens.insert(who, token);
-        users.insert(who, user);
-    }
-    dir.add_section(
-        meeting.id,
-        &Section {
-            id: SectionId::parse("polis").unwrap(),
-            number: "2.1".into(),
-            title: "Polis".into(),
-            owner: SectionOwner::Agency {
-                agency_id: polis.id,
-            },
-        },
-    )
-    .await
-    .unwrap();
-    let council = Council {
-        server,
-        meeting,
-        tokens,
-        users,
-        polis: polis.id,
-    };
-    (db, council)
+async fn council(backend: Backend, config: ServerConfig) -> Council {
+    Council::start(backend, config, &PLAN).await
 }
 
 fn status_of(result: Result<Client, tungstenite::Error>) -> u16 {
@@ -127,7 +51,7 @@ fn status_of(result: Result<Client, tungstenite::Error>) -> u16 {
 
 /// Every role against every kind of resource: allowed and refused.
 async fn permission_matrix_holds_for_every_role_and_resource(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     //                      admin secretary chair justerare member outsider anonymous
     let expected: [(&str, [u16; 7]); 6] = [
         (
@@ -171,15 +95,7 @@ async fn permission_matrix_holds_for_every_role_and_resource(backend: Backend) {
     }
     // Meeting lists show only one's own meetings.
     for (who, sees) in [("member", 1), ("outsider", 0), ("admin", 1)] {
-        let list: Value = c
-            .client(who)
-            .get(c.url("/api/meetings"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = c.get_raw(who, "/api/meetings").await.json().await.unwrap();
         assert_eq!(list.as_array().unwrap().len(), sees, "{who}'s meeting list");
     }
     c.server.stop().await;
@@ -196,7 +112,7 @@ async fn create_password_user(c: &Council, username: &str, password: &str) -> Us
         .create_user(NewUser {
             username: Username::parse(username).unwrap(),
             display_name: "Anna Andersson".into(),
-            agency: Some(c.polis),
+            agency: Some(c.agencies["Polis"]),
             is_admin: false,
             password_hash: Some(hash),
             vouched_by: protokoll::people::Voucher::CommandLine,
@@ -251,7 +167,7 @@ fn ws_request(
 }
 
 async fn password_sign_in_sets_a_safe_cookie_and_websockets_check_the_origin(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     let user = create_password_user(&c, "anna", "ett långt lösenord").await;
     let stored = c
         .server
@@ -340,7 +256,7 @@ async fn password_sign_in_sets_a_safe_cookie_and_websockets_check_the_origin(bac
 }
 
 async fn repeated_failed_sign_ins_are_throttled(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     create_password_user(&c, "anna", "ett långt lösenord").await;
     for _ in 0..protokoll::auth::throttle::MAX_FAILURES {
         assert_eq!(login(&c, "anna", "gissning gissning").await.0, 401);
@@ -359,7 +275,7 @@ async fn repeated_failed_sign_ins_are_throttled(backend: Backend) {
 }
 
 async fn an_expired_session_stops_working_at_once_including_open_connections(backend: Backend) {
-    let (_db, c) = council(
+    let c = council(
         backend,
         ServerConfig {
             session_ttl_secs: 3,
@@ -394,7 +310,7 @@ async fn an_expired_session_stops_working_at_once_including_open_connections(bac
 }
 
 async fn a_revoked_token_stops_working_at_once_including_open_connections(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     let member = c.client("member");
     let issued: Value = member
         .post(c.url("/api/me/tokens"))
@@ -448,31 +364,15 @@ async fn a_revoked_token_stops_working_at_once_including_open_connections(backen
 }
 
 async fn a_removed_participant_is_disconnected_and_refused(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
-    let mut member = Client::synced(c.server.addr, c.meeting.id, &c.tokens["member"]).await;
-    let refused = c
-        .client("chair")
-        .delete(c.url(&format!(
-            "/api/meetings/{{m}}/participants/{}",
-            c.users["member"].id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let c = council(backend, test_config()).await;
+    let mut member = c.ws("member").await;
+    let refused = c.remove_participant("chair", "member").await;
     assert_eq!(
         refused.status(),
         403,
         "only the secretary manages participants"
     );
-    let removed = c
-        .client("secretary")
-        .delete(c.url(&format!(
-            "/api/meetings/{{m}}/participants/{}",
-            c.users["member"].id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let removed = c.remove_participant("secretary", "member").await;
     assert_eq!(removed.status(), 204);
     let (code, reason) = member.closed_by_server().await;
     assert_eq!((code, reason.as_str()), (4403, "removed from the meeting"));
@@ -480,12 +380,7 @@ async fn a_removed_participant_is_disconnected_and_refused(backend: Backend) {
         status_of(Client::try_connect(&c.ws_url("member")).await),
         404
     );
-    let api = c
-        .client("member")
-        .get(c.url("/api/meetings/{m}"))
-        .send()
-        .await
-        .unwrap();
+    let api = c.get_raw("member", "/api/meetings/{m}").await;
     assert_eq!(api.status(), 404);
     c.server.stop().await;
 }
@@ -513,12 +408,12 @@ fn agenda_of(client: &Client) -> Vec<(String, String, String)> {
 }
 
 async fn agenda_changes_reach_connected_clients_live(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
-    let mut member = Client::synced(c.server.addr, c.meeting.id, &c.tokens["member"]).await;
+    let c = council(backend, test_config()).await;
+    let mut member = c.ws("member").await;
     let secretary = c.client("secretary");
     let added = secretary
         .post(c.url("/api/meetings/{m}/agenda"))
-        .json(&json!({ "title": "Skola", "owner": { "kind": "agency", "agency_id": c.polis } }))
+        .json(&json!({ "title": "Skola", "owner": { "kind": "agency", "agency_id": c.agencies["Polis"] } }))
         .send()
         .await
         .unwrap();
@@ -563,11 +458,8 @@ async fn agenda_changes_reach_connected_clients_live(backend: Backend) {
         .unwrap();
     assert_eq!(bad.status(), 422, "every section must be named");
     let agenda: Value = c
-        .client("member")
-        .get(c.url("/api/meetings/{m}/agenda"))
-        .send()
+        .get_raw("member", "/api/meetings/{m}/agenda")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -577,10 +469,10 @@ async fn agenda_changes_reach_connected_clients_live(backend: Backend) {
 }
 
 async fn presence_carries_the_signed_in_identity_and_cannot_be_forged(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
-    let mut watcher = Client::synced(c.server.addr, c.meeting.id, &c.tokens["chair"]).await;
-    let mut member = Client::synced(c.server.addr, c.meeting.id, &c.tokens["member"]).await;
-    let mut forger = Client::synced(c.server.addr, c.meeting.id, &c.tokens["justerare"]).await;
+    let c = council(backend, test_config()).await;
+    let mut watcher = c.ws("chair").await;
+    let mut member = c.ws("member").await;
+    let mut forger = c.ws("justerare").await;
     let member_id = member.client_id();
     member
         .set_presence(r##"{"user":{"name":"Ordförande","color":"#ff0000"},"cursor":1}"##)
@@ -615,7 +507,7 @@ async fn presence_carries_the_signed_in_identity_and_cannot_be_forged(backend: B
 }
 
 async fn an_invitation_lets_a_newcomer_set_a_password_once(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     let issued = c
         .client("secretary")
         .post(c.url("/api/meetings/{m}/invitations"))
@@ -638,14 +530,7 @@ async fn an_invitation_lets_a_newcomer_set_a_password_once(backend: Backend) {
     assert_eq!(refused.status(), 403);
 
     let http = reqwest::Client::new();
-    let shown: Value = http
-        .get(c.url(&format!("/api/invitations/{secret}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = get_json(&http, c.url(&format!("/api/invitations/{secret}"))).await;
     assert_eq!(shown["display_name"], "Berit Brand");
     let weak = http
         .post(c.url(&format!("/api/invitations/{secret}/accept")))
@@ -681,7 +566,7 @@ async fn an_invitation_lets_a_newcomer_set_a_password_once(backend: Backend) {
 }
 
 async fn the_api_is_described_as_openapi(backend: Backend) {
-    let (_db, c) = council(backend, test_config()).await;
+    let c = council(backend, test_config()).await;
     let doc: Value = reqwest::get(c.url("/api/openapi.json"))
         .await
         .unwrap()

@@ -5,131 +5,34 @@
 //! the command line writing a second private key; rejection reasons with
 //! bidirectional controls.
 
-use std::{collections::HashMap, process::Stdio};
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::{fixture::*, helpers::*};
 use protokoll::{
-    auth::password,
     config::ServerConfig,
-    meeting::Meeting,
-    people::{NewPassword, Role, Section, SectionId, SectionOwner, User, Username, Voucher},
-    store::{Database, NewUser, StoreError},
+    people::{Role, Username},
+    store::StoreError,
 };
-
-const PASSWORD: &str = "ett långt lösenord";
 
 /// A council: a (non-admin) secretary, the real chair "Anders Holm" and
 /// justerare "Maria Sundberg", a member; each with an API token; one
 /// section, so that the protocol can be locked.
-struct Council {
-    server: TestServer,
-    meeting: Meeting,
-    users: HashMap<&'static str, User>,
-    tokens: HashMap<&'static str, String>,
-}
-
-async fn named_user(db: &Database, username: &str, name: &str) -> (User, String) {
-    let hash = password::hash(NewPassword::parse(PASSWORD).unwrap())
-        .await
-        .unwrap();
-    db.dir
-        .create_user(NewUser {
-            username: Username::parse(username).unwrap(),
-            display_name: name.into(),
-            agency: None,
-            is_admin: false,
-            password_hash: Some(hash),
-            vouched_by: Voucher::CommandLine,
-        })
-        .await
-        .unwrap();
-    user_with_token(db, username, false).await
-}
+const PLAN: Plan = Plan {
+    title: "Lokala Brå 2018-03-09",
+    writable: false,
+    agencies: &[],
+    sections: &[("oppnande", "1", "Mötets öppnande", None)],
+    people: &[
+        Person::new("secretary", Some(Role::Secretary)).named("Eva Lindqvist"),
+        Person::new("chair", Some(Role::Chair)).named("Anders Holm"),
+        Person::new("justerare", Some(Role::Justerare)).named("Maria Sundberg"),
+        Person::new("member", Some(Role::Member)).named("Johan Ek"),
+    ],
+};
 
 impl Council {
-    async fn new(db: &TestDb) -> Self {
-        Self::with_config(db, test_config()).await
-    }
-
-    async fn with_config(db: &TestDb, config: ServerConfig) -> Self {
-        let server = TestServer::start_with(db, config).await;
-        let meeting = create_meeting(&server.db, "Lokala Brå 2018-03-09").await;
-        server
-            .db
-            .dir
-            .add_section(
-                meeting.id,
-                &Section {
-                    id: SectionId::parse("oppnande").unwrap(),
-                    number: "1".into(),
-                    title: "Mötets öppnande".into(),
-                    owner: SectionOwner::Secretary,
-                },
-            )
-            .await
-            .unwrap();
-        let mut users = HashMap::new();
-        let mut tokens = HashMap::from([("admin", server.admin_token.clone())]);
-        for (who, name, role) in [
-            ("secretary", "Eva Lindqvist", Role::Secretary),
-            ("chair", "Anders Holm", Role::Chair),
-            ("justerare", "Maria Sundberg", Role::Justerare),
-            ("member", "Johan Ek", Role::Member),
-        ] {
-            let (user, token) = named_user(&server.db, who, name).await;
-            server
-                .db
-                .dir
-                .set_participant(meeting.id, user.id, role)
-                .await
-                .unwrap();
-            users.insert(who, user);
-            tokens.insert(who, token);
-        }
-        Self {
-            server,
-            meeting,
-            users,
-            tokens,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        self.server
-            .http(&path.replace("{m}", &self.meeting.id.to_string()))
-    }
-
-    fn client(&self, who: &str) -> reqwest::Client {
-        bearer_client(&self.tokens[who])
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client(who).post(self.url(path)).json(&body))
-            .await
-    }
-
-    async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
-        self.send(self.client(who).get(self.url(path))).await
-    }
-
-    async fn lock(&self) -> String {
-        let (status, body) = self
-            .post("secretary", "/api/meetings/{m}/protocol/lock", json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["locked"]["hash"].as_str().unwrap().to_owned()
-    }
-
-    /// Invites as `who`; returns the invitation's secret.
+    /// Invites as `who`.
     async fn invite(
         &self,
         who: &str,
@@ -160,16 +63,6 @@ impl Council {
             .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
         (status, response.json().await.unwrap_or(Value::Null), cookie)
     }
-
-    async fn participant_count(&self) -> usize {
-        self.server
-            .db
-            .dir
-            .participants(self.meeting.id)
-            .await
-            .unwrap()
-            .len()
-    }
 }
 
 /// A client that sends a session cookie (a person signed in with their
@@ -183,38 +76,20 @@ fn cookie_client(cookie: &str) -> reqwest::Client {
         .unwrap()
 }
 
-fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(crate::helpers::protokoll_bin())
-        .args(args)
-        .env("PROTOKOLL_DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 // ---- finding 5: the secretary alone cannot produce a verified protocol ----------------
 
 async fn a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     // The attack: remove the real chair and justerare, invite two new
     // accounts under their names, accept the links, lock, sign off as both.
     for who in ["chair", "justerare"] {
         let response = c
-            .client("secretary")
-            .delete(c.url(&format!(
-                "/api/meetings/{{m}}/participants/{}",
-                c.users[who].id
-            )))
-            .send()
-            .await
-            .unwrap();
+            .delete_raw(
+                "secretary",
+                &format!("/api/meetings/{{m}}/participants/{}", c.users[who].id),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     let mut fakes = Vec::new();
@@ -235,7 +110,7 @@ async fn a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation(ba
             cookie_client(&cookie.unwrap()),
         ));
     }
-    let hash = c.lock().await;
+    let hash = hash_of(&c.lock_body().await);
     // The secretary's console sees that the signers are unconfirmed.
     let (_, view) = c.get("secretary", "/api/meetings/{m}/protocol").await;
     for required in view["locked"]["required"].as_array().unwrap() {
@@ -387,8 +262,8 @@ async fn a_secretary_cannot_sign_off_through_accounts_of_their_own_invitation(ba
 
 async fn sign_offs_with_a_token_or_from_the_command_line_say_so(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
-    let hash = c.lock().await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
+    let hash = hash_of(&c.lock_body().await);
     let (status, _) = c
         .post(
             "chair",
@@ -409,9 +284,10 @@ async fn sign_offs_with_a_token_or_from_the_command_line_say_so(backend: Backend
             "--hash",
             &hash,
         ],
+        None,
     );
     assert!(ok, "{err}");
-    let (ok, status, err) = cli(&db, &["meeting", "status", &c.meeting.id.to_string()]);
+    let (ok, status, err) = cli(&db, &["meeting", "status", &c.meeting.id.to_string()], None);
     assert!(ok, "{err}");
     let status: Value = serde_json::from_str(&status).unwrap();
     let required = status["locked"]["required"].as_array().unwrap();
@@ -430,7 +306,7 @@ async fn sign_offs_with_a_token_or_from_the_command_line_say_so(backend: Backend
 
 async fn two_participants_of_one_meeting_cannot_share_a_name(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     // Invitations that would bring a second "Anders Holm" in.
     for name in [
         "Anders Holm",
@@ -465,15 +341,7 @@ async fn two_participants_of_one_meeting_cannot_share_a_name(backend: Backend) {
         assert_eq!(response.status(), StatusCode::CONFLICT, "{name:?}");
     }
     // An invitation made while the name was free, accepted once it is not.
-    let response = c
-        .client("secretary")
-        .delete(c.url(&format!(
-            "/api/meetings/{{m}}/participants/{}",
-            c.users["chair"].id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let response = c.remove_participant("secretary", "chair").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let (status, invitation) = c
         .invite("secretary", "anders.holm", "Anders Holm", "chair")
@@ -530,6 +398,7 @@ async fn two_participants_of_one_meeting_cannot_share_a_name(backend: Backend) {
             "--participant",
             "holm2=member",
         ],
+        None,
     );
     assert!(!ok);
     assert!(err.contains("reads the same"), "{err}");
@@ -542,13 +411,13 @@ async fn two_participants_of_one_meeting_cannot_share_a_name(backend: Backend) {
 
 async fn an_invitation_accepted_after_the_lock_adds_nobody(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let (status, invitation) = c
         .invite("secretary", "nykomling", "Ny Kommling", "member")
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let secret = invitation["secret"].as_str().unwrap().to_owned();
-    c.lock().await;
+    c.lock_body().await;
     let before = c.participant_count().await;
 
     let (status, body, cookie) = c.accept(&secret).await;
@@ -589,15 +458,7 @@ async fn an_invitation_accepted_after_the_lock_adds_nobody(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let response = c
-        .client("admin")
-        .delete(c.url(&format!(
-            "/api/meetings/{{m}}/participants/{}",
-            c.users["member"].id
-        )))
-        .send()
-        .await
-        .unwrap();
+    let response = c.remove_participant("admin", "member").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     // ...nor through the store (the command line and the demo go through
     // it), nor in SQL: the database refuses.
@@ -609,40 +470,21 @@ async fn an_invitation_accepted_after_the_lock_adds_nobody(backend: Backend) {
         .set_participant(c.meeting.id, outsider.id, Role::Member)
         .await;
     assert!(matches!(refused, Err(StoreError::Locked)), "{refused:?}");
-    let sql = match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            let r = sqlx::query(
-                "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'member')",
-            )
+    let sql = crate::with_pool!(backend, &db.url, |pool| {
+        let r = sqlx::query(
+            "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'member')",
+        )
+        .bind(c.meeting.id.as_uuid())
+        .bind(outsider.id.0)
+        .execute(&pool)
+        .await;
+        let d = sqlx::query("DELETE FROM participants WHERE meeting_id = $1")
             .bind(c.meeting.id.as_uuid())
-            .bind(outsider.id.0)
             .execute(&pool)
             .await;
-            let d = sqlx::query("DELETE FROM participants WHERE meeting_id = $1")
-                .bind(c.meeting.id.as_uuid())
-                .execute(&pool)
-                .await;
-            pool.close().await;
-            (r.is_err(), d.is_err())
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let r = sqlx::query(
-                "INSERT INTO participants (meeting_id, user_id, role) VALUES ($1, $2, 'member')",
-            )
-            .bind(c.meeting.id.as_uuid())
-            .bind(outsider.id.0)
-            .execute(&pool)
-            .await;
-            let d = sqlx::query("DELETE FROM participants WHERE meeting_id = $1")
-                .bind(c.meeting.id.as_uuid())
-                .execute(&pool)
-                .await;
-            pool.close().await;
-            (r.is_err(), d.is_err())
-        }
-    };
+        pool.close().await;
+        (r.is_err(), d.is_err())
+    });
     assert_eq!(sql, (true, true), "the database refuses both");
     assert_eq!(c.participant_count().await, before);
     // The invitation was not used up: once the protocol is a draft again,
@@ -663,8 +505,8 @@ async fn an_invitation_accepted_after_the_lock_adds_nobody(backend: Backend) {
 
 async fn a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
-    let hash = c.lock().await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
+    let hash = hash_of(&c.lock_body().await);
     for bad in [
         "§ 3 saknas\u{202e}tgiläv",
         "Fel \u{2066}dold\u{2069}",
@@ -702,6 +544,7 @@ async fn a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks(back
             "--reason",
             "§ 3 saknas\u{202e}tgiläv",
         ],
+        None,
     );
     assert!(!ok, "the command line refuses it too");
     assert!(err.contains("bidirectional"), "{err}");
@@ -722,6 +565,7 @@ async fn a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks(back
             "--reason",
             "§ 3 saknas.\r\n§ 4 är fel.\r",
         ],
+        None,
     );
     assert!(ok, "{err}");
     let audit = database.protocols.audit(c.meeting.id).await.unwrap();
@@ -732,7 +576,7 @@ async fn a_rejection_reason_follows_the_text_rule_and_keeps_its_line_breaks(back
 // ---- finding 8: the signing key ------------------------------------------------------------
 
 fn key_count(db: &TestDb) -> usize {
-    let (ok, out, err) = cli(db, &["signing-key", "list"]);
+    let (ok, out, err) = cli(db, &["signing-key", "list"], None);
     assert!(ok, "{err}");
     out.lines().count()
 }
@@ -746,8 +590,8 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
         signing_key_file: Some(key_file.clone()),
         ..test_config()
     };
-    let c = Council::with_config(&db, config).await;
-    let hash = c.lock().await;
+    let c = Council::start_on(&db, config, &PLAN).await;
+    let hash = hash_of(&c.lock_body().await);
     c.post(
         "chair",
         "/api/meetings/{m}/signoffs",
@@ -762,7 +606,7 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
         vec!["meeting", "status", &meeting],
         vec!["meeting", "audit", &meeting],
     ] {
-        let (ok, _, err) = cli(&db, &args);
+        let (ok, _, err) = cli(&db, &args, None);
         assert!(ok, "{args:?}: {err}");
     }
     assert_eq!(key_count(&db), 1, "no key was added");
@@ -779,6 +623,7 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
             "--hash",
             &hash,
         ],
+        None,
     );
     assert!(!ok);
     assert!(err.contains("kept in a file"), "{err}");
@@ -798,6 +643,7 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
             "--hash",
             &hash,
         ],
+        None,
     );
     assert!(!ok);
     assert!(err.contains("as in use"), "{err}");
@@ -815,14 +661,14 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
         "--hash",
         &hash,
     ];
-    let (ok, _, err) = cli(&db, &signoff_with_file);
+    let (ok, _, err) = cli(&db, &signoff_with_file, None);
     assert!(!ok);
     assert!(err.contains("chmod 600"), "{err}");
     let (_, view) = c.get("member", "/api/meetings/{m}/protocol").await;
     assert_eq!(view["state"], "locked", "{view}");
     // With the right file, private again: signed with the key in use.
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ok, _, err) = cli(&db, &signoff_with_file);
+    let (ok, _, err) = cli(&db, &signoff_with_file, None);
     assert!(ok, "{err}");
     assert_eq!(key_count(&db), 1);
     let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
@@ -835,7 +681,7 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
 
     // Retiring the key: what it signed still verifies, saying so; a
     // server still holding it signs nothing more.
-    let (ok, _, err) = cli(&db, &["signing-key", "retire", &key_id]);
+    let (ok, _, err) = cli(&db, &["signing-key", "retire", &key_id], None);
     assert!(ok, "{err}");
     let (_, report) = c.get("member", &format!("/api/verify/{hash}")).await;
     assert_eq!(report["protocol"]["signature"]["valid"], true, "{report}");
@@ -908,6 +754,7 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
             "--hash",
             &second_hash,
         ],
+        None,
     );
     assert!(!ok);
     assert!(err.contains("retired"), "{err}");
@@ -925,9 +772,10 @@ async fn the_command_line_never_adds_a_second_signing_key(backend: Backend) {
             "--hash",
             &second_hash,
         ],
+        None,
     );
     assert!(ok, "{err}");
-    let (_, list, _) = cli(&db, &["signing-key", "list"]);
+    let (_, list, _) = cli(&db, &["signing-key", "list"], None);
     assert!(list.contains(&format!("{key_id}\t")), "{list}");
     assert_eq!(
         list.lines().filter(|l| l.contains("\tin-use\t")).count(),
@@ -954,28 +802,21 @@ enum Bind {
 /// Runs `sql` on the test database, as an earlier release (or an operator)
 /// would have written the rows.
 async fn exec(db: &TestDb, backend: Backend, sql: &str, binds: Vec<Bind>) {
-    macro_rules! run {
-        ($pool:expr) => {{
-            let pool = $pool;
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = match b {
-                    Bind::Id(u) => q.bind(u),
-                    Bind::At(t) => q.bind(t),
-                    Bind::Text(t) => q.bind(t),
-                    Bind::Bytes(b) => q.bind(b),
-                };
-            }
-            q.execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            pool.close().await;
-        }};
-    }
-    match backend {
-        Backend::Sqlite => run!(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
-        Backend::Postgres => run!(sqlx::PgPool::connect(&db.url).await.unwrap()),
-    }
+    crate::with_pool!(backend, &db.url, |pool| {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = match b {
+                Bind::Id(u) => q.bind(u),
+                Bind::At(t) => q.bind(t),
+                Bind::Text(t) => q.bind(t),
+                Bind::Bytes(b) => q.bind(b),
+            };
+        }
+        q.execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pool.close().await;
+    })
 }
 
 /// Applies the migrations before 0008 only, as a database made by an
@@ -1089,8 +930,8 @@ async fn sign_offs_recorded_before_the_accounts_were_still_verify(backend: Backe
     use Bind::*;
     use ed25519_dalek::Signer as _;
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db).await;
-    let hash = c.lock().await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
+    let hash = hash_of(&c.lock_body().await);
     // The sign-offs and the signed record as the release before wrote them:
     // names and roles only, format protokoll-signature/1.
     let keys = c.server.db.protocols.signing_keys().await.unwrap();

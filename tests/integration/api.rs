@@ -21,14 +21,7 @@ async fn meetings_can_be_created_listed_and_fetched(backend: Backend) {
     assert_eq!(created["date"], "2018-03-09");
     let id = created["id"].as_str().unwrap();
 
-    let list: Value = http
-        .get(server.http("/api/meetings"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&http, server.http("/api/meetings")).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], id);
 
@@ -84,14 +77,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let list: Value = http
-        .get(server.http("/api/meetings"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&http, server.http("/api/meetings")).await;
     assert_eq!(list, json!([]), "nothing was created");
     server.stop().await;
 }
@@ -112,14 +98,7 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     assert_eq!(health.status(), 200);
     let ready = http.get(server.http("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = http
-        .get(server.http("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, server.http("/metrics")).await;
     for name in [
         "protokoll_connections_open",
         "protokoll_rooms_open",

@@ -1,32 +1,15 @@
 //! The administrator's command line, used as scripts use it, and what the
 //! server logs (never a secret).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 pub(crate) fn protokoll(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (String, String) {
-    use std::io::Write;
-    let mut child = Command::new(crate::helpers::protokoll_bin())
-        .args(args)
-        .env("PROTOKOLL_DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.status.success(), "protokoll {args:?} failed: {stderr}");
+    let (ok, stdout, stderr) = cli(db, args, stdin);
+    assert!(ok, "protokoll {args:?} failed: {stderr}");
     (stdout.trim().to_owned(), stderr)
 }
 

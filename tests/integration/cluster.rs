@@ -16,8 +16,8 @@ use protokoll::{meeting::MeetingId, people::Role, store::Database};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Client, DEADLINE, ProcessServer, TestDb, bearer_client, init_logs, stored_doc, user_with_token,
-    writable_meeting,
+    Cli, Client, DEADLINE, ProcessServer, TestDb, bearer_client, get_json, init_logs, stored_doc,
+    user_with_token, writable_meeting,
 };
 use crate::interop::Typist;
 
@@ -649,14 +649,11 @@ async fn three_nodes_behind_nginx_converge_and_survive_faults() {
     assert_eq!(code, 4403, "refused on another node: {reason}");
     sockets.remove(1);
     let as_member = bearer_client(&member_token);
-    let tokens: Value = as_member
-        .get(format!("http://{}/api/me/tokens", site.addrs[1]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = get_json(
+        &as_member,
+        format!("http://{}/api/me/tokens", site.addrs[1]),
+    )
+    .await;
     let token_id = tokens
         .as_array()
         .and_then(|t| t.first())
@@ -978,15 +975,14 @@ async fn log_positions_commit_in_order_per_meeting() {
 #[test]
 fn redis_with_sqlite_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::helpers::protokoll_bin())
+    let out = Cli::bare()
         .arg("--database-url")
         .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(["--redis-url", "redis://127.0.0.1:1/"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .run();
+    assert!(!out.ok);
+    let stderr = out.stderr;
     assert!(stderr.contains("needs a Postgres database"), "{stderr}");
     assert!(
         !dir.path().join("p.db").exists(),
@@ -1098,14 +1094,7 @@ async fn at_a_lock_across_nodes_no_watcher_receives_a_refused_keystroke() {
             assert_eq!(client.closed.map(|c| c.0), Some(4423), "round {round}");
         }
 
-        let canonical: Value = as_scribe
-            .get(api("protocol.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let canonical: Value = get_json(&as_scribe, api("protocol.json")).await;
         let stored = stored_doc(&db.docs, m).await;
         let stored_sv = stored.transact().state_vector();
         for watcher in &mut watchers {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::cluster::{Site, eventually, metric_of};
 use crate::helpers::{
-    Backend, Client, DEADLINE, TestDb, agency_user_with_token, bearer_client, create_meeting,
+    Backend, Cli, Client, DEADLINE, TestDb, agency_user_with_token, bearer_client, create_meeting,
     init_logs, stored_doc, user_with_token, writable_meeting,
 };
 
@@ -614,24 +614,19 @@ async fn keys_rotate_while_nodes_run_and_a_retired_key_is_refused() {
     flow.under(first.id, &mut a, &mut b).await;
 
     let rotate = |args: &[&str]| {
-        let out = std::process::Command::new(crate::helpers::protokoll_bin())
+        let out = Cli::bare()
             .args(["cluster", "rotate-key"])
             .args(args)
             .env("PROTOKOLL_DATABASE_URL", &site.db.url)
             .env("PROTOKOLL_REDIS_URL", &url)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
+            .run();
+        let stderr = out.stderr.clone();
+        assert!(out.ok, "{stderr}");
         assert!(
             !stderr.contains(&url),
             "the Redis URL is not printed: {stderr}"
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .parse::<i64>()
-            .unwrap()
+        out.text().trim().parse::<i64>().unwrap()
     };
     let second = rotate(&[]);
     flow.under(second, &mut a, &mut b).await;
@@ -802,14 +797,13 @@ async fn a_snapshot_past_the_log_head_is_refused() {
 #[test]
 fn rotating_keys_on_sqlite_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::helpers::protokoll_bin())
+    let out = Cli::bare()
         .arg("--database-url")
         .arg(format!("sqlite:{}", dir.path().join("p.db").display()))
         .args(["cluster", "rotate-key"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .run();
+    assert!(!out.ok);
+    let stderr = out.stderr;
     assert!(stderr.contains("Postgres"), "{stderr}");
 }
 

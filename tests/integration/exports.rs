@@ -17,10 +17,7 @@ use tokio::{
 };
 use yrs::{Any, Text, Transact, WriteTxn, XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
-use crate::{
-    finalise::{Council, council_on},
-    helpers::*,
-};
+use crate::{finalise::council_on, fixture::Council, helpers::*};
 use protokoll::sync::protocol;
 
 const POLICE: &str = "section:polis-rapport";
@@ -258,15 +255,6 @@ async fn every_export_is_rendered_once_and_kept(backend: Backend) {
 
 // ---- finding 4: /verify buffers anonymous uploads ----------------------------------------------
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Sends a request's head and then `body` bytes of it (of `length`
 /// announced), while reading; returns the status code the server
 /// answered with (0 if none within `wait`) and how many bytes went out.
@@ -330,7 +318,7 @@ async fn verify_uploads_held_open_are_not_buffered_nor_piled_up(backend: Backend
     )
     .await;
     let addr = server.addr;
-    let before = rss_kib(server.pid(), "VmRSS:");
+    let before = proc_status_kib(server.pid(), "VmRSS");
     // The attack: ten uploads announcing 30 MiB, sent one byte
     // short and held open.
     let length = 30 * 1024 * 1024;
@@ -343,7 +331,7 @@ async fn verify_uploads_held_open_are_not_buffered_nor_piled_up(backend: Backend
         (0..10).map(|_| held_open(addr, head.clone(), length - 1, DEADLINE)),
     )
     .await;
-    let peak = rss_kib(server.pid(), "VmHWM:");
+    let peak = proc_status_kib(server.pid(), "VmHWM");
     let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     statuses.sort();
     println!(
@@ -543,26 +531,14 @@ async fn a_carriage_return_or_a_backtick_cannot_forge_markdown(backend: Backend)
 /// avoids depending on which API renames users).
 async fn rename(db: &TestDb, backend: Backend, user: uuid::Uuid, name: &str) {
     let sql = "UPDATE users SET display_name = $1 WHERE id = $2";
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(name)
-                .bind(user)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(sql)
-                .bind(name)
-                .bind(user)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
+    crate::with_pool!(backend, &db.url, |pool| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(user)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
 }
 
 // ---- finding 7: a link's own target and rel --------------------------------------------------
@@ -609,11 +585,8 @@ async fn exports_keep_their_own_policy_and_pages_isolate_their_opener(backend: B
     c.lock().await;
     for format in ["html", "md", "pdf", "json"] {
         let response = c
-            .client("member")
-            .get(c.url(&format!("/api/meetings/{{m}}/protocol.{format}")))
-            .send()
-            .await
-            .unwrap();
+            .get_raw("member", &format!("/api/meetings/{{m}}/protocol.{format}"))
+            .await;
         let csp = response.headers()["content-security-policy"]
             .to_str()
             .unwrap();
@@ -681,14 +654,7 @@ async fn a_withdrawn_version_is_genuine_but_never_green(backend: Backend) {
     assert!(!page.contains("<h1>Stämmer</h1>"), "{page}");
     assert!(!page.contains("class=\"ok\""), "no green box: {page}");
     assert!(page.contains("Genuine, but withdrawn"), "{page}");
-    let by_hash = anyone
-        .get(c.url(&format!("/verify?hash={hash}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let by_hash = get_text(&anyone, c.url(&format!("/verify?hash={hash}"))).await;
     assert!(
         by_hash.contains("<h1>Äkta men återkallat</h1>"),
         "{by_hash}"
@@ -779,8 +745,8 @@ async fn measure_concurrent_pdf_downloads_of_the_largest_protocols() {
         let pid = server.pid();
         let base = format!("http://{}", server.addr);
         let url = |path: &str| format!("{base}{}", path.replace("{m}", &c.meeting.id.to_string()));
-        let kib = |field| rss_kib(pid, field);
-        let started_rss = kib("VmRSS:");
+        let kib = |field| proc_status_kib(pid, field);
+        let started_rss = kib("VmRSS");
         let t = std::time::Instant::now();
         let response = c
             .client("secretary")
@@ -793,7 +759,7 @@ async fn measure_concurrent_pdf_downloads_of_the_largest_protocols() {
         let locked: Value = response.json().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{locked}");
         let hash = locked["locked"]["hash"].as_str().unwrap().to_owned();
-        let after_lock = kib("VmHWM:");
+        let after_lock = kib("VmHWM");
         let downloads = |n: usize| {
             let futures = (0..n).map(|_| {
                 let client = c.client("member");
@@ -809,7 +775,7 @@ async fn measure_concurrent_pdf_downloads_of_the_largest_protocols() {
             futures::future::join_all(futures)
         };
         let kept_locked = downloads(8).await;
-        let after_kept = kib("VmHWM:");
+        let after_kept = kib("VmHWM");
         for who in ["chair", "justerare"] {
             c.client(who)
                 .post(url("/api/meetings/{m}/signoffs"))
@@ -819,7 +785,7 @@ async fn measure_concurrent_pdf_downloads_of_the_largest_protocols() {
                 .unwrap();
         }
         let first_verified = downloads(8).await;
-        let after_verified = kib("VmHWM:");
+        let after_verified = kib("VmHWM");
         let kept_verified = downloads(8).await;
         let max = |v: &[(f64, usize)]| v.iter().map(|x| x.0).fold(0.0, f64::max);
         println!(
@@ -837,7 +803,7 @@ async fn measure_concurrent_pdf_downloads_of_the_largest_protocols() {
                 "8_verified_downloads_first_render_max_seconds": max(&first_verified),
                 "peak_rss_after_8_verified_downloads_kib": after_verified,
                 "8_kept_verified_downloads_max_seconds": max(&kept_verified),
-                "peak_rss_end_kib": kib("VmHWM:"),
+                "peak_rss_end_kib": kib("VmHWM"),
             }})
         );
         server.kill().await;

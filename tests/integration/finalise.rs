@@ -9,118 +9,28 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use yrs::{Map, Out, ReadTxn, Transact, WriteTxn, XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
-use crate::helpers::*;
-use protokoll::{
-    meeting::Meeting,
-    people::{Role, Section, SectionId, SectionOwner},
-    sync::protocol,
-};
+use crate::{fixture::*, helpers::*};
+use protokoll::{people::Role, sync::protocol};
 
 /// A meeting with a secretary ("scribe", who writes the `TEST_SECTIONS`),
 /// a chair, a justerare, a member, a police officer who writes the
 /// `polis-rapport` section, and an outsider; each with an API token.
-pub(crate) struct Council {
-    pub(crate) server: TestServer,
-    pub(crate) meeting: Meeting,
-    pub(crate) tokens: HashMap<&'static str, String>,
-}
-
-impl Council {
-    pub(crate) fn client(&self, who: &str) -> reqwest::Client {
-        bearer_client(&self.tokens[who])
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        self.server
-            .http(&path.replace("{m}", &self.meeting.id.to_string()))
-    }
-
-    pub(crate) async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client(who)
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
-        let response = self.client(who).get(self.url(path)).send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn bytes(&self, who: &str, path: &str) -> Vec<u8> {
-        let response = self.client(who).get(self.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        response.bytes().await.unwrap().to_vec()
-    }
-
-    /// Locks as the secretary; returns the protocol's hash.
-    pub(crate) async fn lock(&self) -> String {
-        let (status, body) = self
-            .post("secretary", "/api/meetings/{m}/protocol/lock", json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["state"], "locked");
-        body["locked"]["hash"].as_str().unwrap().to_owned()
-    }
-
-    pub(crate) async fn ws(&self, who: &str) -> Client {
-        Client::synced(self.server.addr, self.meeting.id, &self.tokens[who]).await
-    }
-}
+const PLAN: Plan = Plan {
+    title: "Lokala Brå 2018-03-09",
+    writable: true,
+    agencies: &["Polis"],
+    sections: &[("polis-rapport", "2.1", "Polis", Some("Polis"))],
+    people: &[
+        Person::new("chair", Some(Role::Chair)),
+        Person::new("justerare", Some(Role::Justerare)),
+        Person::new("member", Some(Role::Member)),
+        Person::new("polis", Some(Role::Member)).of("Polis"),
+        Person::new("outsider", None).of("Polis"),
+    ],
+};
 
 pub(crate) async fn council_on(db: &TestDb) -> Council {
-    let server = TestServer::start(db).await;
-    let (meeting, secretary) = writable_meeting(&server.db, "Lokala Brå 2018-03-09").await;
-    let polis = server.db.dir.create_agency("Polis").await.unwrap();
-    server
-        .db
-        .dir
-        .add_section(
-            meeting.id,
-            &Section {
-                id: SectionId::parse("polis-rapport").unwrap(),
-                number: "2.1".into(),
-                title: "Polis".into(),
-                owner: SectionOwner::Agency {
-                    agency_id: polis.id,
-                },
-            },
-        )
-        .await
-        .unwrap();
-    let mut tokens = HashMap::from([
-        ("secretary", secretary),
-        ("admin", server.admin_token.clone()),
-    ]);
-    for (who, role, agency) in [
-        ("chair", Some(Role::Chair), None),
-        ("justerare", Some(Role::Justerare), None),
-        ("member", Some(Role::Member), None),
-        ("polis", Some(Role::Member), Some(polis.id)),
-        ("outsider", None, Some(polis.id)),
-    ] {
-        let (user, token) = agency_user_with_token(&server.db, who, false, agency).await;
-        if let Some(role) = role {
-            server
-                .db
-                .dir
-                .set_participant(meeting.id, user.id, role)
-                .await
-                .unwrap();
-        }
-        tokens.insert(who, token);
-    }
-    Council {
-        server,
-        meeting,
-        tokens,
-    }
+    Council::start_on(db, test_config(), &PLAN).await
 }
 
 /// A paragraph update for `root` in `doc`.
@@ -376,50 +286,31 @@ async fn sql_cannot_change_a_locked_protocol_or_append_to_its_log(backend: Backe
         ("rename a section", "UPDATE sections SET title = 'x'".into()),
     ];
     let insert = "INSERT INTO doc_updates (meeting_id, data) VALUES ($1, $2)";
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            for (what, sql) in &statements {
-                assert!(
-                    sqlx::query(sql).execute(&pool).await.is_err(),
-                    "{what} was allowed"
-                );
-            }
-            let appended = sqlx::query(insert)
-                .bind(meeting)
-                .bind(vec![0u8, 0])
-                .execute(&pool)
-                .await;
+    crate::with_pool!(backend, &db.url, |pool| {
+        for (what, sql) in &statements {
             assert!(
-                appended.is_err(),
-                "an append to a locked meeting's log was allowed"
+                sqlx::query(sql).execute(&pool).await.is_err(),
+                "{what} was allowed"
             );
         }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            for (what, sql) in &statements {
-                assert!(
-                    sqlx::query(sql).execute(&pool).await.is_err(),
-                    "{what} was allowed"
-                );
-            }
+        if backend == Backend::Postgres {
             assert!(
                 sqlx::query("TRUNCATE protocols CASCADE")
                     .execute(&pool)
                     .await
                     .is_err()
             );
-            let appended = sqlx::query(insert)
-                .bind(meeting)
-                .bind(vec![0u8, 0])
-                .execute(&pool)
-                .await;
-            assert!(
-                appended.is_err(),
-                "an append to a locked meeting's log was allowed"
-            );
         }
-    }
+        let appended = sqlx::query(insert)
+            .bind(meeting)
+            .bind(vec![0u8, 0])
+            .execute(&pool)
+            .await;
+        assert!(
+            appended.is_err(),
+            "an append to a locked meeting's log was allowed"
+        );
+    });
     let (_, view) = c.get("member", "/api/meetings/{m}/protocol").await;
     assert_eq!(
         view["locked"]["hash"],
@@ -440,24 +331,13 @@ async fn a_group_commit_refuses_only_the_locked_meeting(backend: Backend) {
     let draft = create_meeting(&database, "Utkast").await.id;
     let locked = create_meeting(&database, "Låst").await.id;
     let set_locked = "UPDATE meetings SET state = 'locked' WHERE id = $1";
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(set_locked)
-                .bind(locked.as_uuid())
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(set_locked)
-                .bind(locked.as_uuid())
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
+    crate::with_pool!(backend, &db.url, |pool| {
+        sqlx::query(set_locked)
+            .bind(locked.as_uuid())
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
     let batch = |meeting, n: u8| AppendBatch {
         meeting,
         updates: (0..n).map(|i| Bytes::from(vec![0, i])).collect(),
@@ -734,7 +614,7 @@ async fn exports_are_byte_identical_across_reloads_restarts_and_processes(backen
     restarted.stop().await;
     // Another process renders the same protocol.
     for format in formats {
-        let out = std::process::Command::new(crate::helpers::protokoll_bin())
+        let out = Cli::on(&db)
             .args([
                 "meeting",
                 "export",
@@ -742,15 +622,8 @@ async fn exports_are_byte_identical_across_reloads_restarts_and_processes(backen
                 "--format",
                 format,
             ])
-            .env("PROTOKOLL_DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .run();
+        assert!(out.ok, "{}", out.stderr);
         assert_eq!(out.stdout, first[format], "{format} from another process");
     }
     let canonical = &first["json"];
@@ -879,33 +752,12 @@ async fn an_untouched_export_verifies_and_a_changed_one_does_not(backend: Backen
                 .starts_with("does not match")
         );
     }
-    let by_hash: Value = anyone
-        .get(c.url(&format!("/api/verify/{hash}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_hash: Value = get_json(&anyone, c.url(&format!("/api/verify/{hash}"))).await;
     assert_eq!(by_hash["matches"], true);
     assert_eq!(by_hash["matched"], "protocol");
-    let page = anyone
-        .get(c.url(&format!("/verify?hash={}", "f".repeat(64))))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&anyone, c.url(&format!("/verify?hash={}", "f".repeat(64)))).await;
     assert!(page.contains("Stämmer inte"));
-    let keys: Value = anyone
-        .get(c.url("/.well-known/protokoll-signing-key"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = get_json(&anyone, c.url("/.well-known/protokoll-signing-key")).await;
     let key_id = by_hash["protocol"]["signature"]["key_id"].as_str().unwrap();
     assert!(
         keys["keys"]

@@ -3,7 +3,7 @@
 //! byte-identical for a viewer connected throughout and after a restart.
 
 use protokoll::{
-    people::{AgencyId, Role, Section, SectionId, SectionOwner},
+    people::{Role, Section, SectionId, SectionOwner},
     sync::protocol,
 };
 use rand::{Rng, SeedableRng};
@@ -12,65 +12,24 @@ use yrs::{
     XmlFragment, XmlOut, XmlTextPrelim, types::Attrs, updates::decoder::Decode,
 };
 
-use crate::helpers::*;
+use crate::{fixture::*, helpers::*};
 
-/// Two agencies with a section each, a secretary who watches.
-struct Council {
-    db: TestDb,
-    server: TestServer,
-    meeting: protokoll::meeting::Meeting,
-    polis: String,
-    skola: String,
-    secretary: String,
-    skola_agency: AgencyId,
-    polis_user: protokoll::people::UserId,
-}
+/// Two agencies with a section each, a secretary ("sekreterare") who
+/// watches.
+const PLAN: Plan = Plan {
+    title: "Guarded",
+    writable: false,
+    agencies: &["Polis", "Skola"],
+    sections: AGENCY_SECTIONS,
+    people: &[
+        POLIS,
+        SKOLA,
+        Person::new("sekreterare", Some(Role::Secretary)),
+    ],
+};
 
 async fn council(backend: Backend) -> Council {
-    let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let dir = &server.db.dir;
-    let polis_agency = dir.create_agency("Polis").await.unwrap().id;
-    let skola_agency = dir.create_agency("Skola").await.unwrap().id;
-    let meeting = create_meeting(&server.db, "Guarded").await;
-    let mut tokens = Vec::new();
-    let mut ids = Vec::new();
-    for (name, agency, role) in [
-        ("polis", Some(polis_agency), Role::Member),
-        ("skola", Some(skola_agency), Role::Member),
-        ("sekreterare", None, Role::Secretary),
-    ] {
-        let (user, token) = agency_user_with_token(&server.db, name, false, agency).await;
-        dir.set_participant(meeting.id, user.id, role)
-            .await
-            .unwrap();
-        tokens.push(token);
-        ids.push(user.id);
-    }
-    for (id, agency) in [("polis", polis_agency), ("skola", skola_agency)] {
-        dir.add_section(
-            meeting.id,
-            &Section {
-                id: SectionId::parse(id).unwrap(),
-                number: "2".into(),
-                title: id.into(),
-                owner: SectionOwner::Agency { agency_id: agency },
-            },
-        )
-        .await
-        .unwrap();
-    }
-    let [polis, skola, secretary] = <[String; 3]>::try_from(tokens).unwrap();
-    Council {
-        db,
-        server,
-        meeting,
-        polis,
-        skola,
-        secretary,
-        skola_agency,
-        polis_user: ids[0],
-    }
+    Council::start(backend, test_config(), &PLAN).await
 }
 
 /// What the school writes first: a paragraph of text, an empty paragraph
@@ -387,20 +346,20 @@ async fn refused(backend: Backend, attack: Attack, step2: bool) {
     let c = council(backend).await;
     let addr = c.server.addr;
     let id = c.meeting.id;
-    let mut skola = Client::connect(addr, id, &c.skola).await;
+    let mut skola = Client::connect(addr, id, &c.tokens["skola"]).await;
     // A one-byte client id, which the JSON differential needs.
     skola.doc = Doc::with_client_id(7);
     skola.until("synced", |s| s.synced).await;
     let setup = edit(&skola.doc, school_content);
     skola.send_raw(protocol::encode_update(&setup)).await;
-    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    let mut viewer = Client::synced(addr, id, &c.tokens["sekreterare"]).await;
     viewer
         .until("the school's text", |v| {
             v.section("section:skola").contains("skolans text")
         })
         .await;
     let before = viewer.section("section:skola");
-    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let mut polis = Client::synced(addr, id, &c.tokens["polis"]).await;
     polis
         .until("the school's text", |p| {
             p.section("section:skola").contains("skolans text")
@@ -453,8 +412,8 @@ async fn refused(backend: Backend, attack: Attack, step2: bool) {
     }
 
     c.server.stop().await;
-    let server = TestServer::start(&c.db).await;
-    let after = Client::synced(server.addr, id, &c.secretary).await;
+    let server = TestServer::start(c.db.as_ref().unwrap()).await;
+    let after = Client::synced(server.addr, id, &c.tokens["sekreterare"]).await;
     assert_eq!(after.section("section:skola"), expected, "after a restart");
     assert_eq!(after.section("section:polis"), "");
     server.stop().await;
@@ -506,10 +465,10 @@ async fn a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_anoth
 ) {
     let c = council(backend).await;
     let (addr, id) = (c.server.addr, c.meeting.id);
-    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let mut skola = Client::synced(addr, id, &c.tokens["skola"]).await;
     let setup = edit(&skola.doc, school_content);
     skola.send_raw(protocol::encode_update(&setup)).await;
-    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let mut polis = Client::synced(addr, id, &c.tokens["polis"]).await;
     polis
         .until("the school's text", |p| {
             p.section("section:skola").contains("skolans text")
@@ -532,7 +491,7 @@ async fn a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_anoth
         f.push_back(txn, XmlElementPrelim::empty("blockquote"));
     });
     skola.send_raw(protocol::encode_update(&marker)).await;
-    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    let mut viewer = Client::synced(addr, id, &c.tokens["sekreterare"]).await;
     viewer
         .until("the marker", |v| {
             v.section("section:skola").contains("<blockquote")
@@ -551,8 +510,8 @@ async fn a_client_that_keeps_its_connection_after_a_refusal_cannot_slip_in_anoth
 async fn a_reassigned_section_refuses_its_former_owner_at_once(backend: Backend) {
     let c = council(backend).await;
     let (addr, id) = (c.server.addr, c.meeting.id);
-    let mut polis = Client::synced(addr, id, &c.polis).await;
-    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    let mut polis = Client::synced(addr, id, &c.tokens["polis"]).await;
+    let mut viewer = Client::synced(addr, id, &c.tokens["sekreterare"]).await;
     polis.write("section:polis", "före").await;
     viewer
         .until("the police's edit", |v| {
@@ -560,9 +519,11 @@ async fn a_reassigned_section_refuses_its_former_owner_at_once(backend: Backend)
         })
         .await;
 
-    let reassigned = bearer_client(&c.secretary)
+    let reassigned = bearer_client(&c.tokens["sekreterare"])
         .patch(c.server.http(&format!("/api/meetings/{id}/agenda/polis")))
-        .json(&serde_json::json!({ "owner": { "kind": "agency", "agency_id": c.skola_agency } }))
+        .json(
+            &serde_json::json!({ "owner": { "kind": "agency", "agency_id": c.agencies["Skola"] } }),
+        )
         .send()
         .await
         .unwrap();
@@ -570,7 +531,7 @@ async fn a_reassigned_section_refuses_its_former_owner_at_once(backend: Backend)
     polis.write("section:polis", "efter").await;
     let (code, _) = polis.closed_by_server().await;
     assert_eq!(code, 4403);
-    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let mut skola = Client::synced(addr, id, &c.tokens["skola"]).await;
     skola.write("section:polis", "skolan tog över").await;
     viewer
         .until("the new owner's edit", |v| {
@@ -756,8 +717,8 @@ async fn random_edits_leave_each_section_with_only_its_owners_text(backend: Back
 async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
     let c = council(backend).await;
     let (addr, id) = (c.server.addr, c.meeting.id);
-    let mut polis = Client::synced(addr, id, &c.polis).await;
-    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    let mut polis = Client::synced(addr, id, &c.tokens["polis"]).await;
+    let mut viewer = Client::synced(addr, id, &c.tokens["sekreterare"]).await;
     polis.write("section:polis", "som ledamot").await;
     viewer
         .until("the member's edit", |v| {
@@ -765,11 +726,11 @@ async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
         })
         .await;
     let set_role = |role: &'static str| {
-        bearer_client(&c.secretary)
-            .put(
-                c.server
-                    .http(&format!("/api/meetings/{id}/participants/{}", c.polis_user)),
-            )
+        bearer_client(&c.tokens["sekreterare"])
+            .put(c.server.http(&format!(
+                "/api/meetings/{id}/participants/{}",
+                c.users["polis"].id
+            )))
             .json(&serde_json::json!({ "role": role }))
             .send()
     };
@@ -783,7 +744,7 @@ async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
         .await;
     assert_eq!(set_role("justerare").await.unwrap().status(), 204);
     assert_eq!(polis.closed_by_server().await.0, 1012);
-    let mut verifier = Client::synced(addr, id, &c.polis).await;
+    let mut verifier = Client::synced(addr, id, &c.tokens["polis"]).await;
     verifier.write("section:polis", "som justerare").await;
     assert_eq!(
         verifier.closed_by_server().await.0,
@@ -799,17 +760,17 @@ async fn a_changed_role_applies_to_open_connections_at_once(backend: Backend) {
 async fn writing_under_another_connections_client_id_is_refused(backend: Backend) {
     let c = council(backend).await;
     let (addr, id) = (c.server.addr, c.meeting.id);
-    let mut skola = Client::synced(addr, id, &c.skola).await;
+    let mut skola = Client::synced(addr, id, &c.tokens["skola"]).await;
     skola.set_presence(r#"{}"#).await;
     let victim = skola.client_id();
-    let mut viewer = Client::synced(addr, id, &c.secretary).await;
+    let mut viewer = Client::synced(addr, id, &c.tokens["sekreterare"]).await;
     viewer
         .until("the school's presence", |v| {
             v.presence.contains_key(&victim)
         })
         .await;
 
-    let mut polis = Client::synced(addr, id, &c.polis).await;
+    let mut polis = Client::synced(addr, id, &c.tokens["polis"]).await;
     let impostor = Doc::with_client_id(victim);
     let update = edit(&impostor, |txn| {
         let own = txn.get_or_insert_xml_fragment("section:polis");
@@ -850,14 +811,14 @@ mod waiting {
     /// The police's y-websocket-like client, connected but not yet
     /// answering the server's sync step 1 (it has not read it).
     async fn unanswered(c: &Council) -> Client {
-        Client::connect(c.server.addr, c.meeting.id, &c.polis).await
+        Client::connect(c.server.addr, c.meeting.id, &c.tokens["polis"]).await
     }
 
     async fn viewer_with_school_text(c: &Council) -> (Client, Client, String) {
-        let mut skola = Client::synced(c.server.addr, c.meeting.id, &c.skola).await;
+        let mut skola = c.ws("skola").await;
         let setup = edit(&skola.doc, school_content);
         skola.send_raw(protocol::encode_update(&setup)).await;
-        let mut viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        let mut viewer = c.ws("sekreterare").await;
         viewer
             .until("the school's text", |v| {
                 v.section("section:skola").contains("skolans text")
@@ -898,7 +859,7 @@ mod waiting {
     /// step 2 carrying the offline text. Accepted, all of it, in order.
     async fn a_keystroke_sent_before_the_sync_step_2_it_builds_on_waits_for_it(backend: Backend) {
         let c = council(backend).await;
-        let mut viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        let mut viewer = c.ws("sekreterare").await;
         let offline = Doc::new();
         let _typed_offline = edit(&offline, |txn| {
             let f = txn.get_or_insert_xml_fragment("section:polis");
@@ -939,27 +900,9 @@ mod waiting {
     /// fills the gap, in the school's section, is refused on its own.
     async fn a_gap_filled_with_a_forbidden_part_is_refused(backend: Backend) {
         let c = council(backend).await;
-        let (_skola, mut viewer, before) = viewer_with_school_text(&c).await;
-        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
-        let mut polis = unanswered(&c).await;
-        polis
-            .send_raw(protocol::encode_update(&ahead(fresh, "section:polis")))
-            .await;
-        let fill = craft::encode(&[paragraph_run(fresh, "section:skola")], &[], &[]);
-        let _ = polis.try_send(protocol::encode_update(&fill)).await;
-        let (code, reason) = polis.closed_by_server().await;
-        assert_eq!(code, 4403, "{reason}");
-        assert!(reason.contains("section skola"), "{reason}");
-        viewer.write("section:skola", "efter").await;
-        viewer
-            .until("the marker", |v| {
-                v.section("section:skola").contains("efter")
-            })
-            .await;
-        assert_eq!(
-            viewer.section("section:skola"),
-            format!("{before}<paragraph>efter</paragraph>")
-        );
+        let (_skola, mut viewer, before) =
+            gap_filled_and_refused(&c, "section:polis", "section:skola").await;
+        school_takes_a_marker(&mut viewer, &before).await;
         assert_eq!(viewer.section("section:polis"), "", "nothing of it applied");
         c.server.stop().await;
     }
@@ -969,20 +912,41 @@ mod waiting {
     /// refused, and nothing of it reaches the school's section.
     async fn a_waiting_update_is_checked_once_its_gap_is_filled(backend: Backend) {
         let c = council(backend).await;
-        let (_skola, mut viewer, before) = viewer_with_school_text(&c).await;
-        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
-        let mut polis = unanswered(&c).await;
-        polis
-            .send_raw(protocol::encode_update(&ahead(fresh, "section:skola")))
+        let (_skola, mut viewer, before) =
+            gap_filled_and_refused(&c, "section:skola", "section:polis").await;
+        viewer
+            .until("the filler", |v| v.section("section:polis").contains(">I<"))
             .await;
-        let fill = craft::encode(&[paragraph_run(fresh, "section:polis")], &[], &[]);
+        school_takes_a_marker(&mut viewer, &before).await;
+        c.server.stop().await;
+    }
+
+    /// From a connection that has not answered the server's sync step 1,
+    /// a block ahead of its clock in `waits`, then the part that fills its
+    /// gap in `fills`: the connection is refused for the school's section.
+    /// Returns the school, the viewer, and the school's text before.
+    async fn gap_filled_and_refused(
+        c: &Council,
+        waits: &str,
+        fills: &str,
+    ) -> (Client, Client, String) {
+        let (skola, viewer, before) = viewer_with_school_text(c).await;
+        let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
+        let mut polis = unanswered(c).await;
+        polis
+            .send_raw(protocol::encode_update(&ahead(fresh, waits)))
+            .await;
+        let fill = craft::encode(&[paragraph_run(fresh, fills)], &[], &[]);
         let _ = polis.try_send(protocol::encode_update(&fill)).await;
         let (code, reason) = polis.closed_by_server().await;
         assert_eq!(code, 4403, "{reason}");
         assert!(reason.contains("section skola"), "{reason}");
-        viewer
-            .until("the filler", |v| v.section("section:polis").contains(">I<"))
-            .await;
+        (skola, viewer, before)
+    }
+
+    /// The school writes a marker after all that: its section is what it
+    /// was, and the marker.
+    async fn school_takes_a_marker(viewer: &mut Client, before: &str) {
         viewer.write("section:skola", "efter").await;
         viewer
             .until("the marker", |v| {
@@ -993,7 +957,6 @@ mod waiting {
             viewer.section("section:skola"),
             format!("{before}<paragraph>efter</paragraph>")
         );
-        c.server.stop().await;
     }
 
     /// A gap nothing is coming to fill: after the connection has answered
@@ -1001,7 +964,7 @@ mod waiting {
     async fn a_gap_after_the_sync_is_refused_at_once(backend: Backend) {
         let c = council(backend).await;
         let fresh: u64 = rand::rng().random_range(1_000_000..2_000_000);
-        let mut polis = Client::synced(c.server.addr, c.meeting.id, &c.polis).await;
+        let mut polis = c.ws("polis").await;
         let started = std::time::Instant::now();
         polis
             .send_raw(protocol::encode_update(&ahead(fresh, "section:polis")))
@@ -1030,7 +993,7 @@ mod waiting {
         assert_eq!(code, 4403, "{reason}");
         assert!(reason.contains("never received"), "{reason}");
         assert!(started.elapsed() >= protokoll::sync::waiting::MAX_WAIT);
-        let viewer = Client::synced(c.server.addr, c.meeting.id, &c.secretary).await;
+        let viewer = c.ws("sekreterare").await;
         assert_eq!(viewer.section("section:polis"), "");
         c.server.stop().await;
     }

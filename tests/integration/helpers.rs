@@ -62,6 +62,25 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Runs `body` with `$pool` a connection pool of the test database's own
+/// kind (`sqlx::SqlitePool` or `sqlx::PgPool`), for SQL the server's store
+/// does not offer; the body is written once and compiled for both.
+#[macro_export]
+macro_rules! with_pool {
+    ($backend:expr, $url:expr, |$pool:ident| $body:expr) => {
+        match $backend {
+            $crate::helpers::Backend::Sqlite => {
+                let $pool = sqlx::SqlitePool::connect($url).await.unwrap();
+                $body
+            }
+            $crate::helpers::Backend::Postgres => {
+                let $pool = sqlx::PgPool::connect($url).await.unwrap();
+                $body
+            }
+        }
+    };
+}
+
 /// Test logs stay silent unless `TEST_LOG` is set.
 pub fn init_logs() {
     static ONCE: Once = Once::new();
@@ -239,6 +258,16 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .unwrap()
+}
+
+/// `GET url` with `http`: the body as text.
+pub async fn get_text(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// `GET url` with `http`: the body as JSON.
+pub async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 pub async fn create_meeting(db: &Database, title: &str) -> Meeting {
@@ -490,6 +519,110 @@ impl ProcessServer {
 /// target directory and overwrite each other's `debug/protokoll`).
 pub fn protokoll_bin() -> String {
     std::env::var("PROTOKOLL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_protokoll").into())
+}
+
+/// What one run of the `protokoll` command did: whether it succeeded, and
+/// what it printed.
+pub struct Ran {
+    pub ok: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// What it printed on stdout, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).unwrap()
+    }
+}
+
+/// The `protokoll` command, run as a script runs it: arguments, an
+/// environment, and maybe text on stdin (otherwise nothing: stdin is null).
+pub struct Cli {
+    command: std::process::Command,
+    stdin: Option<String>,
+}
+
+impl Cli {
+    /// The bare command, with the test process's environment.
+    pub fn bare() -> Self {
+        Self {
+            command: std::process::Command::new(protokoll_bin()),
+            stdin: None,
+        }
+    }
+
+    /// On a test's database (`PROTOKOLL_DATABASE_URL`), logging warnings
+    /// only (`RUST_LOG=warn`).
+    pub fn on(db: &TestDb) -> Self {
+        Self::bare()
+            .env("PROTOKOLL_DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Text written to its stdin, which then ends.
+    pub fn stdin(mut self, text: Option<&str>) -> Self {
+        self.stdin = text.map(str::to_owned);
+        self
+    }
+
+    /// Runs it to the end.
+    pub fn run(mut self) -> Ran {
+        use std::io::Write;
+        let stdin = match self.stdin {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        };
+        let mut child = self
+            .command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the protokoll binary");
+        if let Some(text) = self.stdin {
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        Ran {
+            ok: out.status.success(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// `protokoll ARGS` on a test's database: whether it succeeded, its stdout
+/// and its stderr.
+pub fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let ran = Cli::on(db).args(args).stdin(stdin).run();
+    (ran.ok, ran.text(), ran.stderr)
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 pub fn sync_url(addr: SocketAddr, meeting: MeetingId, token: &str) -> String {

@@ -34,8 +34,59 @@ pub async fn npm_packages() -> &'static PathBuf {
     .await
 }
 
-async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
+/// `node SCRIPT ARGS...` in the interop folder, signed in with `token`;
+/// killed if the test ends first.
+async fn node(script: &str, args: &[String], token: &str) -> tokio::process::Command {
     let dir = npm_packages().await;
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(script)
+        .args(args)
+        .env("PROTOKOLL_TOKEN", token)
+        .current_dir(dir)
+        .kill_on_drop(true);
+    command
+}
+
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// Starts a node script that is told what to do on its stdin and reports
+/// in lines on its stdout.
+fn converse(
+    mut command: tokio::process::Command,
+    stderr: Stdio,
+) -> (tokio::process::Child, tokio::process::ChildStdin, Lines) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("node must be installed for the interop tests");
+    let stdin = child.stdin.take().unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, stdin, lines)
+}
+
+/// The secretary's script of `ROUNDS` rounds (`reconnect.mjs`,
+/// `offline.mjs`) in the meeting, conversing; the meeting's first server.
+async fn rounds_script(
+    server: &TestServer,
+    meeting: protokoll::meeting::MeetingId,
+    script: &str,
+    rounds: usize,
+) -> (tokio::process::Child, tokio::process::ChildStdin, Lines) {
+    let args = [
+        format!("ws://{}/sync", server.addr),
+        meeting.to_string(),
+        rounds.to_string(),
+    ];
+    let mut command = node(script, &args, &server.writer()).await;
+    command.env("INTEROP_TIMEOUT_MS", "60000");
+    converse(command, Stdio::piped())
+}
+
+async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Interop").await;
@@ -45,17 +96,12 @@ async fn npm_clients_and_a_rust_client_converge(backend: Backend) {
     let markers = ["node-1", "node-2", "rust-1"];
     let mut nodes = Vec::new();
     for marker in &markers[..2] {
-        let child = tokio::process::Command::new("node")
-            .arg("client.mjs")
-            .arg(&base)
-            .arg(meeting.id.to_string())
-            .arg(marker)
-            .args(markers)
-            .env("PROTOKOLL_TOKEN", server.writer())
-            .current_dir(dir)
+        let mut args = vec![base.clone(), meeting.id.to_string(), marker.to_string()];
+        args.extend(markers.map(String::from));
+        let child = node("client.mjs", &args, &server.writer())
+            .await
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("node must be installed for the interop tests");
         nodes.push(child);
@@ -94,7 +140,6 @@ crate::on_both_backends!(npm_clients_and_a_rust_client_converge);
 /// A real y-websocket client whose update the guard refuses gets the
 /// permission-denied message and is disconnected; the others carry on.
 async fn a_refused_npm_client_gets_permission_denied_and_is_disconnected(backend: Backend) {
-    let dir = npm_packages().await;
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Refusal").await;
@@ -111,15 +156,17 @@ async fn a_refused_npm_client_gets_permission_denied_and_is_disconnected(backend
 
     let out = tokio::time::timeout(
         DEADLINE,
-        tokio::process::Command::new("node")
-            .arg("refused.mjs")
-            .arg(format!("ws://{}/sync", server.addr))
-            .arg(meeting.id.to_string())
-            .arg("section:skola")
-            .env("PROTOKOLL_TOKEN", &token)
-            .current_dir(dir)
-            .kill_on_drop(true)
-            .output(),
+        node(
+            "refused.mjs",
+            &[
+                format!("ws://{}/sync", server.addr),
+                meeting.id.to_string(),
+                "section:skola".into(),
+            ],
+            &token,
+        )
+        .await
+        .output(),
     )
     .await
     .expect("node client finishes in time")
@@ -160,31 +207,16 @@ mod refusal {
 /// in its section, round after round. Another person using that client id
 /// is refused.
 async fn an_npm_client_keeps_writing_across_ten_dropped_sockets(backend: Backend) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::AsyncWriteExt;
 
     const ROUNDS: usize = 10;
-    let dir = npm_packages().await;
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Flaky network").await;
     let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
 
-    let mut child = tokio::process::Command::new("node")
-        .arg("reconnect.mjs")
-        .arg(format!("ws://{}/sync", server.addr))
-        .arg(meeting.id.to_string())
-        .arg(ROUNDS.to_string())
-        .env("PROTOKOLL_TOKEN", server.writer())
-        .env("INTEROP_TIMEOUT_MS", "60000")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed for the interop tests");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdin, mut lines) =
+        rounds_script(&server, meeting.id, "reconnect.mjs", ROUNDS).await;
     let mut victim = 0u64;
     for round in 0..ROUNDS {
         let line = tokio::time::timeout(DEADLINE, lines.next_line())
@@ -248,62 +280,36 @@ mod reconnect {
 /// its own: a browser showing a section it may not write sends such a
 /// deletion too. It must stay connected (the deletion is not applied).
 async fn a_viewer_whose_yjs_tidies_another_sections_formatting_stays_connected(backend: Backend) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::AsyncWriteExt;
     use yrs::{Text, WriteTxn, XmlFragment, XmlOut, types::Attrs};
 
-    let dir = npm_packages().await;
-    let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let dir_ = &server.db.dir;
-    let polis_agency = dir_.create_agency("Polis").await.unwrap().id;
-    let skola_agency = dir_.create_agency("Skola").await.unwrap().id;
-    let meeting = create_meeting(&server.db, "Formatting").await;
-    let (polis, polis_token) =
-        agency_user_with_token(&server.db, "polis", false, Some(polis_agency)).await;
-    let (skola, skola_token) =
-        agency_user_with_token(&server.db, "skola", false, Some(skola_agency)).await;
-    for user in [&polis, &skola] {
-        dir_.set_participant(meeting.id, user.id, protokoll::people::Role::Member)
-            .await
-            .unwrap();
-    }
-    for (id, agency) in [("polis", polis_agency), ("skola", skola_agency)] {
-        dir_.add_section(
-            meeting.id,
-            &protokoll::people::Section {
-                id: protokoll::people::SectionId::parse(id).unwrap(),
-                number: "2".into(),
-                title: id.into(),
-                owner: protokoll::people::SectionOwner::Agency { agency_id: agency },
-            },
-        )
-        .await
-        .unwrap();
-    }
-    let mut first = Client::synced(server.addr, meeting.id, &skola_token).await;
+    use crate::fixture::{AGENCY_SECTIONS, Council, POLIS, Plan, SKOLA};
+    const PLAN: Plan = Plan {
+        title: "Formatting",
+        writable: false,
+        agencies: &["Polis", "Skola"],
+        sections: AGENCY_SECTIONS,
+        people: &[POLIS, SKOLA],
+    };
+    let c = Council::start(backend, test_config(), &PLAN).await;
+    let (server, meeting) = (&c.server, &c.meeting);
+    let (polis_token, skola_token) = (&c.tokens["polis"], &c.tokens["skola"]);
+    let mut first = Client::synced(server.addr, meeting.id, skola_token).await;
     first.write("section:skola", "skolans text").await;
-    let mut second = Client::synced(server.addr, meeting.id, &skola_token).await;
+    let mut second = Client::synced(server.addr, meeting.id, skola_token).await;
     second
         .until("the text", |c| {
             c.section("section:skola").contains("skolans")
         })
         .await;
-    let mut child = tokio::process::Command::new("node")
-        .arg("tidy.mjs")
-        .arg(format!("ws://{}/sync", server.addr))
-        .arg(meeting.id.to_string())
-        .arg("section:skola")
-        .arg("section:polis")
-        .env("PROTOKOLL_TOKEN", &polis_token)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed for the interop tests");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let args = [
+        format!("ws://{}/sync", server.addr),
+        meeting.id.to_string(),
+        "section:skola".into(),
+        "section:polis".into(),
+    ];
+    let (mut child, mut stdin, mut lines) =
+        converse(node("tidy.mjs", &args, polis_token).await, Stdio::null());
     let mut next_line = async || {
         tokio::time::timeout(DEADLINE, lines.next_line())
             .await
@@ -363,7 +369,7 @@ async fn a_viewer_whose_yjs_tidies_another_sections_formatting_stays_connected(b
         fragment_text(&stored, "section:skola"),
         observer.section("section:skola")
     );
-    server.stop().await;
+    c.server.stop().await;
 }
 
 fn protocol_update(update: &[u8]) -> bytes::Bytes {
@@ -382,31 +388,16 @@ mod tidy {
 /// refused as a gap in its client's history. Three rounds; every character
 /// is stored and seen by another client, and nobody is refused.
 async fn offline_keystrokes_and_one_typed_as_the_socket_opens_all_arrive(backend: Backend) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::AsyncWriteExt;
 
     const ROUNDS: usize = 3;
-    let dir = npm_packages().await;
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let meeting = server.meeting("Offline").await;
     let mut viewer = Client::synced(server.addr, meeting.id, &server.admin_token).await;
 
-    let mut child = tokio::process::Command::new("node")
-        .arg("offline.mjs")
-        .arg(format!("ws://{}/sync", server.addr))
-        .arg(meeting.id.to_string())
-        .arg(ROUNDS.to_string())
-        .env("PROTOKOLL_TOKEN", server.writer())
-        .env("INTEROP_TIMEOUT_MS", "60000")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed for the interop tests");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut stdin, mut lines) =
+        rounds_script(&server, meeting.id, "offline.mjs", ROUNDS).await;
     let mut expected = String::new();
     for round in 0..ROUNDS {
         expected.push_str(&format!("abcde{round}"));
@@ -453,7 +444,7 @@ mod offline {
 pub struct Typist {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    lines: Lines,
 }
 
 /// What a typist typed, and how its connections ended.
@@ -471,28 +462,15 @@ impl Typist {
         root: &str,
         token: &str,
     ) -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let dir = npm_packages().await;
-        let mut child = tokio::process::Command::new("node")
-            .arg("typist.mjs")
-            .arg(ws_base)
-            .arg(meeting.to_string())
-            .arg(root)
-            .env("PROTOKOLL_TOKEN", token)
-            .env("INTEROP_TIMEOUT_MS", "60000")
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node must be installed for the interop tests");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let args = [ws_base.to_owned(), meeting.to_string(), root.to_owned()];
+        let mut command = node("typist.mjs", &args, token).await;
+        command.env("INTEROP_TIMEOUT_MS", "60000");
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let (child, stdin, mut lines) = converse(command, stderr);
         let ready = tokio::time::timeout(DEADLINE, lines.next_line())
             .await
             .expect("the typist syncs in time")
@@ -552,7 +530,6 @@ impl Typist {
 async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
     const ROUNDS: usize = 50;
     init_logs();
-    let dir = npm_packages().await;
     let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(&db).await;
     let nginx = crate::cluster::Nginx::start(&[server.addr]).await;
@@ -568,17 +545,19 @@ async fn a_refused_client_that_keeps_typing_reads_4403_every_time() {
     for (way, addr) in [("directly", server.addr), ("through nginx", nginx.addr)] {
         let out = tokio::time::timeout(
             DEADLINE * 2,
-            tokio::process::Command::new("node")
-                .arg("refusals.mjs")
-                .arg(format!("ws://{addr}/sync"))
-                .arg(meeting.id.to_string())
-                .arg("section:interop")
-                .arg(ROUNDS.to_string())
-                .env("PROTOKOLL_TOKEN", &token)
-                .env("INTEROP_TIMEOUT_MS", "110000")
-                .current_dir(dir)
-                .kill_on_drop(true)
-                .output(),
+            node(
+                "refusals.mjs",
+                &[
+                    format!("ws://{addr}/sync"),
+                    meeting.id.to_string(),
+                    "section:interop".into(),
+                    ROUNDS.to_string(),
+                ],
+                &token,
+            )
+            .await
+            .env("INTEROP_TIMEOUT_MS", "110000")
+            .output(),
         )
         .await
         .expect("node client finishes in time")

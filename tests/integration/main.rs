@@ -1,6 +1,7 @@
 //! Integration tests: the real server on an ephemeral port, real sockets,
 //! real databases (a SQLite file and a Postgres database per test).
 
+mod fixture;
 mod helpers;
 
 mod access;

@@ -62,15 +62,11 @@ fn trips(metrics: &str, name: &str) -> f64 {
 }
 
 async fn meeting_json(server: &TestServer, meeting: protokoll::meeting::MeetingId) -> Value {
-    server
-        .http_client()
-        .get(server.http(&format!("/api/meetings/{meeting}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(
+        &server.http_client(),
+        server.http(&format!("/api/meetings/{meeting}")),
+    )
+    .await
 }
 
 /// The 40 x 900 KiB paste of the issue, into the sender's own section and

@@ -16,32 +16,16 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::helpers::*;
+use crate::{fixture::*, helpers::*};
 use protokoll::{
-    auth::{password, throttle::MAX_FAILURES},
+    auth::throttle::MAX_FAILURES,
     config::ServerConfig,
-    meeting::Meeting,
-    people::{AgencyId, NewPassword, Role, User, Username},
-    store::{Database, NewUser},
+    people::{AgencyId, Role, User, Username},
+    store::Database,
 };
 
-const PASSWORD: &str = "ett långt lösenord";
-
 async fn password_user(db: &Database, username: &str, agency: Option<AgencyId>) -> User {
-    let hash = password::hash(NewPassword::parse(PASSWORD).unwrap())
-        .await
-        .unwrap();
-    db.dir
-        .create_user(NewUser {
-            username: Username::parse(username).unwrap(),
-            display_name: format!("{username} (test)"),
-            agency,
-            is_admin: false,
-            password_hash: Some(hash),
-            vouched_by: protokoll::people::Voucher::CommandLine,
-        })
-        .await
-        .unwrap()
+    crate::fixture::password_user(db, username, &format!("{username} (test)"), agency).await
 }
 
 struct SignIn {
@@ -88,16 +72,6 @@ fn quiet() -> Stdio {
     }
 }
 
-/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -142,58 +116,20 @@ async fn first_close(ws: &mut Ws) -> (u16, String) {
 
 /// A council: the Polis agency, one meeting, a (non-admin) secretary, a
 /// member and an outsider, each with an API token; the server's admin.
-struct Council {
-    server: TestServer,
-    meeting: Meeting,
-    polis: AgencyId,
-    users: HashMap<&'static str, User>,
-    tokens: HashMap<&'static str, String>,
-}
+const PLAN: Plan = Plan {
+    title: "Lokala Brå",
+    writable: false,
+    agencies: &["Polis"],
+    sections: &[],
+    people: &[
+        Person::new("secretary", Some(Role::Secretary)),
+        Person::new("member", Some(Role::Member)),
+        Person::new("outsider", None),
+    ],
+};
 
 impl Council {
-    async fn new(db: &TestDb, config: ServerConfig) -> Self {
-        let server = TestServer::start_with(db, config).await;
-        let polis = server.db.dir.create_agency("Polis").await.unwrap().id;
-        let meeting = create_meeting(&server.db, "Lokala Brå").await;
-        let mut users = HashMap::new();
-        let mut tokens = HashMap::new();
-        tokens.insert("admin", server.admin_token.clone());
-        for (who, role) in [
-            ("secretary", Some(Role::Secretary)),
-            ("member", Some(Role::Member)),
-            ("outsider", None),
-        ] {
-            let (user, token) = user_with_token(&server.db, who, false).await;
-            if let Some(role) = role {
-                server
-                    .db
-                    .dir
-                    .set_participant(meeting.id, user.id, role)
-                    .await
-                    .unwrap();
-            }
-            users.insert(who, user);
-            tokens.insert(who, token);
-        }
-        Self {
-            server,
-            meeting,
-            polis,
-            users,
-            tokens,
-        }
-    }
-
-    fn client(&self, who: &str) -> reqwest::Client {
-        bearer_client(&self.tokens[who])
-    }
-
-    fn url(&self, path: &str) -> String {
-        self.server
-            .http(&path.replace("{m}", &self.meeting.id.to_string()))
-    }
-
-    async fn invite(&self, who: &str, body: Value) -> reqwest::Response {
+    async fn invite_with(&self, who: &str, body: Value) -> reqwest::Response {
         self.client(who)
             .post(self.url("/api/meetings/{m}/invitations"))
             .json(&body)
@@ -202,7 +138,7 @@ impl Council {
             .unwrap()
     }
 
-    async fn accept(&self, secret: &str) -> reqwest::Response {
+    async fn accept_link(&self, secret: &str) -> reqwest::Response {
         reqwest::Client::new()
             .post(self.url(&format!("/api/invitations/{secret}/accept")))
             .json(&json!({ "password": "nyans eget lösenord" }))
@@ -445,7 +381,7 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own(backend: Bac
 
 async fn padded_or_lookalike_usernames_are_one_name_everywhere(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     password_user(&c.server.db, "skola", None).await;
     password_user(&c.server.db, "polis", None).await;
     let base = format!("http://{}", c.server.addr);
@@ -492,18 +428,15 @@ async fn padded_or_lookalike_usernames_are_one_name_everywhere(backend: Backend)
     assert_eq!(taken.status(), 409);
     // So do invitations.
     let invited = c
-        .invite(
+        .invite_with(
             "secretary",
             json!({ "username": "\u{a0}Brand.Berit\u{3000}", "display_name": "Berit", "role": "member" }),
         )
         .await;
     assert_eq!(invited.status(), 201);
     let pending = json_of(
-        c.client("secretary")
-            .get(c.url("/api/meetings/{m}/invitations"))
-            .send()
-            .await
-            .unwrap(),
+        c.get_raw("secretary", "/api/meetings/{m}/invitations")
+            .await,
     )
     .await;
     assert_eq!(pending[0]["username"], "brand.berit");
@@ -637,9 +570,9 @@ async fn sockets_stop_short_of_the_descriptor_limit(backend: Backend) {
 
 async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let issued = c
-        .invite(
+        .invite_with(
             "secretary",
             json!({ "username": "ny.sekreterare", "display_name": "Ny Sekreterare", "role": "secretary" }),
         )
@@ -647,7 +580,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
     assert_eq!(issued.status(), 201);
     let first = json_of(issued).await;
     let second = json_of(
-        c.invite(
+        c.invite_with(
             "secretary",
             json!({ "username": "ny.ledamot", "display_name": "Ny Ledamot", "role": "member" }),
         )
@@ -657,11 +590,8 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
 
     // The secretary lists them: who, what role, sent by whom; no secret.
     let listed = c
-        .client("secretary")
-        .get(c.url("/api/meetings/{m}/invitations"))
-        .send()
-        .await
-        .unwrap();
+        .get_raw("secretary", "/api/meetings/{m}/invitations")
+        .await;
     assert_eq!(listed.status(), 200);
     let text = listed.text().await.unwrap();
     for issued in [&first, &second] {
@@ -678,12 +608,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
     );
     assert!(listed[0]["expires_at"].is_string());
     for (who, status) in [("member", 403), ("outsider", 404)] {
-        let refused = c
-            .client(who)
-            .get(c.url("/api/meetings/{m}/invitations"))
-            .send()
-            .await
-            .unwrap();
+        let refused = c.get_raw(who, "/api/meetings/{m}/invitations").await;
         assert_eq!(refused.status(), status, "{who} lists invitations");
     }
 
@@ -700,7 +625,9 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
     assert_eq!(revoke(&second["id"], "secretary").await, 204);
     assert_eq!(revoke(&second["id"], "secretary").await, 404);
     assert_eq!(
-        c.accept(second["secret"].as_str().unwrap()).await.status(),
+        c.accept_link(second["secret"].as_str().unwrap())
+            .await
+            .status(),
         404
     );
 
@@ -722,7 +649,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
         .await
         .unwrap();
     assert_eq!(shown.status(), 404);
-    assert_eq!(c.accept(secret).await.status(), 404);
+    assert_eq!(c.accept_link(secret).await.status(), 404);
     let gone = c
         .server
         .db
@@ -741,7 +668,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
         .await
         .unwrap();
     let third = json_of(
-        c.invite(
+        c.invite_with(
             "secretary",
             json!({ "username": "tredje", "display_name": "Tredje", "role": "chair" }),
         )
@@ -754,7 +681,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
         .remove_participant(c.meeting.id, c.users["secretary"].id)
         .await
         .unwrap();
-    let refused = c.accept(third["secret"].as_str().unwrap()).await;
+    let refused = c.accept_link(third["secret"].as_str().unwrap()).await;
     assert_eq!(refused.status(), 403);
     let body = json_of(refused).await;
     assert!(
@@ -771,7 +698,7 @@ async fn invitations_end_when_their_sender_may_no_longer_invite(backend: Backend
 
 async fn only_administrators_put_people_in_agencies_or_let_them_create_meetings(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let create = |who: &'static str| {
         let http = c.client(who);
         let url = c.url("/api/meetings");
@@ -818,33 +745,33 @@ async fn only_administrators_put_people_in_agencies_or_let_them_create_meetings(
 
     // A secretary may not put anyone in an agency.
     let into_polis = c
-        .invite(
+        .invite_with(
             "secretary",
-            json!({ "username": "fake-polis", "display_name": "Polisen", "agency_id": c.polis, "role": "member" }),
+            json!({ "username": "fake-polis", "display_name": "Polisen", "agency_id": c.agencies["Polis"], "role": "member" }),
         )
         .await;
     assert_eq!(into_polis.status(), 403);
     let plain = json_of(
-        c.invite(
+        c.invite_with(
             "secretary",
             json!({ "username": "fake-polis", "display_name": "Polisen", "role": "member" }),
         )
         .await,
     )
     .await;
-    let accepted = c.accept(plain["secret"].as_str().unwrap()).await;
+    let accepted = c.accept_link(plain["secret"].as_str().unwrap()).await;
     assert_eq!(accepted.status(), 201);
     assert_eq!(json_of(accepted).await["agency"], Value::Null);
     // An administrator may.
     let real = json_of(
-        c.invite(
+        c.invite_with(
             "admin",
-            json!({ "username": "riktig-polis", "display_name": "Kommunpolisen", "agency_id": c.polis, "role": "member" }),
+            json!({ "username": "riktig-polis", "display_name": "Kommunpolisen", "agency_id": c.agencies["Polis"], "role": "member" }),
         )
         .await,
     )
     .await;
-    let accepted = json_of(c.accept(real["secret"].as_str().unwrap()).await).await;
+    let accepted = json_of(c.accept_link(real["secret"].as_str().unwrap()).await).await;
     assert_eq!(accepted["agency"]["name"], "Polis");
 
     // Administrators give the right when creating an account too.
@@ -884,7 +811,7 @@ async fn only_administrators_put_people_in_agencies_or_let_them_create_meetings(
 
 async fn a_password_reset_revokes_api_tokens_and_closes_connections(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let anna = password_user(&c.server.db, "anna", None).await;
     c.server
         .db
@@ -950,46 +877,32 @@ async fn a_password_reset_revokes_api_tokens_and_closes_connections(backend: Bac
 
     // Administrators see any user's tokens and revoke any.
     let listed = c
-        .client("admin")
-        .get(c.url(&format!("/api/admin/users/{}/tokens", anna.id)))
-        .send()
-        .await
-        .unwrap();
+        .get_raw("admin", &format!("/api/admin/users/{}/tokens", anna.id))
+        .await;
     assert_eq!(listed.status(), 200);
     let listed = json_of(listed).await;
     assert_eq!(listed[0]["id"], issued["token"]["id"]);
     assert!(listed[0]["revoked_at"].is_string(), "{listed}");
     let members = json_of(
-        c.client("admin")
-            .get(c.url(&format!("/api/admin/users/{}/tokens", c.users["member"].id)))
-            .send()
-            .await
-            .unwrap(),
+        c.get_raw(
+            "admin",
+            &format!("/api/admin/users/{}/tokens", c.users["member"].id),
+        )
+        .await,
     )
     .await;
     let member_token = members[0]["id"].as_str().unwrap();
     for (who, status) in [("secretary", 403), ("admin", 204)] {
         let revoked = c
-            .client(who)
-            .delete(c.url(&format!("/api/admin/tokens/{member_token}")))
-            .send()
-            .await
-            .unwrap();
+            .delete_raw(who, &format!("/api/admin/tokens/{member_token}"))
+            .await;
         assert_eq!(revoked.status(), status, "{who} revokes the member's token");
     }
-    let member = c
-        .client("member")
-        .get(c.url("/api/me"))
-        .send()
-        .await
-        .unwrap();
+    let member = c.get_raw("member", "/api/me").await;
     assert_eq!(member.status(), 401);
     let refused = c
-        .client("secretary")
-        .get(c.url(&format!("/api/admin/users/{}/tokens", anna.id)))
-        .send()
-        .await
-        .unwrap();
+        .get_raw("secretary", &format!("/api/admin/users/{}/tokens", anna.id))
+        .await;
     assert_eq!(refused.status(), 403);
     c.server.stop().await;
 }
@@ -998,7 +911,7 @@ async fn a_password_reset_revokes_api_tokens_and_closes_connections(backend: Bac
 
 async fn a_token_in_the_url_is_accepted_only_on_the_websocket_endpoint(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let token = &c.tokens["member"];
     password_user(&c.server.db, "anna", None).await;
     let base = format!("http://{}", c.server.addr);
@@ -1042,12 +955,7 @@ async fn a_token_in_the_url_is_accepted_only_on_the_websocket_endpoint(backend: 
         .unwrap();
     assert_eq!(login.status(), 401);
     // The header still works, and the WebSocket URL still takes the token.
-    let me = c
-        .client("member")
-        .get(c.url("/api/me"))
-        .send()
-        .await
-        .unwrap();
+    let me = c.get_raw("member", "/api/me").await;
     assert_eq!(me.status(), 200);
     let ws = Client::synced(c.server.addr, c.meeting.id, token).await;
     assert!(ws.synced);
@@ -1058,7 +966,7 @@ async fn a_token_in_the_url_is_accepted_only_on_the_websocket_endpoint(backend: 
 
 async fn names_and_titles_refuse_bidirectional_controls_and_line_separators(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     password_user(&c.server.db, "anna", None).await;
     let admin = c.client("admin");
     let secretary = c.client("secretary");
@@ -1155,7 +1063,7 @@ async fn names_and_titles_refuse_bidirectional_controls_and_line_separators(back
 
 async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let c = Council::new(&db, test_config()).await;
+    let c = Council::start_on(&db, test_config(), &PLAN).await;
     let mut timings: HashMap<bool, Vec<Duration>> = HashMap::new();
     let mut secrets = Vec::new();
     for i in 0..15 {
@@ -1167,7 +1075,7 @@ async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Back
             };
             let started = Instant::now();
             let response = c
-                .invite(
+                .invite_with(
                     "secretary",
                     json!({ "username": username, "display_name": "Någon", "role": "member" }),
                 )
@@ -1198,7 +1106,7 @@ async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Back
 
     // Only the invitee learns it, when accepting; nothing is created.
     for (taken, secret) in secrets {
-        let response = c.accept(&secret).await;
+        let response = c.accept_link(&secret).await;
         if taken {
             assert_eq!(response.status(), 409);
             let body = json_of(response).await;
@@ -1213,12 +1121,7 @@ async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Back
             assert_eq!(response.status(), 201);
         }
     }
-    let member = c
-        .client("member")
-        .get(c.url("/api/me"))
-        .send()
-        .await
-        .unwrap();
+    let member = c.get_raw("member", "/api/me").await;
     assert_eq!(
         json_of(member).await["display_name"],
         "member (test)",
@@ -1228,30 +1131,6 @@ async fn an_invitation_does_not_reveal_whether_a_username_is_taken(backend: Back
 }
 
 // ---- the command line --------------------------------------------------------------
-
-fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(crate::helpers::protokoll_bin())
-        .args(args)
-        .env("PROTOKOLL_DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 async fn the_cli_normalises_names_grants_meeting_creation_and_revokes_tokens_on_reset(
     backend: Backend,

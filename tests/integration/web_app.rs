@@ -45,14 +45,7 @@ async fn the_app_is_served_with_security_headers_caching_and_its_routes() {
     }
 
     // The hashed script: long cache, revalidation by ETag, compression.
-    let html = http
-        .get(server.http("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&http, server.http("/")).await;
     let script = html
         .split(r#"src=""#)
         .nth(1)
@@ -211,14 +204,7 @@ async fn a_meeting_from_an_earlier_one_copies_agenda_owners_and_participants(bac
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap();
-    let view: Value = secretary
-        .get(server.http(&format!("/api/meetings/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: Value = get_json(&secretary, server.http(&format!("/api/meetings/{id}"))).await;
     assert_eq!(view["your_role"], "secretary");
     let agenda = view["agenda"].as_array().unwrap();
     assert_eq!(agenda.len(), 1 + TEST_SECTIONS.len());
@@ -262,14 +248,7 @@ async fn a_meeting_from_an_earlier_one_copies_agenda_owners_and_participants(bac
     assert_eq!(polis.section("section:rapport"), "<paragraph></paragraph>");
     polis.write("section:rapport", "ny rapport").await;
     // The list shows your role in each meeting.
-    let list: Value = bearer_client(&polis_token)
-        .get(server.http("/api/meetings"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&bearer_client(&polis_token), server.http("/api/meetings")).await;
     assert!(
         list.as_array()
             .unwrap()
@@ -394,14 +373,7 @@ async fn an_invitation_names_its_meeting(backend: Backend) {
         .await
         .unwrap();
     let secret = issued["secret"].as_str().unwrap();
-    let shown: Value = plain()
-        .get(server.http(&format!("/api/invitations/{secret}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = get_json(&plain(), server.http(&format!("/api/invitations/{secret}"))).await;
     assert_eq!(shown["meeting_id"], id.as_str());
     server.stop().await;
 }
@@ -487,14 +459,7 @@ async fn the_verification_page_is_styled_under_the_apps_content_security_policy(
         );
         assert!(html.contains(r#"<html lang="sv">"#));
     }
-    let wrong = http
-        .get(server.http("/verify?hash=nonsense"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let wrong = get_text(&http, server.http("/verify?hash=nonsense")).await;
     assert!(wrong.contains("64 tecken"), "{wrong}");
 
     let css = http.get(server.http("/verify.css")).send().await.unwrap();
