@@ -18,6 +18,7 @@ pub mod meeting;
 pub mod meetings;
 pub mod people;
 pub mod secrecy;
+pub mod secret;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

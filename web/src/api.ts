@@ -54,12 +54,16 @@ export interface Section {
 }
 
 export interface Participant {
-  user: Person & { username?: string; is_admin?: boolean; confirmed?: boolean }
+  user: Person & { username?: string; is_admin?: boolean; confirmed?: boolean; can_create_meetings?: boolean }
   role: Role
 }
 
 export interface MeetingView extends Meeting {
   your_role: Role | null
+  /** The document's encoded size as stored, in bytes. */
+  document_bytes: number
+  /** The most the document may hold (`--max-document-bytes`). */
+  document_limit_bytes: number
   agenda: Section[]
   participants: Participant[]
 }

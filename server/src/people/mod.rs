@@ -174,3 +174,41 @@ pub struct ApiToken {
 
 #[cfg(test)]
 mod tests;
+
+/// How someone proved who they are when they acted, as a sign-off records
+/// it. An open set, named by `method`: `password` (a session opened with
+/// their password, at sign-in or when they accepted their invitation),
+/// `api_token` (with `token_id`), `command_line` (an operator with the
+/// database acted for them with `--as`). Issue 28 adds single sign-on
+/// (`openid_connect` with `provider` and `subject`); readers show a method
+/// they do not know by its name and details.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SignIn {
+    pub method: String,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub details: std::collections::BTreeMap<String, String>,
+}
+
+impl SignIn {
+    fn method(method: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            details: Default::default(),
+        }
+    }
+
+    pub fn password() -> Self {
+        Self::method("password")
+    }
+
+    pub fn api_token(id: TokenId) -> Self {
+        let mut s = Self::method("api_token");
+        s.details.insert("token_id".into(), id.to_string());
+        s
+    }
+
+    pub fn command_line() -> Self {
+        Self::method("command_line")
+    }
+}

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{AGENCY_JOIN, BATCH_PARAMETERS, Directory, USER_COLUMNS, conflict, placeholders};
 use crate::{
-    auth::secret::SecretHash,
     people::{ApiToken, TokenId, User, UserId},
+    secret::SecretHash,
     store::{
         StoreError,
         pool::{execute, fetch_all, fetch_optional},

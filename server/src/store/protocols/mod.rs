@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::{Pool, Seq, StoreError};
 use crate::{
-    auth::SignIn,
     meeting::MeetingId,
+    people::SignIn,
     people::{UserId, Vouch},
 };
 
