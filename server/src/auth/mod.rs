@@ -153,7 +153,7 @@ pub async fn authenticate(
 /// Which of the credentials open connections hold no longer hold: a
 /// session that has ended or is gone (signed out, password changed, user
 /// deleted), a token that is revoked or gone. For a whole node at once
-/// (`sync::recheck`), in a few queries; `ends` is each credential's end as
+/// (`live::recheck`), in a few queries; `ends` is each credential's end as
 /// it was presented.
 pub async fn no_longer_valid(
     dir: &Directory,

@@ -180,7 +180,7 @@ async fn serve(
     debug!(peer, "joined");
     let closer = socket.closer.clone();
     // Revocations made elsewhere (another node, the CLI) are found by the
-    // node's recheck (`auth::recheck`) through this registration.
+    // node's recheck (`live::recheck`) through this registration.
     let _registration = app.live.register(meeting, &principal, &credential, &closer);
     // A session's end closes the connection at that instant.
     let expiry = credential.expires_at().map(|at| {
