@@ -1199,12 +1199,7 @@ async fn the_cli_normalises_names_grants_meeting_creation_and_revokes_tokens_on_
 async fn the_new_routes_are_in_the_openapi_document(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
-    let doc: Value = reqwest::get(server.http("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&reqwest::Client::new(), server.http("/api/openapi.json")).await;
     for (path, method) in [
         ("/api/meetings/{id}/invitations", "get"),
         ("/api/meetings/{id}/invitations/{invitation}", "delete"),

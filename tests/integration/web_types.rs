@@ -344,12 +344,7 @@ async fn the_web_apps_api_types_match_the_openapi_document() {
     init_logs();
     let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(&db).await;
-    let doc: Value = reqwest::get(server.http("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&reqwest::Client::new(), server.http("/api/openapi.json")).await;
     let source =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src/api.ts")).unwrap();
     let source = without_comments(&source);
